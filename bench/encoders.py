@@ -1,0 +1,81 @@
+"""Encoder effort on a real 1 MP cut-out: time and bytes per setting, as a Markdown table.
+
+    .venv/bin/python bench/encoders.py [--repeat 3]
+
+The constants in optimizer/encode.py were chosen from this table (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import time
+from collections.abc import Callable
+
+import bentoml
+from PIL import Image
+from skimage import data
+
+from optimizer.compose import cutout
+from segmentation import SegmentationSession, get_spec, model_input
+from segmentation.catalog import STORE_MODEL_FILE
+
+SETTINGS: list[tuple[str, str, dict]] = [
+    ("PNG", "compress_level=1", {"compress_level": 1}),
+    ("PNG", "compress_level=2", {"compress_level": 2}),
+    ("PNG", "compress_level=3", {"compress_level": 3}),
+    ("PNG", "compress_level=6 (Pillow default)", {"compress_level": 6}),
+    ("PNG", "compress_level=9", {"compress_level": 9}),
+    ("WEBP", "q80 method=0", {"quality": 80, "method": 0}),
+    ("WEBP", "q80 method=2", {"quality": 80, "method": 2}),
+    ("WEBP", "q80 method=4 (default)", {"quality": 80, "method": 4}),
+    ("WEBP", "q80 method=6", {"quality": 80, "method": 6}),
+    ("AVIF", "q80 speed=10", {"quality": 80, "speed": 10}),
+    ("AVIF", "q80 speed=8", {"quality": 80, "speed": 8}),
+    ("AVIF", "q80 speed=6 (default)", {"quality": 80, "speed": 6}),
+    ("JPEG", "q80 progressive optimize 4:2:0",
+     {"quality": 80, "progressive": True, "optimize": True, "subsampling": "4:2:0"}),
+]
+
+
+def one_megapixel_cutout() -> Image.Image:
+    photo = Image.fromarray(data.coffee()).resize((1224, 816), Image.Resampling.LANCZOS)
+    stored = bentoml.models.get("u2netp")
+    session = SegmentationSession(stored.path_of(STORE_MODEL_FILE), get_spec("u2netp"))
+    mask = session.predict(model_input(photo, 320)[None])[0]
+    alpha = Image.fromarray(mask, "L").resize(photo.size, Image.Resampling.LANCZOS)
+    return cutout(photo, alpha)
+
+
+def median_ms(action: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def encoded(image: Image.Image, fmt: str, params: dict) -> bytes:
+    buffer = io.BytesIO()
+    source = image.convert("RGB") if fmt == "JPEG" else image
+    source.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    image = one_megapixel_cutout()
+    print(f"Cut-out: {image.width}x{image.height} RGBA, median of {args.repeat} runs\n")
+    print("| format | setting | ms | bytes |\n|---|---|---:|---:|")
+    for fmt, label, params in SETTINGS:
+        size = len(encoded(image, fmt, params))
+        ms = median_ms(lambda fmt=fmt, params=params: encoded(image, fmt, params), args.repeat)
+        print(f"| {fmt} | {label} | {ms:.0f} | {size:,} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The HTTP contract (../shared/API.md) in plain Python: errors, response shapes, file access."""

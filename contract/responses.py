@@ -1,0 +1,74 @@
+"""Response pieces the contract fixes: download names, result headers, the JSON result."""
+
+from __future__ import annotations
+
+import base64
+import re
+import unicodedata
+from typing import Any
+from urllib.parse import quote
+
+from optimizer import Options, Result
+
+FALLBACK_STEM = "image"
+MAX_STEM_LENGTH = 100
+UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f"\\;/:*?<>|%]+')
+
+
+def download_name(uploaded_name: str | None, options: Options) -> str:
+    return f"{safe_stem(uploaded_name)}_no_bg.{options.format.extension}"
+
+
+def safe_stem(uploaded_name: str | None) -> str:
+    """The upload's stem without any path, control or quoting characters."""
+    name = (uploaded_name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name.strip(".") else name
+    stem = UNSAFE_IN_NAME.sub("_", stem).strip(" ._")[:MAX_STEM_LENGTH]
+    return stem or FALLBACK_STEM
+
+
+def content_disposition(filename: str) -> str:
+    """RFC 6266: an ASCII `filename` always, plus `filename*` when the name is not ASCII."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    ascii_name = UNSAFE_IN_NAME.sub("_", ascii_name) or f"{FALLBACK_STEM}{_suffix(filename)}"
+    if ascii_name == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _suffix(filename: str) -> str:
+    return "." + filename.rsplit(".", 1)[-1] if "." in filename else ""
+
+
+def result_headers(result: Result, options: Options, elapsed_ms: float) -> dict[str, str]:
+    return {
+        "X-Original-Size": str(result.original_size),
+        "X-Optimized-Size": str(result.size),
+        "X-Optimization-Used": "true" if options.explicit else "false",
+        "X-Image-Width": str(result.width),
+        "X-Image-Height": str(result.height),
+        "X-Processing-Time-Ms": str(round(elapsed_ms)),
+    }
+
+
+def result_json(result: Result, options: Options) -> dict[str, Any]:
+    return {
+        "success": True,
+        "image": base64.b64encode(result.data).decode("ascii"),
+        "mimetype": result.format.mimetype,
+        "size": result.size,
+        "original_size": result.original_size,
+        "width": result.width,
+        "height": result.height,
+        "optimization": optimization_summary(result, options),
+    }
+
+
+def optimization_summary(result: Result, options: Options) -> dict[str, Any]:
+    return {
+        "format": result.format.value,
+        "quality": options.quality,
+        "dimensions": f"{result.width}x{result.height}",
+        "compression_ratio": result.compression_ratio,
+        "preset": options.preset,
+    }

@@ -1,0 +1,12 @@
+"""Image work around the model: options, decoding, fitting, compositing, encoding.
+
+Pure functions over Pillow images; imports nothing from BentoML.
+"""
+
+from optimizer.options import PRESETS, Options, OutputFormat, parse_options
+from optimizer.pipeline import PreparedImage, Result, finish, prepare
+
+__all__ = [
+    "PRESETS", "Options", "OutputFormat", "PreparedImage", "Result", "finish", "parse_options",
+    "prepare",
+]

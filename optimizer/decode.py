@@ -1,0 +1,108 @@
+"""Decoding untrusted image bytes into an upright RGB or RGBA picture, safely and cheaply.
+
+Safety: only the formats we serve are ever parsed, and the pixel count is checked from the
+header before a single pixel is decoded (Pillow itself only warns below twice its limit).
+Cost: a JPEG larger than the requested box is decoded at a reduced scale (`draft`).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from contract.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
+from optimizer.geometry import Box, fit_size
+
+DECODABLE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "AVIF")
+ORIENTATION_TAG = 0x0112
+SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that rotate by 90 degrees
+
+Image.init()
+
+
+def decode_image(data: bytes, *, max_pixels: int, draft_box: Box | None = None) -> Image.Image:
+    """Decode, orient and normalise to RGB/RGBA; `draft_box` allows a reduced JPEG decode."""
+    image = _open(data)
+    width, height = image.size
+    if width * height > max_pixels:
+        raise PayloadTooLarge(
+            f"Image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+        )
+    if draft_box is not None and image.format == "JPEG":
+        _draft(image, draft_box)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImage(f"Image could not be decoded: {exc}") from None
+    return to_rgb_or_rgba(upright)
+
+
+def _open(data: bytes) -> Image.Image:
+    if not data:
+        raise InvalidImage("The file is empty")
+    try:
+        return Image.open(io.BytesIO(data), formats=DECODABLE_FORMATS)
+    except UnidentifiedImageError:
+        pass
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLarge(str(exc)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"Image header could not be read: {exc}") from None
+    if _looks_like_supported_format(data):
+        raise InvalidImage("The image is truncated or corrupt")
+    raise UnsupportedMediaType(
+        f"Not an image in a supported format ({', '.join(DECODABLE_FORMATS)})"
+    )
+
+
+def _looks_like_supported_format(data: bytes) -> bool:
+    head = data[:32]
+    return any(
+        accept is not None and bool(accept(head))
+        for name in DECODABLE_FORMATS
+        if name in Image.OPEN
+        for accept in [Image.OPEN[name][1]]
+    )
+
+
+def _draft(image: Image.Image, box: Box) -> None:
+    """Ask libjpeg for the smallest 1/2, 1/4 or 1/8 scale still covering the output size."""
+    orientation = image.getexif().get(ORIENTATION_TAG, 1)
+    stored_box = box[::-1] if orientation in SWAPS_AXES else box
+    target = fit_size(image.size, stored_box)
+    if target != image.size:
+        image.draft(image.mode, target)
+
+
+def to_rgb_or_rgba(image: Image.Image) -> Image.Image:
+    """One of two modes downstream: RGBA when the input carries transparency, else RGB."""
+    if image.mode in ("RGB", "RGBA"):
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        return _wide_to_grey(image).convert("RGB")
+    has_alpha = image.mode in ("LA", "La", "PA", "RGBa") or "transparency" in image.info
+    return image.convert("RGBA" if has_alpha else "RGB")
+
+
+def _wide_to_grey(image: Image.Image) -> Image.Image:
+    """16/32-bit and float greys scaled to 8 bits: Pillow's own convert would clip at 255."""
+    pixels = np.asarray(image)
+    if pixels.dtype.kind == "f":
+        scaled = np.clip(pixels, 0.0, 1.0) * 255
+    elif image.mode.startswith("I;16") or pixels.max(initial=0) > 255:
+        scaled = pixels.astype(np.float64) / 257
+    else:
+        scaled = pixels
+    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), mode="L")
+
+
+def identify_format(data: bytes) -> str:
+    """The format name of an image we decode, from its header alone."""
+    with _open(data) as image:
+        return image.format or "unknown"

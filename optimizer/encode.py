@@ -1,0 +1,45 @@
+"""Encoding the result. Effort settings were chosen by measurement (bench/encoders.py):
+see the README's "Encoder settings" section for the figures behind each constant.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from optimizer.compose import on_background
+from optimizer.options import OutputFormat
+
+WHITE = (255, 255, 255, 255)
+PNG_COMPRESS_LEVEL = 2
+WEBP_METHOD = 2
+AVIF_SPEED = 8
+PALETTE_COLOURS = 256
+
+
+def encode(image: Image.Image, fmt: OutputFormat, quality: int, lossless_png: bool) -> bytes:
+    buffer = io.BytesIO()
+    if fmt is OutputFormat.PNG:
+        _png(image, buffer, lossless_png)
+    elif fmt is OutputFormat.JPEG:
+        flat = on_background(image, WHITE)
+        flat.save(buffer, "JPEG", quality=quality, progressive=True, optimize=True,
+                  subsampling="4:2:0")
+    elif fmt is OutputFormat.WEBP:
+        _colour(image).save(buffer, "WEBP", quality=quality, method=WEBP_METHOD)
+    else:
+        _colour(image).save(buffer, "AVIF", quality=quality, speed=AVIF_SPEED)
+    return buffer.getvalue()
+
+
+def _png(image: Image.Image, buffer: io.BytesIO, lossless: bool) -> None:
+    if not lossless and image.mode in ("RGB", "RGBA"):
+        # FASTOCTREE is the quantizer Pillow offers for RGBA; the palette carries alpha (tRNS).
+        image = image.quantize(PALETTE_COLOURS, method=Image.Quantize.FASTOCTREE)
+    image.save(buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+
+
+def _colour(image: Image.Image) -> Image.Image:
+    """WEBP and AVIF encoders take RGB(A); a greyscale mask is widened for them."""
+    return image.convert("RGB") if image.mode == "L" else image

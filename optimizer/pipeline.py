@@ -1,0 +1,100 @@
+"""The two halves of one request around the model call: `prepare` before, `finish` after.
+
+Both are CPU-bound and synchronous; the service runs them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from optimizer.compose import cutout, on_background
+from optimizer.decode import decode_image
+from optimizer.encode import encode
+from optimizer.geometry import fit_size, subject_bounds
+from optimizer.options import Options, OutputFormat
+from segmentation.session import model_input
+
+RESAMPLE = Image.Resampling.LANCZOS
+REDUCING_GAP = 3.0  # box-reduce first, Lanczos the rest: same look, a fraction of the time
+
+
+@dataclass
+class PreparedImage:
+    image: Image.Image
+    model_input: np.ndarray
+    original_size: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    data: bytes
+    format: OutputFormat
+    width: int
+    height: int
+    original_size: int
+    timings_ms: dict[str, float]
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def compression_ratio(self) -> str:
+        return f"{round((1 - self.size / self.original_size) * 100)}%"
+
+
+def prepare(data: bytes, options: Options, *, max_pixels: int, model_size: int) -> PreparedImage:
+    started = time.perf_counter()
+    # Cropping needs full resolution around the subject, so only an uncropped fit may draft.
+    draft_box = options.box if any(options.box) and not options.crop else None
+    image = decode_image(data, max_pixels=max_pixels, draft_box=draft_box)
+    decoded = time.perf_counter()
+    tensor = model_input(image, model_size)
+    return PreparedImage(
+        image=image,
+        model_input=tensor,
+        original_size=len(data),
+        timings_ms={"decode": _ms(started, decoded), "preprocess": _ms(decoded)},
+    )
+
+
+def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Result:
+    started = time.perf_counter()
+    image, alpha = _shape(prepared.image, Image.fromarray(mask, mode="L"), options)
+    if options.only_mask:
+        picture = alpha
+    else:
+        picture = cutout(image, alpha)
+        if options.bg_color is not None:
+            picture = on_background(picture, options.bg_color)
+    composed = time.perf_counter()
+    data = encode(picture, options.format, options.quality, options.lossless_png)
+    timings = {**prepared.timings_ms, "compose": _ms(started, composed), "encode": _ms(composed)}
+    return Result(data, options.format, picture.width, picture.height, prepared.original_size,
+                  timings)
+
+
+def _shape(
+    image: Image.Image, mask: Image.Image, options: Options
+) -> tuple[Image.Image, Image.Image]:
+    """Crop (optional) and fit photo and mask alike; the mask is scaled up only once."""
+    if options.crop:
+        mask = mask.resize(image.size, RESAMPLE)
+        bounds = subject_bounds(mask, options.crop_margin)
+        if bounds is not None:
+            image, mask = image.crop(bounds), mask.crop(bounds)
+    size = fit_size(image.size, options.box)
+    if size != image.size:
+        image = image.resize(size, RESAMPLE, reducing_gap=REDUCING_GAP)
+    if mask.size != size:
+        mask = mask.resize(size, RESAMPLE)
+    return image, mask
+
+
+def _ms(start: float, end: float | None = None) -> float:
+    return round(((end or time.perf_counter()) - start) * 1000, 1)

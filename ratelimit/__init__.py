@@ -1,0 +1,21 @@
+"""Per-client rate limiting for the background-removal service.
+
+Framework-free: the HTTP layer derives the client with ``client_address`` /
+``client_key``, calls ``RateLimiter.hit`` and turns ``RateLimitStatus.headers()``
+and the exceptions into responses.
+"""
+
+from .identity import client_address, client_key, parse_networks, short_hash
+from .limiter import RateLimiter
+from .status import RateLimitExceeded, RateLimitStatus, RedisUnavailable
+
+__all__ = [
+    "RateLimitExceeded",
+    "RateLimitStatus",
+    "RateLimiter",
+    "RedisUnavailable",
+    "client_address",
+    "client_key",
+    "parse_networks",
+    "short_hash",
+]

@@ -1,0 +1,99 @@
+"""RateLimiter: per-endpoint limits for per-client budgets.
+
+The three ``limits`` concerns stay apart: the limit (a parsed RateLimitItem per
+endpoint), the storage (FailoverBackend: Redis or in-process) and the strategy
+(moving window by default, chosen by its ``limits`` name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from limits import RateLimitItem, parse
+
+from .backend import FailoverBackend, redis_storage
+from .status import RateLimitExceeded, RateLimitStatus
+from .strategy import DEFAULT_STRATEGY, spend, strategy_class
+
+
+class RateLimiter:
+    """Spend per-client budgets, shared through Redis when ``redis_url`` is set.
+
+    - Without ``redis_url``: one in-process budget per RateLimiter (one replica).
+    - With it: one budget shared by every instance using the same Redis and prefix.
+      Cost of one ``hit`` with the moving window: 2 round trips (two EVALSHA,
+      counted with MONITOR and INFO commandstats), refused or not.
+    - Redis down and ``fail_open``: requests are counted in process (a fresh budget
+      per replica, so briefly up to the limit per replica), one warning is logged,
+      Redis is probed at most every ``retry_interval`` s and used again when it
+      answers. Without ``fail_open``: RedisUnavailable.
+
+    Use one instance from one event loop: redis-py's connections belong to the loop
+    that opened them. Construction opens nothing, so building it at import is fine.
+    """
+
+    def __init__(
+        self,
+        limits: Mapping[str, str],
+        redis_url: str | None = None,
+        strategy: str = DEFAULT_STRATEGY,
+        fail_open: bool = True,
+        enabled: bool = True,
+        socket_timeout: float = 0.25,
+        retry_interval: float = 5.0,
+        key_prefix: str = "bg_remover",
+    ) -> None:
+        """``limits`` maps an endpoint name to a ``limits`` string such as ``"10/hour"``.
+
+        Raises ValueError for an unparsable limit or an unknown strategy, so that a
+        bad configuration fails at start-up rather than on the first request.
+        """
+        strategy_class(strategy)  # validate before anything is built
+        self.enabled = enabled
+        self._strategy = strategy
+        self._items: dict[str, RateLimitItem] = {
+            endpoint: parse(text) for endpoint, text in limits.items()
+        }
+        primary = redis_storage(redis_url, key_prefix, socket_timeout) if redis_url else None
+        self._backend = FailoverBackend(
+            strategy,
+            primary,
+            fail_open=fail_open,
+            timeout=socket_timeout,
+            retry_interval=retry_interval,
+        )
+
+    @property
+    def degraded(self) -> bool:
+        """Redis is configured but limits are currently kept in process."""
+        return self._backend.degraded
+
+    async def hit(self, endpoint: str, client_key: str, cost: int = 1) -> RateLimitStatus | None:
+        """Spend ``cost`` units of ``client_key``'s budget on ``endpoint``, all or none.
+
+        Returns the status after spending (``remaining`` counts down to 0), or None
+        when nothing is limited — limiter disabled or no limit configured for the
+        endpoint — in which case the caller sends no rate-limit headers.
+
+        Raises RateLimitExceeded (nothing spent) when the cost does not fit, also
+        when it exceeds the whole limit; RedisUnavailable when Redis is down and
+        ``fail_open`` is False; ValueError when ``cost`` < 1.
+        """
+        item = self._items.get(endpoint)
+        if not self.enabled or item is None:
+            return None
+        if cost < 1:
+            raise ValueError(f"cost must be at least 1, not {cost}")
+        # The strategy is part of the key: strategies store different Redis types
+        # under it, so switching strategy on a live Redis must not meet old keys.
+        identifiers = (self._strategy, endpoint, client_key)
+        status = await self._backend.run(lambda strategy: spend(strategy, item, identifiers, cost))
+        if status.exceeded:
+            raise RateLimitExceeded(status)
+        return status
+
+    async def check_backend(self) -> tuple[bool, str]:
+        """For /health: ``(True, "in-process limits")`` without Redis, ``(True,
+        "redis ok")`` when PING answers, ``(False, "redis unreachable: …")`` otherwise.
+        Returns within about ``socket_timeout``."""
+        return await self._backend.check()

@@ -1,0 +1,68 @@
+"""Running a segmentation model on a batch, with rembg's maths applied per image.
+
+The API side shrinks each photo to the model's square input as uint8 (`model_input`), which is
+what crosses between the services; this side normalises, runs onnxruntime and returns uint8
+masks at the model's resolution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from segmentation.catalog import ModelSpec
+
+
+def model_input(image: Image.Image, size: int) -> np.ndarray:
+    """The uint8 HxWx3 array rembg feeds its model: RGB, Lanczos-resized to a square."""
+    rgb = image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    # Parallelism comes from several workers; spinning threads would only steal their cores.
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
+
+
+class SegmentationSession:
+    """One onnxruntime session for one model; `predict` takes and returns uint8 batches."""
+
+    def __init__(self, model_path: Path, spec: ModelSpec, threads: int = 1) -> None:
+        ort.disable_telemetry_events()
+        self.spec = spec
+        self._session = ort.InferenceSession(
+            str(model_path), sess_options=session_options(threads),
+            providers=["CPUExecutionProvider"],
+        )
+        self._input_name = self._session.get_inputs()[0].name
+        self._mask_output = self._session.get_outputs()[0].name
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """N x S x S x 3 uint8 photos -> N x S x S uint8 masks."""
+        outputs = self._session.run([self._mask_output], {self._input_name: self.normalize(images)})
+        return to_masks(outputs[0][:, 0, :, :])
+
+    def normalize(self, images: np.ndarray) -> np.ndarray:
+        """rembg's normalisation, each image scaled by its own maximum (not the batch's)."""
+        pixels = images.astype(np.float64)
+        peaks = np.maximum(pixels.max(axis=(1, 2, 3), keepdims=True), 1e-6)
+        scaled = (pixels / peaks - np.array(self.spec.mean)) / np.array(self.spec.std)
+        return scaled.transpose(0, 3, 1, 2).astype(np.float32)
+
+
+def to_masks(predictions: np.ndarray) -> np.ndarray:
+    """Stretch each prediction to 0..255 on its own, truncating as rembg does."""
+    low = predictions.min(axis=(1, 2), keepdims=True)
+    span = predictions.max(axis=(1, 2), keepdims=True) - low
+    stretched = np.divide(predictions - low, span, out=np.zeros_like(predictions), where=span > 0)
+    return (stretched * 255).astype(np.uint8)

@@ -1,0 +1,91 @@
+"""Starting a real `bentoml serve` of this project for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_S = 180
+# Limits high enough that functional tests never meet them; rate-limit tests set their own.
+GENEROUS_LIMITS = {
+    f"RATE_LIMIT_{name}_PER_HOUR": "1000000"
+    for name in ("REMOVE_BG", "PREVIEW", "BASE64", "READ_FILE", "BATCH")
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class BentoServer:
+    """One `bentoml serve` process group, its port and its log."""
+
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None,
+                 target: str = "service:BackgroundRemover") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"bentoml-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "BENTOML_DO_NOT_TRACK": "true",
+            "UPLOAD_DIR": str(workdir / "uploads"),
+            "OUTPUT_DIR": str(workdir / "outputs"),
+            **GENEROUS_LIMITS,
+            **(env or {}),
+        }
+        self.target = target
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BentoServer:
+        bentoml = Path(sys.executable).with_name("bentoml")
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(bentoml), "serve", self.target, "--host", "127.0.0.1",
+                 "--port", str(self.port)],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"bentoml serve exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"not ready after {READY_TIMEOUT_S}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def __enter__(self) -> BentoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
