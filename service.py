@@ -1,53 +1,79 @@
-"""BentoML wiring: the model service, the API service, their routes, and errors to HTTP.
+"""BentoML wiring: the model service, the API service, their routes and middleware.
 
     Segmenter           holds the ONNX model; a batchable API from uint8 photos to uint8 masks
-    BackgroundRemover   the public HTTP API (FastAPI routes mounted on BentoML); it decodes,
-                        validates, calls Segmenter, optimizes and answers as ../shared/API.md says
+    BackgroundRemover   the public HTTP API (FastAPI routes mounted on BentoML): decodes,
+                        validates, spends rate-limit budget, calls Segmenter, optimizes, answers
+                        as ../shared/API.md says
 
-Domain logic lives in `optimizer/`, `segmentation/`, `ratelimit/` and `contract/`.
+Domain logic lives in `optimizer/`, `segmentation/`, `ratelimit/`, `contract/` and
+`operations/`; HTTP plumbing that is not BentoML-specific in `gateway/`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import time
 from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import bentoml
 import numpy as np
-from fastapi import Body, Depends, FastAPI, File, Form, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
+from fastapi import Body, FastAPI, Request, UploadFile
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
 
-from contract.errors import (
-    InvalidImage,
-    InvalidParameter,
-    Overloaded,
-    ServiceError,
-    Unavailable,
-)
+from contract.errors import InvalidImage, InvalidParameter, Overloaded, ServiceError, Unavailable
 from contract.requests import BatchEntry, batch_archive, decode_base64_image, unique_names
-from contract.responses import (
-    content_disposition,
-    download_name,
-    result_headers,
-    result_json,
-)
+from contract.responses import content_disposition, download_name, result_headers, result_json
 from contract.uploads import read_upload, resolve_upload_path
 from gateway.body_limit import BodySizeLimit
-from gateway.responses import error_response
-from gateway.security_headers import SecurityHeaders
+from gateway.concurrency import ConcurrencyLimit
+from gateway.errors import install_error_handlers
+from gateway.form import FormOptions, ImageFile, ImageFiles
+from gateway.identity import ClientIdentity
+from gateway.metrics_access import MetricsAccess
+from gateway.observe import RequestObserver, request_log
+from gateway.rate_limit import budget
+from gateway.response_headers import ResponseHeaders
+from operations import health
+from operations.logs import configure_logging
+from operations.metrics import COMPRESSION_RATIO, INFERENCE_BATCH_SIZE, OUTPUT_BYTES
+from operations.retention import start_retention
 from optimizer import PRESETS, Options, Result, finish, parse_options, prepare
 from optimizer.decode import identify_format
+from ratelimit import RateLimiter
 from segmentation import SegmentationSession, get_spec
 from segmentation.catalog import STORE_LABELS, STORE_MODEL_FILE
 from settings import get_settings
 
 settings = get_settings()
-RETRY_AFTER_OVERLOADED = "5"
+# uvicorn (started by BentoML) trusts X-Forwarded-For from 127.0.0.1 unless told otherwise;
+# who the client is must be decided by TRUSTED_PROXIES alone (gateway/identity.py).
+os.environ["FORWARDED_ALLOW_IPS"] = ""
+configure_logging(settings.log_level, settings.log_format, settings.log_file)
+
+PROCESSING_ROUTES = (
+    "/remove-background", "/remove-background-preview", "/remove-background-base64",
+    "/remove-background-batch", "/read-file",
+)
+ROUTES = (*PROCESSING_ROUTES, "/presets", "/health")
+OPEN_ROUTES = ("/health", "/livez", "/readyz", "/healthz", "/metrics", "/", "/docs.json",
+               "/schema.json")
+MODEL_CALL_RETRY_AFTER = "5"
+HEALTH_TIMEOUT_S = 2.0
+RETENTION_SWEEP_S = 600
+
+limiter = RateLimiter(
+    limits={endpoint: f"{amount}/hour" for endpoint, amount in settings.hourly_limits.items()},
+    redis_url=settings.redis_url,
+    strategy=settings.rate_limit_strategy,
+    fail_open=settings.rate_limit_fail_open,
+    enabled=settings.rate_limit_enabled,
+    socket_timeout=settings.redis_socket_timeout,
+    retry_interval=settings.redis_retry_interval,
+)
 
 
 def open_session(stored: bentoml.Model, threads: int) -> SegmentationSession:
@@ -75,15 +101,16 @@ class Segmenter:
     )
     def segment(self, images: np.ndarray) -> np.ndarray:
         """N x S x S x 3 uint8 photos -> N x S x S uint8 masks with the served model."""
+        INFERENCE_BATCH_SIZE.observe(len(images))
         return self.default.predict(images)
 
     @bentoml.api
     def segment_with(self, model_name: str, images: np.ndarray) -> np.ndarray:
         """The same with another model from the store, loaded on first use (not batched)."""
         if model_name not in self.others:
-            self.others[model_name] = open_session(
-                bentoml.models.get(model_name), settings.model_threads
-            )
+            stored = bentoml.models.get(model_name)
+            self.others[model_name] = open_session(stored, settings.model_threads)
+        INFERENCE_BATCH_SIZE.observe(len(images))
         return self.others[model_name].predict(images)
 
     @bentoml.api
@@ -95,36 +122,18 @@ class Segmenter:
         ]
         return {name: get_spec(name).input_size for name in {*stored, settings.model}}
 
+    @bentoml.api
+    def loaded(self) -> str:
+        """The served model's tag: answering at all proves the model is loaded."""
+        return str(self.model.tag)
+
 
 app = FastAPI(
     title="Background Remover API",
     summary="Cut the subject out of a photo and get it back optimized for the web.",
     docs_url=None, redoc_url=None, openapi_url=None,  # BentoML serves /docs.json and Swagger UI
 )
-
-ImageFile = Annotated[UploadFile | None, File(description="The image (JPEG, PNG, WEBP, ...)")]
-ImageFiles = Annotated[list[UploadFile] | None, File(description="Several images")]
-
-
-async def form_options(
-    request: Request,
-    format: Annotated[str | None, Form(description="PNG, JPEG (JPG), WEBP or AVIF")] = None,
-    quality: Annotated[str | None, Form(description="10-100")] = None,
-    max_width: Annotated[str | None, Form(description="100-4000")] = None,
-    max_height: Annotated[str | None, Form(description="100-4000")] = None,
-    preset: Annotated[str | None, Form(description=", ".join(PRESETS))] = None,
-    bg_color: Annotated[str | None, Form(description="#rgb, #rrggbb, #rrggbbaa, name")] = None,
-    crop: Annotated[str | None, Form(description="boolean")] = None,
-    crop_margin: Annotated[str | None, Form(description="px or N%")] = None,
-    only_mask: Annotated[str | None, Form(description="boolean")] = None,
-    model: Annotated[str | None, Form(description="a model in the store")] = None,
-) -> dict[str, Any]:
-    """Every form field but the files; the declared ones document the options in OpenAPI."""
-    form = await request.form()
-    return {key: value for key, value in form.multi_items() if key not in ("file", "files")}
-
-
-FormOptions = Annotated[dict[str, Any], Depends(form_options)]
+install_error_handlers(app)
 JsonObject = Annotated[dict[str, Any], Body()]
 
 
@@ -135,37 +144,42 @@ class BackgroundRemover:
 
     def __init__(self) -> None:
         self.model_sizes: dict[str, int] = {}
-        for folder in (settings.upload_dir, settings.output_dir):
+        folders = [settings.upload_dir, settings.output_dir]
+        for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
+        start_retention(folders, settings.file_ttl_hours * 3600, RETENTION_SWEEP_S)
 
-    @app.post("/remove-background", response_class=Response, summary="Image in, image out")
+    @app.post("/remove-background", response_class=Response, summary="Image in, image out",
+              dependencies=[budget(limiter, "remove-background")])
     async def remove_background(
         self, request: Request, options: FormOptions, file: ImageFile = None
     ) -> Response:
         started = time.perf_counter()
-        parsed, result = await self._process_upload(file, options)
+        parsed, result = await self._process_upload(request, file, options)
         headers = result_headers(result, parsed, _elapsed_ms(started))
         name = download_name(file.filename if file else None, parsed)
         headers["Content-Disposition"] = content_disposition(name)
         return Response(result.data, media_type=result.format.mimetype, headers=headers)
 
-    @app.post("/remove-background-preview", summary="Image in, JSON with base64 out")
+    @app.post("/remove-background-preview", summary="Image in, JSON with base64 out",
+              dependencies=[budget(limiter, "remove-background-preview")])
     async def remove_background_preview(
         self, request: Request, options: FormOptions, file: ImageFile = None
     ) -> JSONResponse:
         started = time.perf_counter()
-        parsed, result = await self._process_upload(file, options)
+        parsed, result = await self._process_upload(request, file, options)
         return _json_result(result, parsed, started)
 
-    @app.post("/remove-background-base64", summary="JSON with base64 in and out")
+    @app.post("/remove-background-base64", summary="JSON with base64 in and out",
+              dependencies=[budget(limiter, "remove-background-base64")])
     async def remove_background_base64(self, request: Request, body: JsonObject) -> JSONResponse:
         started = time.perf_counter()
-        raw = {key: value for key, value in body.items() if key != "image"}
-        options = parse_options(raw)
-        result = await self._process(decode_base64_image(body.get("image")), options)
+        options = parse_options({key: value for key, value in body.items() if key != "image"})
+        result = await self._process(request, decode_base64_image(body.get("image")), options)
         return _json_result(result, options, started)
 
-    @app.post("/remove-background-batch", response_class=Response, summary="Images in, zip out")
+    @app.post("/remove-background-batch", response_class=Response, summary="Images in, zip out",
+              dependencies=[budget(limiter, "remove-background-batch", per_file_field="files")])
     async def remove_background_batch(
         self, request: Request, options: FormOptions, files: ImageFiles = None
     ) -> Response:
@@ -177,7 +191,7 @@ class BackgroundRemover:
         parsed = parse_options(options)
         names = unique_names(download_name(upload.filename, parsed) for upload in uploads)
         entries = await asyncio.gather(*(
-            self._batch_entry(upload, name, parsed)
+            self._batch_entry(request, upload, name, parsed)
             for upload, name in zip(uploads, names, strict=True)
         ))
         return Response(
@@ -185,7 +199,8 @@ class BackgroundRemover:
             headers={"Content-Disposition": content_disposition("images_no_bg.zip")},
         )
 
-    @app.post("/read-file", summary="Read an image from UPLOAD_DIR")
+    @app.post("/read-file", summary="Read an image from UPLOAD_DIR",
+              dependencies=[budget(limiter, "read-file")])
     async def read_file(self, request: Request, body: JsonObject) -> JSONResponse:
         path = resolve_upload_path(settings.upload_dir, body.get("path"))
         data = await asyncio.to_thread(read_upload, path, settings.max_content_length)
@@ -202,11 +217,35 @@ class BackgroundRemover:
     async def presets(self) -> dict[str, dict[str, Any]]:
         return {name: preset.as_options() for name, preset in PRESETS.items()}
 
-    async def _batch_entry(self, upload: UploadFile, name: str, options: Options) -> BatchEntry:
+    @app.get("/health", summary="Health of the app, model, Redis, disk and memory")
+    async def health(self) -> JSONResponse:
+        redis_ok, redis_detail = await limiter.check_backend()
+        checks = {
+            "app": health.Check(True, "serving"),
+            "model": await self._model_check(),
+            "redis": health.Check(redis_ok, redis_detail,
+                                  critical=not settings.rate_limit_fail_open),
+            "disk_space": health.disk_space(
+                [settings.upload_dir, settings.output_dir], settings.disk_min_free_mb
+            ),
+            "memory": health.memory(settings.memory_max_percent),
+        }
+        body, status = health.report(checks)
+        return JSONResponse(body, status_code=status)
+
+    async def _model_check(self) -> health.Check:
+        try:
+            tag = await asyncio.wait_for(self.segmenter.to_async.loaded(), HEALTH_TIMEOUT_S)
+        except Exception as exc:  # any failure to answer means the model is not serving
+            return health.Check(False, f"model service not answering: {type(exc).__name__}")
+        return health.Check(True, f"{tag} loaded")
+
+    async def _batch_entry(self, request: Request, upload: UploadFile, name: str,
+                           options: Options) -> BatchEntry:
         data = await upload.read()
         entry = BatchEntry(upload.filename or "image", name, len(data))
         try:
-            result = await self._process(data, options)
+            result = await self._process(request, data, options)
         except ServiceError as error:
             entry.error = error
         else:
@@ -214,14 +253,14 @@ class BackgroundRemover:
         return entry
 
     async def _process_upload(
-        self, file: UploadFile | None, raw: dict[str, Any]
+        self, request: Request, file: UploadFile | None, raw: dict[str, Any]
     ) -> tuple[Options, Result]:
         options = parse_options(raw)
         if file is None:
             raise InvalidImage("No image was sent in the 'file' field")
-        return options, await self._process(await file.read(), options)
+        return options, await self._process(request, await file.read(), options)
 
-    async def _process(self, data: bytes, options: Options) -> Result:
+    async def _process(self, request: Request, data: bytes, options: Options) -> Result:
         model_size = await self._model_size(options.model)
         prepared = await asyncio.to_thread(
             prepare, data, options, max_pixels=settings.max_image_pixels, model_size=model_size
@@ -229,7 +268,15 @@ class BackgroundRemover:
         started = time.perf_counter()
         mask = await self._segment(prepared.model_input[np.newaxis], options.model)
         prepared.timings_ms["inference"] = round(_elapsed_ms(started), 1)
-        return await asyncio.to_thread(finish, prepared, mask[0], options)
+        result = await asyncio.to_thread(finish, prepared, mask[0], options)
+        _observe(request, result)
+        if settings.save_outputs:
+            await asyncio.to_thread(self._save, request, result)
+        return result
+
+    def _save(self, request: Request, result: Result) -> None:
+        name = f"{request.state.request_id}-{time.time_ns()}.{result.format.extension}"
+        (settings.output_dir / name).write_bytes(result.data)
 
     async def _model_size(self, name: str | None) -> int:
         if name is None or name == settings.model:
@@ -252,9 +299,20 @@ async def _call_model(call: Awaitable[Any]) -> Any:
     except bentoml.exceptions.BentoMLException as exc:
         if exc.error_code == 503:
             raise Overloaded(
-                "The model queue is full", headers={"Retry-After": RETRY_AFTER_OVERLOADED}
+                "The model queue is full", headers={"Retry-After": MODEL_CALL_RETRY_AFTER}
             ) from None
         raise Unavailable(f"The model service failed: {exc}") from None
+
+
+def _observe(request: Request, result: Result) -> None:
+    """Metrics and log fields of one produced image (a batch logs its last one)."""
+    fmt = result.format.value
+    OUTPUT_BYTES.labels(format=fmt).observe(result.size)
+    COMPRESSION_RATIO.labels(format=fmt).observe(1 - result.size / result.original_size)
+    request_log(request.scope).update({
+        "input_bytes": result.original_size, "output_bytes": result.size,
+        "compression_ratio": result.compression_ratio, "format": fmt, **result.timings_ms,
+    })
 
 
 def _json_result(result: Result, options: Options, started: float) -> JSONResponse:
@@ -262,36 +320,29 @@ def _json_result(result: Result, options: Options, started: float) -> JSONRespon
     return JSONResponse(result_json(result, options), headers=headers)
 
 
-@app.exception_handler(ServiceError)
-async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
-    return error_response(error)
-
-
-@app.exception_handler(RequestValidationError)
-async def _unparseable_request(request: Request, error: RequestValidationError) -> JSONResponse:
-    fields = sorted({".".join(map(str, e["loc"][1:])) or "body" for e in error.errors()})
-    return error_response(InvalidParameter(f"Malformed request: check {', '.join(fields)}"))
-
-
-@app.exception_handler(HTTPException)
-async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
-    # FastAPI wraps failures while reading the body (such as our 413) in a 400 HTTPException.
-    if isinstance(error.__cause__, ServiceError):
-        return error_response(error.__cause__)
-    if error.status_code == 400:
-        return error_response(InvalidParameter(f"Malformed request body: {error.detail}"))
-    return JSONResponse({"error": str(error.detail), "code": "http_error", "solution": "",
-                         "details": str(error.detail)}, status_code=error.status_code)
-
-
-@app.exception_handler(Exception)
-async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-    return error_response(ServiceError("An unexpected error occurred; it has been logged"))
-
-
-BackgroundRemover.add_asgi_middleware(BodySizeLimit, max_bytes=settings.max_content_length)
-BackgroundRemover.add_asgi_middleware(SecurityHeaders)
-
-
 def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+
+
+# Outermost first. CORS answers preflights before any key is asked for; identity comes before
+# the body is read; the body limit before the concurrency slot is taken.
+if settings.cors_origins:
+    BackgroundRemover.add_asgi_middleware(
+        CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+        allow_headers=["X-API-Key", "Content-Type"],
+        expose_headers=["Content-Disposition", "X-Original-Size", "X-Optimized-Size",
+                        "X-Optimization-Used", "X-Image-Width", "X-Image-Height",
+                        "X-Processing-Time-Ms", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                        "X-RateLimit-Reset", "Retry-After", "X-Request-ID"],
+    )
+BackgroundRemover.add_asgi_middleware(ResponseHeaders)
+BackgroundRemover.add_asgi_middleware(RequestObserver, endpoints=ROUTES)
+BackgroundRemover.add_asgi_middleware(
+    ClientIdentity, api_keys=settings.api_keys, trusted_proxies=settings.trusted_proxies,
+    open_paths=OPEN_ROUTES,
+)
+BackgroundRemover.add_asgi_middleware(MetricsAccess, allow=settings.metrics_allow)
+BackgroundRemover.add_asgi_middleware(BodySizeLimit, max_bytes=settings.max_content_length)
+BackgroundRemover.add_asgi_middleware(
+    ConcurrencyLimit, limit=settings.max_concurrency, paths=PROCESSING_ROUTES
+)

@@ -1,4 +1,7 @@
-"""Headers every response carries, whichever route or error produced it."""
+"""Headers added to responses on their way out, whichever route or error produced them:
+the security headers on every response, and headers a handler or an earlier middleware left
+in `scope["state"]["response_headers"]` (the rate-limit headers, once the limit was checked).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,12 @@ SECURITY_HEADERS = {
 }
 
 
-class SecurityHeaders:
+def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:
+    """Ask for `headers` on this request's response, whatever the outcome."""
+    scope.setdefault("state", {}).setdefault("response_headers", {}).update(headers)
+
+
+class ResponseHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -24,7 +32,8 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
+                extra = scope.get("state", {}).get("response_headers", {})
+                for name, value in {**SECURITY_HEADERS, **extra}.items():
                     headers.setdefault(name, value)
             await send(message)
 

@@ -1,0 +1,58 @@
+"""Who is calling: the API key check (401) and the client key used for limits and logs.
+
+The client address is the TCP peer, or, only when the peer is a trusted proxy, the right-most
+untrusted `X-Forwarded-For` hop. uvicorn's own proxy-header handling is switched off by the
+service (FORWARDED_ALLOW_IPS=""), so `scope["client"]` here is the real peer.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable, Sequence
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from contract.errors import Unauthorized
+from gateway.responses import send_error
+from ratelimit import client_address, client_key
+from settings import IPNetwork
+
+
+class ClientIdentity:
+    def __init__(self, app: ASGIApp, api_keys: Iterable[str],
+                 trusted_proxies: Sequence[IPNetwork], open_paths: Iterable[str]) -> None:
+        self.app = app
+        self.api_keys = [key.encode() for key in api_keys]
+        self.trusted_proxies = trusted_proxies
+        self.open_paths = frozenset(open_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        peer = scope["client"][0] if scope.get("client") else None
+        forwarded = ",".join(headers.getlist("x-forwarded-for")) or None
+        address = client_address(peer, forwarded, self.trusted_proxies)
+        key = headers.get("x-api-key")
+        state = scope.setdefault("state", {})
+        state["client_address"] = address
+        if self.api_keys and not self._is_open(scope) and not self._valid(key):
+            message = "Missing API key" if not key else "Invalid API key"
+            await send_error(scope, send, Unauthorized(message))
+            return
+        state["client_key"] = client_key(key if self.api_keys else None, address)
+        await self.app(scope, receive, send)
+
+    def _is_open(self, scope: Scope) -> bool:
+        return scope["method"] == "OPTIONS" or scope["path"] in self.open_paths \
+            or scope["path"].startswith("/static_content/")
+
+    def _valid(self, key: str | None) -> bool:
+        if not key:
+            return False
+        candidate = key.encode()
+        # Compare with every key so the time taken does not tell which one nearly matched.
+        matches = [hmac.compare_digest(candidate, known) for known in self.api_keys]
+        return any(matches)

@@ -1,0 +1,34 @@
+"""`/metrics` only for METRICS_ALLOW networks (by the client address ClientIdentity found)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from contract.errors import Forbidden
+from gateway.responses import send_error
+from settings import IPNetwork
+
+METRICS_PATH = "/metrics"
+
+
+class MetricsAccess:
+    def __init__(self, app: ASGIApp, allow: Sequence[IPNetwork]) -> None:
+        self.app = app
+        self.allow = allow
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/") == METRICS_PATH \
+                and not self._allowed(scope.get("state", {}).get("client_address")):
+            await send_error(scope, send, Forbidden("Metrics are not served to this network"))
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, address: str | None) -> bool:
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in network for network in self.allow)

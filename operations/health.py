@@ -1,0 +1,52 @@
+"""The `/health` checks and how they add up to healthy, degraded or unhealthy."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+# A failing check in this set makes the service unhealthy (503); any other makes it degraded.
+CRITICAL_CHECKS = frozenset({"app", "model", "disk_space"})
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    detail: str
+    critical: bool = False  # overrides: e.g. Redis down with fail-closed limits
+
+
+def overall(checks: Mapping[str, Check]) -> tuple[str, int]:
+    failing = [name for name, check in checks.items() if not check.ok]
+    if any(name in CRITICAL_CHECKS or checks[name].critical for name in failing):
+        return "unhealthy", 503
+    return ("degraded", 200) if failing else ("healthy", 200)
+
+
+def report(checks: Mapping[str, Check]) -> tuple[dict[str, object], int]:
+    status, code = overall(checks)
+    body = {
+        "status": status,
+        "checks": {
+            name: {key: value for key, value in asdict(check).items() if key != "critical"}
+            for name, check in checks.items()
+        },
+    }
+    return body, code
+
+
+def disk_space(folders: Iterable[Path], min_free_mb: int) -> Check:
+    lowest = min((shutil.disk_usage(folder).free // MIB, folder) for folder in folders)
+    free_mb, folder = lowest
+    detail = f"{free_mb} MiB free in {folder} (minimum {min_free_mb} MiB)"
+    return Check(free_mb >= min_free_mb, detail)
+
+
+def memory(max_percent: float) -> Check:
+    used = psutil.virtual_memory().percent
+    return Check(used < max_percent, f"{used:.0f}% used (limit {max_percent:.0f}%)")

@@ -1,0 +1,32 @@
+"""The service's own Prometheus metrics (prefix `bg_remover_`).
+
+Plain prometheus_client objects: BentoML runs its workers with PROMETHEUS_MULTIPROC_DIR set,
+so values from every process (API and model workers) appear on BentoML's `/metrics`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter(
+    "bg_remover_requests", "Requests by endpoint and HTTP status", ["endpoint", "status"]
+)
+REQUEST_DURATION = Histogram(
+    "bg_remover_request_duration_seconds", "Request duration by endpoint", ["endpoint"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+)
+RATE_LIMITED = Counter(
+    "bg_remover_rate_limited", "Requests refused with 429 by endpoint", ["endpoint"]
+)
+OUTPUT_BYTES = Histogram(
+    "bg_remover_output_bytes", "Size of each output image by format", ["format"],
+    buckets=tuple(2**power for power in range(10, 26)),
+)
+COMPRESSION_RATIO = Histogram(
+    "bg_remover_compression_ratio", "1 - output/input size, by format", ["format"],
+    buckets=(-1.0, -0.5, -0.25, 0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99),
+)
+INFERENCE_BATCH_SIZE = Histogram(
+    "bg_remover_inference_batch_size", "Images per model call", [],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
+)
