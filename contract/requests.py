@@ -71,13 +71,14 @@ def batch_archive(entries: Iterable[BatchEntry]) -> bytes:
 
 def unique_names(names: Iterable[str]) -> list[str]:
     """Names made unique by a `-2`, `-3`… before the extension, in order of appearance."""
-    seen: dict[str, int] = {}
+    taken: set[str] = set()
     unique = []
     for name in names:
-        count = seen.get(name, 0) + 1
-        seen[name] = count
-        if count > 1:
-            stem, dot, ext = name.rpartition(".")
-            name = f"{stem}-{count}.{ext}" if dot else f"{name}-{count}"
-        unique.append(name)
+        stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
+        candidate, count = name, 1
+        while candidate in taken:
+            count += 1
+            candidate = f"{stem}-{count}{dot}{ext}"
+        taken.add(candidate)
+        unique.append(candidate)
     return unique

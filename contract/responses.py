@@ -30,14 +30,12 @@ def safe_stem(uploaded_name: str | None) -> str:
 def content_disposition(filename: str) -> str:
     """RFC 6266: an ASCII `filename` always, plus `filename*` when the name is not ASCII."""
     ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    ascii_name = UNSAFE_IN_NAME.sub("_", ascii_name) or f"{FALLBACK_STEM}{_suffix(filename)}"
+    ascii_name = UNSAFE_IN_NAME.sub("_", ascii_name)
+    if not ascii_name or ascii_name.startswith(("_", ".")):  # the whole stem was non-ASCII
+        ascii_name = FALLBACK_STEM + ascii_name
     if ascii_name == filename:
         return f'attachment; filename="{filename}"'
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
-def _suffix(filename: str) -> str:
-    return "." + filename.rsplit(".", 1)[-1] if "." in filename else ""
 
 
 def result_headers(result: Result, options: Options, elapsed_ms: float) -> dict[str, str]:

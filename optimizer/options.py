@@ -180,7 +180,7 @@ def _as_int(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     text = str(value).strip()
-    return int(text) if re.fullmatch(r"[+-]?\d{1,9}", text) else None
+    return int(text) if re.fullmatch(r"[+-]?[0-9]{1,9}", text) else None
 
 
 def _bool(values: Mapping[str, Any], name: str) -> bool:

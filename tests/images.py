@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ def encode(img: Image.Image, fmt: str, **kw: Any) -> bytes:
 # --- real photos --------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _photo_array(name: str) -> np.ndarray:
     if name not in PHOTO_NAMES:
         raise ValueError(f"unknown photo {name!r}; choose from {PHOTO_NAMES}")
@@ -50,7 +50,7 @@ def photo_image(name: str = "astronaut") -> Image.Image:
     return Image.fromarray(_photo_array(name)).convert("RGB")
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo(name: str = "astronaut", fmt: str = "JPEG", **kw: Any) -> bytes:
     """A real photo encoded as `fmt` (JPEG, PNG, WEBP, AVIF, GIF, BMP, TIFF...)."""
     return encode(photo_image(name), fmt, **kw)
@@ -67,14 +67,14 @@ def photo_png(name: str = "astronaut") -> bytes:
 # --- broken, hostile or refused inputs ----------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def truncated_jpeg() -> bytes:
     """A JPEG cut in the middle of its scan data: the header parses, the pixels do not."""
     data = photo_jpeg("astronaut")
     return data[: len(data) // 2]
 
 
-@lru_cache(maxsize=None)
+@cache
 def truncated_png() -> bytes:
     """A PNG cut in the middle of its IDAT chunk."""
     data = photo_png("chelsea")
@@ -86,7 +86,7 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
 
 
-@lru_cache(maxsize=None)
+@cache
 def oversized_header_png(width: int = 30000, height: int = 30000) -> bytes:
     """A valid-looking RGB PNG whose IHDR claims `width` x `height`, with a tiny IDAT.
 
@@ -102,7 +102,7 @@ def oversized_header_png(width: int = 30000, height: int = 30000) -> bytes:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiff_image() -> bytes:
     """A perfectly good TIFF: a format the service does not decode (415)."""
     return photo("chelsea", "TIFF")
@@ -120,7 +120,7 @@ def empty_file() -> bytes:
 # --- unusual but valid images --------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def cmyk_jpeg() -> bytes:
     """A CMYK JPEG (as print workflows produce), 451x300."""
     return encode(photo_image("chelsea").convert("CMYK"), "JPEG", quality=90)
@@ -129,7 +129,7 @@ def cmyk_jpeg() -> bytes:
 GREY16_SIZE = (256, 64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def grey16_png() -> bytes:
     """A 16-bit greyscale PNG (mode I;16), a horizontal gradient from 0 to 65535, 256x64."""
     width, height = GREY16_SIZE
@@ -142,7 +142,7 @@ def grey16_png() -> bytes:
 PALETTE_SIZE = (64, 48)
 
 
-@lru_cache(maxsize=None)
+@cache
 def palette_png_with_transparency() -> bytes:
     """A palette PNG (mode P, 64x48) whose index 0 is transparent (tRNS).
 
@@ -165,7 +165,7 @@ def _with_orientation(orientation: int) -> bytes:
     return exif.tobytes()
 
 
-@lru_cache(maxsize=None)
+@cache
 def exif_rotated_jpeg() -> bytes:
     """A JPEG stored landscape 300x200 with EXIF orientation 6 (rotate 90 degrees clockwise).
 
@@ -180,15 +180,14 @@ def exif_rotated_jpeg() -> bytes:
 GIF_SIZE = (64, 64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def animated_gif() -> bytes:
     """A 3-frame animated GIF, 64x64: red, then green, then blue."""
     frames = [Image.new("RGB", GIF_SIZE, colour) for colour in GIF_FRAME_COLOURS]
-    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100,
-                  loop=0)
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def rgba_png(size: tuple[int, int] = (120, 80)) -> bytes:
     """An RGBA PNG: transparent everywhere except an opaque green rectangle in the middle."""
     width, height = size
@@ -200,7 +199,7 @@ def rgba_png(size: tuple[int, int] = (120, 80)) -> bytes:
 LARGE_SIZE = (4000, 3000)
 
 
-@lru_cache(maxsize=None)
+@cache
 def large_jpeg(orientation: int | None = None) -> bytes:
     """A 4000x3000 JPEG (an upscaled photo, a few hundred KB) for reduced-decode tests.
 

@@ -31,7 +31,7 @@ class BentoServer:
     """One `bentoml serve` process group, its port and its log."""
 
     def __init__(self, workdir: Path, env: dict[str, str] | None = None,
-                 target: str = "service:BackgroundRemover") -> None:
+                 target: str = "service:BackgroundRemover", cwd: Path = ROOT) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"bentoml-{self.port}.log"
@@ -44,6 +44,7 @@ class BentoServer:
             **(env or {}),
         }
         self.target = target
+        self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> BentoServer:
@@ -52,7 +53,7 @@ class BentoServer:
             self.process = subprocess.Popen(
                 [str(bentoml), "serve", self.target, "--host", "127.0.0.1",
                  "--port", str(self.port)],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self.wait_ready()
