@@ -16,14 +16,17 @@ import base64
 import os
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
 import numpy as np
 from fastapi import Body, FastAPI, Request, UploadFile
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
 
+from contract import removebg
 from contract.errors import InvalidImage, InvalidParameter, Overloaded, ServiceError, Unavailable
 from contract.requests import BatchEntry, batch_archive, decode_base64_image, unique_names
 from contract.responses import content_disposition, download_name, result_headers, result_json
@@ -31,8 +34,9 @@ from contract.uploads import read_upload, resolve_upload_path
 from gateway.body_limit import BodySizeLimit
 from gateway.concurrency import ConcurrencyLimit
 from gateway.errors import install_error_handlers
-from gateway.form import FormOptions, ImageFile, ImageFiles
+from gateway.form import FormOptions, ImageFile, ImageFiles, RemoveBgFields, RemoveBgRequestFields
 from gateway.identity import ClientIdentity
+from gateway.image_url import fetch_image_url
 from gateway.metrics_access import MetricsAccess
 from gateway.observe import RequestObserver, request_log
 from gateway.rate_limit import budget
@@ -41,8 +45,11 @@ from operations import health
 from operations.logs import configure_logging
 from operations.metrics import COMPRESSION_RATIO, INFERENCE_BATCH_SIZE, OUTPUT_BYTES
 from operations.retention import start_retention
-from optimizer import PRESETS, Options, Result, finish, parse_options, prepare
+from optimizer import PRESETS, Options, PreparedImage, Result, finish, parse_options, prepare
 from optimizer.decode import identify_format
+from optimizer.geometry import subject_bounds
+from optimizer.options import Margin
+from optimizer.pipeline import shape_layers
 from ratelimit import RateLimiter
 from segmentation import SegmentationSession, get_spec
 from segmentation.catalog import STORE_LABELS, STORE_MODEL_FILE
@@ -56,11 +63,14 @@ configure_logging(settings.log_level, settings.log_format, settings.log_file)
 
 PROCESSING_ROUTES = (
     "/remove-background", "/remove-background-preview", "/remove-background-base64",
-    "/remove-background-batch", "/read-file",
+    "/remove-background-batch", "/read-file", "/v1.0/removebg",
 )
-ROUTES = (*PROCESSING_ROUTES, "/presets", "/health")
+ROUTES = (*PROCESSING_ROUTES, "/presets", "/health", "/v1.0/account")
 OPEN_ROUTES = ("/health", "/livez", "/readyz", "/healthz", "/metrics", "/", "/docs.json",
-               "/schema.json")
+               "/schema.json", "/playground")
+# Static pages: Swagger UI's assets and the playground (which asks for a key for API calls).
+OPEN_PREFIXES = ("/static_content/", "/playground/")
+PLAYGROUND_DIR = Path(__file__).resolve().parent / "playground"
 MODEL_CALL_RETRY_AFTER = "5"
 HEALTH_TIMEOUT_S = 2.0
 RETENTION_SWEEP_S = 600
@@ -134,6 +144,7 @@ app = FastAPI(
     docs_url=None, redoc_url=None, openapi_url=None,  # BentoML serves /docs.json and Swagger UI
 )
 install_error_handlers(app)
+app.mount("/playground/", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
 JsonObject = Annotated[dict[str, Any], Body()]
 
 
@@ -213,6 +224,54 @@ class BackgroundRemover:
             "image": base64.b64encode(data).decode("ascii"),
         })
 
+    @app.post("/v1.0/removebg", response_class=Response, tags=["remove.bg compatible"],
+              summary="remove.bg's API: same parameters, headers and error shape",
+              dependencies=[budget(limiter, "remove-background")])
+    async def removebg(self, request: Request, sent: RemoveBgRequestFields) -> Response:
+        parsed = removebg.parse_removebg(sent.fields)
+        data = await self._removebg_image(sent)
+        if parsed.archive:
+            prepared, mask = await self._infer(data, parsed.options)
+            color, alpha = await asyncio.to_thread(shape_layers, prepared, mask, parsed.options)
+            body = await asyncio.to_thread(removebg.zip_archive, color, alpha)
+            media_type, size = "application/zip", color.size
+            bounds = subject_bounds(alpha, Margin())
+        else:
+            result = await self._process(request, data, parsed.options)
+            body, media_type, bounds = result.data, result.format.mimetype, result.foreground
+            size = (result.width, result.height)
+        headers = removebg.response_headers(size, bounds)
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse(removebg.json_result(body, bounds), headers=headers)
+        return Response(body, media_type=media_type, headers=headers)
+
+    @app.get("/v1.0/account", tags=["remove.bg compatible"],
+             summary="remove.bg's account call: the remaining /remove-background budget")
+    async def removebg_account(self, request: Request) -> dict[str, Any]:
+        status = await limiter.peek("remove-background", request.state.client_key)
+        credits = status.remaining if status is not None else removebg.UNLIMITED_CREDITS
+        return removebg.account(credits)
+
+    async def _removebg_image(self, sent: RemoveBgFields) -> bytes:
+        sources = [name for name in removebg.IMAGE_SOURCES
+                   if sent.fields.get(name) or (name == "image_file" and sent.image_file)]
+        if len(sources) != 1:
+            raise InvalidParameter("Send exactly one of image_file, image_file_b64, image_url")
+        if sent.image_file is not None:
+            return await sent.image_file.read()
+        if sources == ["image_file_b64"]:
+            return decode_base64_image(sent.fields["image_file_b64"])
+        if not settings.allow_image_url:
+            raise InvalidParameter("image_url is disabled on this server (ALLOW_IMAGE_URL)")
+        return await fetch_image_url(
+            str(sent.fields["image_url"]), max_bytes=settings.max_content_length,
+            timeout=settings.image_url_timeout_s,
+        )
+
+    @app.get("/playground", include_in_schema=False)
+    async def playground(self) -> RedirectResponse:
+        return RedirectResponse("/playground/")
+
     @app.get("/presets", summary="Named option sets")
     async def presets(self) -> dict[str, dict[str, Any]]:
         return {name: preset.as_options() for name, preset in PRESETS.items()}
@@ -260,7 +319,8 @@ class BackgroundRemover:
             raise InvalidImage("No image was sent in the 'file' field")
         return options, await self._process(request, await file.read(), options)
 
-    async def _process(self, request: Request, data: bytes, options: Options) -> Result:
+    async def _infer(self, data: bytes, options: Options) -> tuple[PreparedImage, np.ndarray]:
+        """Decode and run the model: the photo as prepared, and its mask at model size."""
         model_size = await self._model_size(options.model)
         prepared = await asyncio.to_thread(
             prepare, data, options, max_pixels=settings.max_image_pixels, model_size=model_size
@@ -268,7 +328,11 @@ class BackgroundRemover:
         started = time.perf_counter()
         mask = await self._segment(prepared.model_input[np.newaxis], options.model)
         prepared.timings_ms["inference"] = round(_elapsed_ms(started), 1)
-        result = await asyncio.to_thread(finish, prepared, mask[0], options)
+        return prepared, mask[0]
+
+    async def _process(self, request: Request, data: bytes, options: Options) -> Result:
+        prepared, mask = await self._infer(data, options)
+        result = await asyncio.to_thread(finish, prepared, mask, options)
         _observe(request, result)
         if settings.save_outputs:
             await asyncio.to_thread(self._save, request, result)
@@ -339,7 +403,7 @@ BackgroundRemover.add_asgi_middleware(ResponseHeaders)
 BackgroundRemover.add_asgi_middleware(RequestObserver, endpoints=ROUTES)
 BackgroundRemover.add_asgi_middleware(
     ClientIdentity, api_keys=settings.api_keys, trusted_proxies=settings.trusted_proxies,
-    open_paths=OPEN_ROUTES,
+    open_paths=OPEN_ROUTES, open_prefixes=OPEN_PREFIXES,
 )
 BackgroundRemover.add_asgi_middleware(MetricsAccess, allow=settings.metrics_allow)
 BackgroundRemover.add_asgi_middleware(BodySizeLimit, max_bytes=settings.max_content_length)

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(50_000_000, gt=0)
     max_batch_files: int = Field(20, gt=0)
     max_concurrency: int = Field(32, gt=0)
-    allow_image_url: bool = False
+    allow_image_url: bool = False  # remove.bg's image_url parameter (fetches client URLs)
+    image_url_timeout_s: float = Field(10.0, gt=0)
 
     # Logging
     log_level: str = "INFO"

@@ -1,8 +1,12 @@
-"""Every failure as the contract's JSON error: one handler set for the FastAPI app."""
+"""Every failure as a JSON error: one handler set for the FastAPI app.
+
+Each handler only decides which `ServiceError` a failure is; `error_response` renders it.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,34 +19,28 @@ from gateway.responses import error_response
 log = logging.getLogger("bg_remover.errors")
 
 
-async def service_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, ServiceError)
-    return error_response(error)
+def as_service_error(request: Request, error: Exception) -> ServiceError:
+    if isinstance(error, ServiceError):
+        return error
+    if isinstance(error, RequestValidationError):
+        fields = sorted({".".join(map(str, e["loc"][1:])) or "body" for e in error.errors()})
+        return InvalidParameter(f"Malformed request: check {', '.join(fields)}")
+    if isinstance(error, HTTPException):
+        # FastAPI wraps failures while reading the body (such as our 413) in a 400.
+        if isinstance(error.__cause__, ServiceError):
+            return error.__cause__
+        if error.status_code == 404:
+            return NotFound(f"No route {request.url.path}")
+        return InvalidParameter(f"Malformed request: {error.detail}")
+    log.error("unexpected error on %s", request.url.path, exc_info=error)
+    return ServiceError("An unexpected error occurred; it has been logged")
 
 
-async def unparseable_request(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
-    fields = sorted({".".join(map(str, e["loc"][1:])) or "body" for e in error.errors()})
-    return error_response(InvalidParameter(f"Malformed request: check {', '.join(fields)}"))
-
-
-async def http_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, HTTPException)
-    # FastAPI wraps failures while reading the body (such as our 413) in a 400 HTTPException.
-    if isinstance(error.__cause__, ServiceError):
-        return error_response(error.__cause__)
-    if error.status_code == 404:
-        return error_response(NotFound(f"No route {request.url.path}"))
-    return error_response(InvalidParameter(f"Malformed request: {error.detail}"))
-
-
-async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s", request.url.path, exc_info=error)
-    return error_response(ServiceError("An unexpected error occurred; it has been logged"))
+async def _render(request: Request, error: Exception) -> JSONResponse:
+    return error_response(as_service_error(request, error), request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ServiceError, service_error)
-    app.add_exception_handler(RequestValidationError, unparseable_request)
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected_error)
+    handler: Callable = _render
+    for kind in (ServiceError, RequestValidationError, HTTPException, Exception):
+        app.add_exception_handler(kind, handler)

@@ -21,11 +21,13 @@ from settings import IPNetwork
 
 class ClientIdentity:
     def __init__(self, app: ASGIApp, api_keys: Iterable[str],
-                 trusted_proxies: Sequence[IPNetwork], open_paths: Iterable[str]) -> None:
+                 trusted_proxies: Sequence[IPNetwork], open_paths: Iterable[str],
+                 open_prefixes: Iterable[str] = ()) -> None:
         self.app = app
         self.api_keys = [key.encode() for key in api_keys]
         self.trusted_proxies = trusted_proxies
         self.open_paths = frozenset(open_paths)
+        self.open_prefixes = tuple(open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,8 +48,9 @@ class ClientIdentity:
         await self.app(scope, receive, send)
 
     def _is_open(self, scope: Scope) -> bool:
-        return scope["method"] == "OPTIONS" or scope["path"] in self.open_paths \
-            or scope["path"].startswith("/static_content/")
+        path = scope["path"]
+        return scope["method"] == "OPTIONS" or path in self.open_paths \
+            or path.startswith(self.open_prefixes)
 
     def _valid(self, key: str | None) -> bool:
         if not key:

@@ -23,16 +23,19 @@ SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that rotate by 90 degr
 Image.init()
 
 
-def decode_image(data: bytes, *, max_pixels: int, draft_box: Box | None = None) -> Image.Image:
-    """Decode, orient and normalise to RGB/RGBA; `draft_box` allows a reduced JPEG decode."""
+def decode_image(
+    data: bytes, *, max_pixels: int, draft_box: Box | None = None, draft_pixels: int | None = None
+) -> Image.Image:
+    """Decode, orient and normalise to RGB/RGBA. `draft_box`/`draft_pixels` (the output's
+    size limits) allow a reduced JPEG decode."""
     image = _open(data)
     width, height = image.size
     if width * height > max_pixels:
         raise PayloadTooLarge(
             f"Image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
         )
-    if draft_box is not None and image.format == "JPEG":
-        _draft(image, draft_box)
+    if (draft_box is not None or draft_pixels is not None) and image.format == "JPEG":
+        _draft(image, draft_box or (None, None), draft_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -71,11 +74,11 @@ def _looks_like_supported_format(data: bytes) -> bool:
     )
 
 
-def _draft(image: Image.Image, box: Box) -> None:
+def _draft(image: Image.Image, box: Box, max_pixels: int | None) -> None:
     """Ask libjpeg for the smallest 1/2, 1/4 or 1/8 scale still covering the output size."""
     orientation = image.getexif().get(ORIENTATION_TAG, 1)
     stored_box = box[::-1] if orientation in SWAPS_AXES else box
-    target = fit_size(image.size, stored_box)
+    target = fit_size(image.size, stored_box, max_pixels)
     if target != image.size:
         image.draft(image.mode, target)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
 
@@ -16,14 +18,16 @@ Bounds = tuple[int, int, int, int]  # left, top, right, bottom
 SUBJECT_ALPHA_THRESHOLD = 16
 
 
-def fit_size(size: Size, box: Box) -> Size:
-    """The largest size inside `box` with `size`'s aspect ratio, never larger than `size`."""
+def fit_size(size: Size, box: Box, max_pixels: int | None = None) -> Size:
+    """The largest size inside `box` (and `max_pixels`) with `size`'s aspect ratio, never
+    larger than `size`."""
     width, height = size
     max_width, max_height = box
     scale = min(
         1.0,
         max_width / width if max_width else 1.0,
         max_height / height if max_height else 1.0,
+        math.sqrt(max_pixels / (width * height)) if max_pixels else 1.0,
     )
     if scale >= 1.0:
         return size

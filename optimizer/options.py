@@ -100,10 +100,15 @@ class Options:
     model: str | None = None
     preset: str | None = None
     explicit: bool = False  # any option was given: the X-Optimization-Used header
+    max_pixels: int | None = None  # output pixel cap: not a contract option (remove.bg sizes)
 
     @property
     def box(self) -> tuple[int | None, int | None]:
         return self.max_width, self.max_height
+
+    @property
+    def limits_size(self) -> bool:
+        return any(self.box) or self.max_pixels is not None
 
     @property
     def lossless_png(self) -> bool:

@@ -14,8 +14,8 @@ from PIL import Image
 from optimizer.compose import cutout, on_background
 from optimizer.decode import decode_image
 from optimizer.encode import encode
-from optimizer.geometry import fit_size, subject_bounds
-from optimizer.options import Options, OutputFormat
+from optimizer.geometry import Bounds, fit_size, subject_bounds
+from optimizer.options import Margin, Options, OutputFormat
 from segmentation.session import model_input
 
 RESAMPLE = Image.Resampling.LANCZOS
@@ -38,6 +38,7 @@ class Result:
     height: int
     original_size: int
     timings_ms: dict[str, float]
+    foreground: Bounds | None = None  # the subject's box in the output (left, top, right, bottom)
 
     @property
     def size(self) -> int:
@@ -51,8 +52,11 @@ class Result:
 def prepare(data: bytes, options: Options, *, max_pixels: int, model_size: int) -> PreparedImage:
     started = time.perf_counter()
     # Cropping needs full resolution around the subject, so only an uncropped fit may draft.
-    draft_box = options.box if any(options.box) and not options.crop else None
-    image = decode_image(data, max_pixels=max_pixels, draft_box=draft_box)
+    if options.limits_size and not options.crop:
+        image = decode_image(data, max_pixels=max_pixels, draft_box=options.box,
+                             draft_pixels=options.max_pixels)
+    else:
+        image = decode_image(data, max_pixels=max_pixels)
     decoded = time.perf_counter()
     tensor = model_input(image, model_size)
     return PreparedImage(
@@ -65,7 +69,7 @@ def prepare(data: bytes, options: Options, *, max_pixels: int, model_size: int) 
 
 def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Result:
     started = time.perf_counter()
-    image, alpha = _shape(prepared.image, Image.fromarray(mask, mode="L"), options)
+    image, alpha = shape_layers(prepared, mask, options)
     if options.only_mask:
         picture = alpha
     else:
@@ -76,19 +80,23 @@ def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Resul
     data = encode(picture, options.format, options.quality, options.lossless_png)
     timings = {**prepared.timings_ms, "compose": _ms(started, composed), "encode": _ms(composed)}
     return Result(data, options.format, picture.width, picture.height, prepared.original_size,
-                  timings)
+                  timings, subject_bounds(alpha, Margin()))
 
 
-def _shape(
-    image: Image.Image, mask: Image.Image, options: Options
+def shape_layers(
+    prepared: PreparedImage, model_mask: np.ndarray, options: Options
 ) -> tuple[Image.Image, Image.Image]:
-    """Crop (optional) and fit photo and mask alike; the mask is scaled up only once."""
+    """The photo and its alpha at the output size: cropped (optional) and fitted alike.
+
+    The mask is scaled up only once, straight to the size it is needed at.
+    """
+    image, mask = prepared.image, Image.fromarray(model_mask, mode="L")
     if options.crop:
         mask = mask.resize(image.size, RESAMPLE)
         bounds = subject_bounds(mask, options.crop_margin)
         if bounds is not None:
             image, mask = image.crop(bounds), mask.crop(bounds)
-    size = fit_size(image.size, options.box)
+    size = fit_size(image.size, options.box, options.max_pixels)
     if size != image.size:
         image = image.resize(size, RESAMPLE, reducing_gap=REDUCING_GAP)
     if mask.size != size:

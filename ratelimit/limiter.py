@@ -13,7 +13,7 @@ from limits import RateLimitItem, parse
 
 from .backend import FailoverBackend, redis_storage
 from .status import RateLimitExceeded, RateLimitStatus
-from .strategy import DEFAULT_STRATEGY, spend, strategy_class
+from .strategy import DEFAULT_STRATEGY, peek, spend, strategy_class
 
 
 class RateLimiter:
@@ -91,6 +91,14 @@ class RateLimiter:
         if status.exceeded:
             raise RateLimitExceeded(status)
         return status
+
+    async def peek(self, endpoint: str, client_key: str) -> RateLimitStatus | None:
+        """The client's budget on ``endpoint`` without spending any; None when unlimited."""
+        item = self._items.get(endpoint)
+        if not self.enabled or item is None:
+            return None
+        identifiers = (self._strategy, endpoint, client_key)
+        return await self._backend.run(lambda strategy: peek(strategy, item, identifiers))
 
     async def check_backend(self) -> tuple[bool, str]:
         """For /health: ``(True, "in-process limits")`` without Redis, ``(True,

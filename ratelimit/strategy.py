@@ -42,12 +42,19 @@ async def spend(
     acquired = await strategy.hit(item, *identifiers, cost=cost)
     if not acquired and isinstance(strategy, FixedWindowRateLimiter):
         await _refund(strategy, item, identifiers, cost)
+    return await peek(strategy, item, identifiers, exceeded=not acquired)
+
+
+async def peek(
+    strategy: Strategy, item: RateLimitItem, identifiers: tuple[str, ...], exceeded: bool = False
+) -> RateLimitStatus:
+    """The budget as it stands, spending nothing (one round trip on Redis)."""
     stats = await strategy.get_window_stats(item, *identifiers)
     return RateLimitStatus(
         limit=item.amount,
         remaining=max(0, stats.remaining),
         reset_at=math.ceil(stats.reset_time),
-        exceeded=not acquired,
+        exceeded=exceeded,
     )
 
 

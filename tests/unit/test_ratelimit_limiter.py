@@ -197,3 +197,21 @@ def test_concurrent_hits_never_overspend(strategy: str) -> None:
         assert sum(results) == 10
 
     run(scenario())
+
+
+def test_peek_reports_without_spending() -> None:
+    import asyncio
+
+    from ratelimit import RateLimiter
+
+    async def scenario() -> tuple[int, int, int]:
+        limiter = RateLimiter({"remove-background": "3/hour"})
+        before = await limiter.peek("remove-background", "ip:1.2.3.4")
+        await limiter.hit("remove-background", "ip:1.2.3.4")
+        after = await limiter.peek("remove-background", "ip:1.2.3.4")
+        again = await limiter.peek("remove-background", "ip:1.2.3.4")
+        assert before is not None and after is not None and again is not None
+        return before.remaining, after.remaining, again.remaining
+
+    assert asyncio.run(scenario()) == (3, 2, 2)
+    assert asyncio.run(RateLimiter({}).peek("remove-background", "ip:1.2.3.4")) is None

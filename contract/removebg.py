@@ -1,0 +1,164 @@
+"""remove.bg's API (`POST /v1.0/removebg`) translated to and from this service's own terms.
+
+Parameters follow remove.bg's documentation: `size` (preview ≈ 0.25 MP, full/4k/auto up to
+25 MP, 50MP, and the legacy small/regular/medium/hd), `format` (auto/png/jpg/webp/zip),
+`channels` (rgba/alpha), `crop`, `crop_margin`, `bg_color` (hex with or without `#`, or a
+name). Features this service does not have are refused with a clear message, except remove.bg's
+classification knobs, which are accepted and have no effect.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from PIL import Image
+
+from contract.errors import InvalidParameter, ServiceError
+from optimizer import Options, OutputFormat, parse_options
+from optimizer.geometry import Bounds
+
+MEGAPIXEL = 1_000_000
+SIZE_PIXELS = {
+    "preview": MEGAPIXEL // 4, "small": MEGAPIXEL // 4, "regular": MEGAPIXEL // 4,
+    "medium": 3 * MEGAPIXEL // 2, "hd": 4 * MEGAPIXEL, "full": 25 * MEGAPIXEL,
+    "4k": 25 * MEGAPIXEL, "auto": 25 * MEGAPIXEL, "50mp": 50 * MEGAPIXEL,
+}
+DEFAULT_SIZE = "preview"  # remove.bg's default
+FORMATS = {"auto", "png", "jpg", "jpeg", "webp", "zip"}
+IMAGE_SOURCES = ("image_file", "image_file_b64", "image_url")
+# remove.bg knobs for its own classifier and layout: accepted and ignored (no effect here).
+IGNORED = {"type", "type_level", "semitransparency", "roi", "scale", "position"}
+UNSUPPORTED = {"add_shadow", "bg_image_url", "bg_image_file", "shadow_type", "shadow_opacity"}
+HEX_WITHOUT_HASH = re.compile(r"[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}")
+CREDITS_PER_IMAGE = "1"  # one unit of the /remove-background budget
+UNLIMITED_CREDITS = 1_000_000_000  # what /v1.0/account reports when limits are off
+ZIP_COLOR, ZIP_ALPHA = "color.jpg", "alpha.png"
+
+
+@dataclass(frozen=True)
+class RemoveBgRequest:
+    options: Options
+    archive: bool  # format=zip: color.jpg + alpha.png
+    auto_format: bool  # format=auto: PNG when the result has transparency, else JPEG
+
+
+def parse_removebg(fields: Mapping[str, Any]) -> RemoveBgRequest:
+    """remove.bg's form or JSON fields (image sources excluded) -> our options."""
+    given = {name: value for name, value in fields.items()
+             if value not in (None, "") and name not in IMAGE_SOURCES}
+    unsupported = sorted(set(given) & UNSUPPORTED)
+    if unsupported and not _all_off(given, unsupported):
+        raise InvalidParameter(f"Not supported by this service: {', '.join(unsupported)}")
+    unknown = sorted(set(given) - UNSUPPORTED - IGNORED - {
+        "size", "format", "channels", "crop", "crop_margin", "bg_color"})
+    if unknown:
+        raise InvalidParameter(f"Unknown parameter(s): {', '.join(unknown)}")
+    fmt = str(given.get("format", "auto")).strip().lower()
+    if fmt not in FORMATS:
+        raise InvalidParameter("format must be auto, png, jpg, webp or zip")
+    options = parse_options({
+        "format": {"auto": "PNG", "zip": "PNG"}.get(fmt, fmt),
+        "crop": given.get("crop"),
+        "crop_margin": _margin(given.get("crop_margin")),
+        "bg_color": _color(given.get("bg_color")),
+        "only_mask": _only_mask(given.get("channels")),
+    })
+    options = replace(options, max_pixels=_size_pixels(given.get("size")), explicit=True)
+    if fmt == "auto" and _opaque(options):
+        options = replace(options, format=OutputFormat.JPEG, quality=80)
+    return RemoveBgRequest(options, archive=fmt == "zip", auto_format=fmt == "auto")
+
+
+def _all_off(given: Mapping[str, Any], names: list[str]) -> bool:
+    return all(str(given[name]).strip().lower() in ("false", "0", "no", "off") for name in names)
+
+
+def _size_pixels(value: Any) -> int:
+    size = str(value or DEFAULT_SIZE).strip().lower()
+    if size not in SIZE_PIXELS:
+        raise InvalidParameter(f"size must be one of {', '.join(SIZE_PIXELS)}")
+    return SIZE_PIXELS[size]
+
+
+def _margin(value: Any) -> str | None:
+    """remove.bg writes `30px`, `10%` or `30`; ours takes `30` or `10%`."""
+    return None if value is None else str(value).strip().lower().removesuffix("px")
+
+
+def _color(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return f"#{text}" if HEX_WITHOUT_HASH.fullmatch(text) else text
+
+
+def _only_mask(value: Any) -> bool:
+    channels = str(value or "rgba").strip().lower()
+    if channels not in ("rgba", "alpha"):
+        raise InvalidParameter("channels must be rgba or alpha")
+    return channels == "alpha"
+
+
+def _opaque(options: Options) -> bool:
+    return options.only_mask or (options.bg_color is not None and options.bg_color[3] == 255)
+
+
+def response_headers(size: tuple[int, int], bounds: Bounds | None) -> dict[str, str]:
+    left, top, width, height = foreground(bounds)
+    return {
+        "X-Width": str(size[0]), "X-Height": str(size[1]),
+        "X-Type": "other",  # no foreground classifier here
+        "X-Credits-Charged": CREDITS_PER_IMAGE,
+        "X-Foreground-Top": str(top), "X-Foreground-Left": str(left),
+        "X-Foreground-Width": str(width), "X-Foreground-Height": str(height),
+    }
+
+
+def json_result(data: bytes, bounds: Bounds | None) -> dict[str, Any]:
+    left, top, width, height = foreground(bounds)
+    return {"data": {
+        "result_b64": base64.b64encode(data).decode("ascii"),
+        "foreground_top": top, "foreground_left": left,
+        "foreground_width": width, "foreground_height": height,
+    }}
+
+
+def foreground(bounds: Bounds | None) -> tuple[int, int, int, int]:
+    """(left, top, width, height) of the subject; all zero when none was found."""
+    if bounds is None:
+        return 0, 0, 0, 0
+    left, top, right, bottom = bounds
+    return left, top, right - left, bottom - top
+
+
+def zip_archive(color: Image.Image, alpha: Image.Image) -> bytes:
+    """remove.bg's ZIP format: the colours as JPEG and the alpha matte as PNG."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(ZIP_COLOR, _encoded(color.convert("RGB"), "JPEG", quality=90))
+        archive.writestr(ZIP_ALPHA, _encoded(alpha, "PNG", compress_level=2))
+    return buffer.getvalue()
+
+
+def _encoded(image: Image.Image, fmt: str, **params: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def account(credits: int) -> dict[str, Any]:
+    """remove.bg's `/account` shape, with this client's remaining budget as its credits."""
+    return {"data": {"attributes": {
+        "credits": {"total": credits, "subscription": 0, "payg": credits, "enterprise": 0},
+        "api": {"free_calls": credits, "sizes": "all"},
+    }}}
+
+
+def error_body(error: ServiceError) -> dict[str, Any]:
+    return {"errors": [{"title": error.title, "code": error.code, "detail": error.details}]}

@@ -1,0 +1,87 @@
+"""Fetching a client-named image URL without becoming a proxy into the private network.
+
+Off unless ALLOW_IMAGE_URL is set. Only http(s); the host is resolved once, every address it
+resolves to must be public, and the connection goes to that checked address (pinned, so a DNS
+answer cannot change between check and use); no redirects; a byte cap and a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from contract.errors import InvalidImage, InvalidParameter, PayloadTooLarge
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def is_public(address: IPAddress) -> bool:
+    """Globally routable unicast only: no private, loopback, link-local, shared or reserved."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
+async def fetch_image_url(
+    url: str, *, max_bytes: int, timeout: float,
+    resolver: Resolver = resolve, allowed: Callable[[IPAddress], bool] = is_public,
+) -> bytes:
+    parts = urlsplit(url)
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise InvalidParameter("image_url must be an http or https URL")
+    if parts.username or parts.password:
+        raise InvalidParameter("image_url must not carry credentials")
+    host, port = parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
+    try:
+        addresses = await asyncio.wait_for(resolver(host, port), timeout)
+    except (OSError, TimeoutError):
+        raise InvalidImage(f"image_url host '{host}' could not be resolved") from None
+    if not addresses or not all(allowed(address) for address in addresses):
+        raise InvalidParameter("image_url must point to a public address")
+    pinned = _with_address(parts, addresses[0], port)
+    try:  # one deadline for the whole body: httpx's timeouts are per read
+        return await asyncio.wait_for(
+            _download(pinned, host, parts.netloc, max_bytes, timeout), timeout
+        )
+    except TimeoutError:
+        raise InvalidImage(f"image_url did not answer within {timeout:g} s") from None
+
+
+def _with_address(parts: object, address: IPAddress, port: int) -> str:
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    scheme, _, path, query, _ = parts  # type: ignore[misc]
+    return urlunsplit((scheme, f"{literal}:{port}", path or "/", query, ""))
+
+
+async def _download(url: str, host: str, host_header: str, max_bytes: int,
+                    timeout: float) -> bytes:
+    chunks, received = [], 0
+    try:
+        # The TLS name stays the host's: certificates are checked against it, not the IP.
+        async with (
+            httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
+            client.stream("GET", url, headers={"Host": host_header},
+                          extensions={"sni_hostname": host}) as response,
+        ):
+            if response.status_code != 200:
+                raise InvalidImage(f"image_url answered HTTP {response.status_code}")
+            async for chunk in response.aiter_bytes():
+                received += len(chunk)
+                if received > max_bytes:
+                    raise PayloadTooLarge(f"image_url is larger than {max_bytes} bytes")
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise InvalidImage(f"image_url could not be fetched: {type(exc).__name__}") from None
+    return b"".join(chunks)
