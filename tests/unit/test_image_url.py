@@ -1,0 +1,122 @@
+"""gateway/image_url.py: only public addresses, pinned, no redirects, capped, timed out."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import ipaddress
+import threading
+import time
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+
+from contract.errors import InvalidImage, InvalidParameter, PayloadTooLarge
+from gateway.image_url import fetch_image_url, is_public
+
+BODY = b"\x89PNG fake image bytes" * 100
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    seen_hosts: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        Handler.seen_hosts.append(self.headers["Host"])
+        if self.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1/secret")
+            self.end_headers()
+        elif self.path == "/slow":
+            self.send_response(200)
+            self.end_headers()
+            for _ in range(50):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            self.wfile.write(BODY)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def local_server() -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+async def resolve_to_loopback(host: str, port: int) -> list:
+    return [ipaddress.ip_address("127.0.0.1")]
+
+
+def fetch(url: str, *, max_bytes: int = 10_000, timeout: float = 2.0, **kw: object) -> bytes:
+    return asyncio.run(fetch_image_url(url, max_bytes=max_bytes, timeout=timeout, **kw))
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
+     "0.0.0.0", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "224.0.0.1"],
+)
+def test_non_public_addresses(address: str) -> None:
+    assert not is_public(ipaddress.ip_address(address))
+
+
+def test_public_address() -> None:
+    assert is_public(ipaddress.ip_address("93.184.216.34"))
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/a.png", "file:///etc/passwd",
+                                 "http://user:pw@example.com/a.png", "not a url"])
+def test_only_plain_http_urls(url: str) -> None:
+    with pytest.raises(InvalidParameter):
+        fetch(url)
+
+
+def test_loopback_is_refused_after_resolution(local_server: int) -> None:
+    with pytest.raises(InvalidParameter, match="public"):
+        fetch(f"http://localhost:{local_server}/a.png")
+
+
+def test_any_private_answer_refuses(local_server: int) -> None:
+    async def mixed(host: str, port: int) -> list:
+        return [ipaddress.ip_address("93.184.216.34"), ipaddress.ip_address("10.0.0.1")]
+
+    with pytest.raises(InvalidParameter):
+        fetch("http://example.com/a.png", resolver=mixed)
+
+
+def test_connects_to_the_checked_address_with_the_original_host(local_server: int) -> None:
+    """With the policy opened for the test, the bytes come from the pinned address."""
+    Handler.seen_hosts.clear()
+    data = fetch(f"http://images.example:{local_server}/a.png", resolver=resolve_to_loopback,
+                 allowed=lambda address: True)
+    assert data == BODY
+    assert Handler.seen_hosts == [f"images.example:{local_server}"]
+
+
+def test_redirects_are_not_followed(local_server: int) -> None:
+    with pytest.raises(InvalidImage, match="302"):
+        fetch(f"http://images.example:{local_server}/redirect", resolver=resolve_to_loopback,
+              allowed=lambda address: True)
+
+
+def test_byte_cap(local_server: int) -> None:
+    with pytest.raises(PayloadTooLarge):
+        fetch(f"http://images.example:{local_server}/a.png", max_bytes=100,
+              resolver=resolve_to_loopback, allowed=lambda address: True)
+
+
+def test_whole_body_deadline(local_server: int) -> None:
+    started = time.monotonic()
+    with pytest.raises(InvalidImage, match="within"):
+        fetch(f"http://images.example:{local_server}/slow", timeout=0.5,
+              resolver=resolve_to_loopback, allowed=lambda address: True)
+    assert time.monotonic() - started < 2

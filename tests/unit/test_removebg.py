@@ -1,0 +1,106 @@
+"""remove.bg's parameters mapped to ours (contract/removebg.py)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from PIL import Image
+
+from contract import removebg
+from contract.errors import InvalidParameter, RateLimited
+from optimizer import OutputFormat
+
+
+def parse(**fields: str) -> removebg.RemoveBgRequest:
+    return removebg.parse_removebg(fields)
+
+
+@pytest.mark.parametrize(
+    ("size", "pixels"),
+    [(None, 250_000), ("preview", 250_000), ("small", 250_000), ("regular", 250_000),
+     ("medium", 1_500_000), ("hd", 4_000_000), ("full", 25_000_000), ("4k", 25_000_000),
+     ("auto", 25_000_000), ("50MP", 50_000_000)],
+)
+def test_sizes(size: str | None, pixels: int) -> None:
+    fields = {"size": size} if size else {}
+    assert removebg.parse_removebg(fields).options.max_pixels == pixels
+
+
+def test_auto_format_is_png_with_transparency_and_jpeg_when_opaque() -> None:
+    assert parse().options.format is OutputFormat.PNG
+    assert parse(bg_color="81d4fa").options.format is OutputFormat.JPEG
+    assert parse(bg_color="#81d4fa80").options.format is OutputFormat.PNG
+    assert parse(channels="alpha").options.format is OutputFormat.JPEG
+    assert parse(format="png", bg_color="red").options.format is OutputFormat.PNG
+
+
+@pytest.mark.parametrize(("fmt", "expected"), [("png", "PNG"), ("jpg", "JPEG"),
+                                               ("webp", "WEBP"), ("zip", "PNG")])
+def test_formats(fmt: str, expected: str) -> None:
+    request = parse(format=fmt)
+    assert request.options.format.value == expected
+    assert request.archive is (fmt == "zip")
+
+
+def test_colours_with_and_without_hash_and_names() -> None:
+    assert parse(bg_color="81d4fa").options.bg_color == (0x81, 0xD4, 0xFA, 255)
+    assert parse(bg_color="fff").options.bg_color == (255, 255, 255, 255)
+    assert parse(bg_color="green").options.bg_color == (0, 128, 0, 255)
+
+
+@pytest.mark.parametrize(("margin", "pixels", "percent"),
+                         [("30px", 30, False), ("30", 30, False), ("10%", 10, True)])
+def test_crop_margin(margin: str, pixels: int, percent: bool) -> None:
+    options = parse(crop="true", crop_margin=margin).options
+    assert options.crop and (options.crop_margin.value, options.crop_margin.percent) == (
+        pixels, percent)
+
+
+def test_channels_alpha_is_the_mask() -> None:
+    assert parse(channels="alpha").options.only_mask
+    assert not parse(channels="rgba").options.only_mask
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"size": "huge"}, {"format": "gif"}, {"channels": "rgb"}, {"crop_margin": "60%"},
+     {"bg_image_url": "http://x"}, {"add_shadow": "true"}, {"colour": "red"},
+     {"crop": "maybe"}],
+)
+def test_refused(fields: dict[str, str]) -> None:
+    with pytest.raises(InvalidParameter):
+        removebg.parse_removebg(fields)
+
+
+def test_classifier_knobs_accepted_and_shadow_off_accepted() -> None:
+    request = parse(type="person", type_level="2", semitransparency="true", add_shadow="false")
+    assert request.options.format is OutputFormat.PNG
+
+
+def test_headers_and_json_carry_the_foreground_box() -> None:
+    headers = removebg.response_headers((600, 400), (10, 20, 110, 220))
+    assert headers["X-Width"] == "600" and headers["X-Height"] == "400"
+    assert (headers["X-Foreground-Left"], headers["X-Foreground-Top"],
+            headers["X-Foreground-Width"], headers["X-Foreground-Height"]) == (
+        "10", "20", "100", "200")
+    assert headers["X-Credits-Charged"] == "1" and headers["X-Type"]
+    data = removebg.json_result(b"abc", None)["data"]
+    assert data["result_b64"] == "YWJj" and data["foreground_width"] == 0
+
+
+def test_zip_has_colour_jpeg_and_alpha_png() -> None:
+    color = Image.new("RGB", (40, 30), (200, 10, 10))
+    alpha = Image.new("L", (40, 30), 128)
+    archive = zipfile.ZipFile(io.BytesIO(removebg.zip_archive(color, alpha)))
+    assert sorted(archive.namelist()) == ["alpha.png", "color.jpg"]
+    assert Image.open(io.BytesIO(archive.read("color.jpg"))).format == "JPEG"
+    matte = Image.open(io.BytesIO(archive.read("alpha.png")))
+    assert matte.mode == "L" and matte.getpixel((5, 5)) == 128
+
+
+def test_error_shape() -> None:
+    body = removebg.error_body(RateLimited("Limit of 10 per hour reached"))
+    assert body == {"errors": [{"title": "Rate limit exceeded", "code": "rate_limited",
+                                "detail": "Limit of 10 per hour reached"}]}
