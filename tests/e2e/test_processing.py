@@ -6,6 +6,8 @@ import base64
 import io
 import json
 import socket
+import threading
+import time
 import zipfile
 
 import httpx
@@ -342,3 +344,32 @@ class TestParityWithRembg:
         theirs = np.asarray(reference, dtype=int)
         assert ours.shape == theirs.shape
         assert (np.abs(ours - theirs) <= 2).mean() >= 0.995
+
+
+def test_heavy_work_does_not_block_the_event_loop(client: httpx.Client,
+                                                  server: BentoServer) -> None:
+    """While 12 MP photos are decoded, inferred and encoded, light routes still answer fast."""
+    big = images.large_jpeg()
+    errors: list[int] = []
+
+    def heavy() -> None:
+        with httpx.Client(base_url=server.url, timeout=120) as own:
+            response = post_file(own, "/remove-background", big, format="PNG")
+            if response.status_code != 200:
+                errors.append(response.status_code)
+
+    workers = [threading.Thread(target=heavy) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.3)
+    latencies = []
+    while any(worker.is_alive() for worker in workers):
+        started = time.perf_counter()
+        assert client.get("/presets").status_code == 200
+        latencies.append(time.perf_counter() - started)
+        time.sleep(0.05)
+    for worker in workers:
+        worker.join()
+    assert not errors
+    assert len(latencies) >= 5
+    assert max(latencies) < 0.5, f"slowest /presets during heavy work: {max(latencies):.2f}s"
