@@ -72,7 +72,9 @@ OPEN_ROUTES = ("/health", "/livez", "/readyz", "/healthz", "/metrics", "/", "/do
 OPEN_PREFIXES = ("/static_content/", "/playground/")
 PLAYGROUND_DIR = Path(__file__).resolve().parent / "playground"
 MODEL_CALL_RETRY_AFTER = "5"
-HEALTH_TIMEOUT_S = 2.0
+HEALTH_TIMEOUT_S = 5.0
+# A model that answered this recently is up: /health need not queue behind busy workers.
+MODEL_RECENTLY_S = 30.0
 RETENTION_SWEEP_S = 600
 
 limiter = RateLimiter(
@@ -155,6 +157,7 @@ class BackgroundRemover:
 
     def __init__(self) -> None:
         self.model_sizes: dict[str, int] = {}
+        self.model_answered_at = -MODEL_RECENTLY_S
         folders = [settings.upload_dir, settings.output_dir]
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
@@ -293,8 +296,12 @@ class BackgroundRemover:
         return JSONResponse(body, status_code=status)
 
     async def _model_check(self) -> health.Check:
+        since = time.monotonic() - self.model_answered_at
+        if since < MODEL_RECENTLY_S:
+            return health.Check(True, f"{settings.model} answered {since:.0f} s ago")
         try:
-            tag = await asyncio.wait_for(self.segmenter.to_async.loaded(), HEALTH_TIMEOUT_S)
+            tag = await asyncio.wait_for(self._call_model(self.segmenter.to_async.loaded()),
+                                         HEALTH_TIMEOUT_S)
         except Exception as exc:  # any failure to answer means the model is not serving
             return health.Check(False, f"model service not answering: {type(exc).__name__}")
         return health.Check(True, f"{tag} loaded")
@@ -346,26 +353,28 @@ class BackgroundRemover:
         if name is None or name == settings.model:
             return get_spec(settings.model).input_size
         if name not in self.model_sizes:
-            self.model_sizes = await _call_model(self.segmenter.to_async.models())
+            self.model_sizes = await self._call_model(self.segmenter.to_async.models())
         if name not in self.model_sizes:
             raise InvalidParameter(f"Model '{name}' is not in the model store")
         return self.model_sizes[name]
 
     async def _segment(self, batch: np.ndarray, name: str | None) -> np.ndarray:
         if name is None or name == settings.model:
-            return await _call_model(self.segmenter.to_async.segment(batch))
-        return await _call_model(self.segmenter.to_async.segment_with(name, batch))
+            return await self._call_model(self.segmenter.to_async.segment(batch))
+        return await self._call_model(self.segmenter.to_async.segment_with(name, batch))
 
+    async def _call_model(self, call: Awaitable[Any]) -> Any:
+        try:
+            answer = await call
+        except bentoml.exceptions.BentoMLException as exc:
+            if exc.error_code == 503:
+                raise Overloaded(
+                    "The model queue is full", headers={"Retry-After": MODEL_CALL_RETRY_AFTER}
+                ) from None
+            raise Unavailable(f"The model service failed: {exc}") from None
+        self.model_answered_at = time.monotonic()
+        return answer
 
-async def _call_model(call: Awaitable[Any]) -> Any:
-    try:
-        return await call
-    except bentoml.exceptions.BentoMLException as exc:
-        if exc.error_code == 503:
-            raise Overloaded(
-                "The model queue is full", headers={"Retry-After": MODEL_CALL_RETRY_AFTER}
-            ) from None
-        raise Unavailable(f"The model service failed: {exc}") from None
 
 
 def _observe(request: Request, result: Result) -> None:

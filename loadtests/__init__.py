@@ -1,0 +1,1 @@
+"""Load tests of the background-removal service (locust); see README.md."""

@@ -1,0 +1,164 @@
+"""Load-test inputs: skimage's photos resized to megapixel buckets, generated in memory.
+
+Nothing is written to the repository. Each (photo, bucket, format) sample is built once per
+process and cached, so every locust user shares the same bytes.
+
+    python -m loadtests.inputs write-uploads DIR   # put the /read-file samples in DIR/loadtest/
+    python -m loadtests.inputs list                # print the corpus (sizes and bytes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import math
+import random
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache, cached_property
+from pathlib import Path
+
+from PIL import Image
+
+PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket")
+# Bucket label -> megapixels. Small images are what most clients send: weigh them more.
+BUCKETS: dict[str, float] = {"0.25MP": 0.25, "1MP": 1.0, "3MP": 3.0, "12MP": 12.0}
+BUCKET_WEIGHTS: dict[str, int] = {"0.25MP": 4, "1MP": 3, "3MP": 2, "12MP": 1}
+# Upload encodings: phone and camera photos are mostly JPEG.
+UPLOAD_FORMATS: dict[str, int] = {"JPEG": 2, "PNG": 1}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
+MIMETYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
+JPEG_QUALITY = 90
+# Level 1 keeps generation of the 12 MP PNGs under a second each; they stay below 10 MB,
+# under the service's default MAX_CONTENT_LENGTH (16 MiB) even once base64-encoded.
+PNG_COMPRESS_LEVEL = 1
+
+# /read-file samples: small ones (the answer is the whole file in base64).
+UPLOAD_SUBDIR = "loadtest"
+UPLOAD_BUCKETS = ("0.25MP", "1MP")
+
+
+@dataclass(frozen=True)
+class Sample:
+    photo: str
+    bucket: str
+    fmt: str
+    width: int
+    height: int
+    data: bytes
+
+    @property
+    def filename(self) -> str:
+        return f"{self.photo}_{self.bucket.lower()}.{EXTENSIONS[self.fmt]}"
+
+    @property
+    def mimetype(self) -> str:
+        return MIMETYPES[self.fmt]
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6
+
+    @cached_property
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+
+def target_size(width: int, height: int, megapixels: float) -> tuple[int, int]:
+    """The size with `width`:`height`'s aspect ratio and (about) `megapixels` pixels."""
+    aspect = width / height
+    new_width = round(math.sqrt(megapixels * 1e6 * aspect))
+    return new_width, round(new_width / aspect)
+
+
+@cache
+def _photo(name: str) -> Image.Image:
+    if name not in PHOTO_NAMES:
+        raise ValueError(f"unknown photo {name!r}; choose from {PHOTO_NAMES}")
+    import skimage.data  # lazily: importing the locustfile must stay cheap
+
+    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+
+
+@cache
+def sample(photo: str, bucket: str, fmt: str) -> Sample:
+    """One photo resized to `bucket` and encoded as `fmt` (JPEG or PNG); cached."""
+    if bucket not in BUCKETS:
+        raise ValueError(f"unknown bucket {bucket!r}; choose from {tuple(BUCKETS)}")
+    if fmt not in EXTENSIONS:
+        raise ValueError(f"unknown upload format {fmt!r}; choose from {tuple(EXTENSIONS)}")
+    source = _photo(photo)
+    size = target_size(source.width, source.height, BUCKETS[bucket])
+    image = source.resize(size, Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    if fmt == "JPEG":
+        image.save(buffer, "JPEG", quality=JPEG_QUALITY)
+    else:
+        image.save(buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return Sample(photo, bucket, fmt, size[0], size[1], buffer.getvalue())
+
+
+def corpus(buckets: Iterable[str] = BUCKETS) -> list[Sample]:
+    """Every photo x bucket x upload format (built on the first call, then cached)."""
+    return [
+        sample(photo, bucket, fmt)
+        for bucket in buckets
+        for photo in PHOTO_NAMES
+        for fmt in UPLOAD_FORMATS
+    ]
+
+
+def _weighted(rng: random.Random, weights: dict[str, int]) -> str:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def pick(rng: random.Random, buckets: Sequence[str] | None = None) -> Sample:
+    """A random sample: bucket by BUCKET_WEIGHTS (restricted to `buckets`), format by
+    UPLOAD_FORMATS, photo uniformly."""
+    allowed = {name: BUCKET_WEIGHTS[name] for name in (buckets or BUCKETS)}
+    return sample(rng.choice(PHOTO_NAMES), _weighted(rng, allowed), _weighted(rng, UPLOAD_FORMATS))
+
+
+def upload_samples() -> list[Sample]:
+    """The JPEG files /read-file asks for (written into UPLOAD_DIR by write_uploads)."""
+    return [sample(photo, bucket, "JPEG") for bucket in UPLOAD_BUCKETS for photo in PHOTO_NAMES]
+
+
+def read_file_paths() -> list[str]:
+    """Paths, relative to the server's UPLOAD_DIR, of the /read-file samples."""
+    return [f"{UPLOAD_SUBDIR}/{item.filename}" for item in upload_samples()]
+
+
+def write_uploads(upload_dir: Path) -> list[Path]:
+    """Write the /read-file samples under `upload_dir`/loadtest/ (idempotent)."""
+    folder = upload_dir / UPLOAD_SUBDIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for item in upload_samples():
+        path = folder / item.filename
+        path.write_bytes(item.data)
+        written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    write = commands.add_parser("write-uploads", help="write the /read-file samples")
+    write.add_argument("upload_dir", type=Path)
+    commands.add_parser("list", help="print every sample of the corpus")
+    args = parser.parse_args(argv)
+    if args.command == "write-uploads":
+        paths = write_uploads(args.upload_dir)
+        print(f"wrote {len(paths)} samples to {args.upload_dir / UPLOAD_SUBDIR}")
+    else:
+        for item in corpus():
+            print(f"{item.filename:28} {item.width:5}x{item.height:<5} "
+                  f"{item.megapixels:6.2f} MP {len(item.data) / 1e6:7.2f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
