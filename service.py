@@ -41,6 +41,7 @@ from gateway.metrics_access import MetricsAccess
 from gateway.observe import RequestObserver, request_log
 from gateway.rate_limit import budget
 from gateway.response_headers import ResponseHeaders
+from gateway.responses import JsonErrors
 from operations import health
 from operations.logs import configure_logging
 from operations.metrics import COMPRESSION_RATIO, INFERENCE_BATCH_SIZE, OUTPUT_BYTES
@@ -88,8 +89,11 @@ limiter = RateLimiter(
 )
 
 
-def open_session(stored: bentoml.Model, threads: int) -> SegmentationSession:
-    return SegmentationSession(stored.path_of(STORE_MODEL_FILE), get_spec(stored.tag.name), threads)
+def open_session(stored: bentoml.Model) -> SegmentationSession:
+    return SegmentationSession(
+        stored.path_of(STORE_MODEL_FILE), get_spec(stored.tag.name),
+        threads=settings.model_threads, run_batch=settings.inference_run_batch,
+    )
 
 
 @bentoml.service(
@@ -103,7 +107,7 @@ class Segmenter:
     model = bentoml.models.BentoModel(settings.model)
 
     def __init__(self) -> None:
-        self.default = open_session(self.model, settings.model_threads)
+        self.default = open_session(self.model)
         self.others: dict[str, SegmentationSession] = {}
 
     @bentoml.api(
@@ -121,7 +125,7 @@ class Segmenter:
         """The same with another model from the store, loaded on first use (not batched)."""
         if model_name not in self.others:
             stored = bentoml.models.get(model_name)
-            self.others[model_name] = open_session(stored, settings.model_threads)
+            self.others[model_name] = open_session(stored)
         INFERENCE_BATCH_SIZE.observe(len(images))
         return self.others[model_name].predict(images)
 
@@ -409,6 +413,7 @@ if settings.cors_origins:
                         "X-RateLimit-Reset", "Retry-After", "X-Request-ID"],
     )
 BackgroundRemover.add_asgi_middleware(ResponseHeaders)
+BackgroundRemover.add_asgi_middleware(JsonErrors)
 BackgroundRemover.add_asgi_middleware(RequestObserver, endpoints=ROUTES)
 BackgroundRemover.add_asgi_middleware(
     ClientIdentity, api_keys=settings.api_keys, trusted_proxies=settings.trusted_proxies,

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     model_workers: int = Field(2, gt=0)
     model_threads: int = Field(1, gt=0)
     max_batch_size: int = Field(8, gt=0)
+    # Images per onnxruntime run inside a batch: 1 on CPU (see segmentation/session.py).
+    inference_run_batch: int = Field(1, gt=0)
     # A deadline, not a batching window: BentoML drops queued work past it with a 503.
     max_latency_ms: int = Field(60_000, gt=0)
     request_timeout_s: int = Field(120, gt=0)

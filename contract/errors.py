@@ -59,6 +59,12 @@ class NotFound(ServiceError):
     solution = "Check the path"
 
 
+class MethodNotAllowed(ServiceError):
+    status, code = 405, "method_not_allowed"
+    title = "Method not allowed"
+    solution = "Use the method the API documents for this path (see /docs.json)"
+
+
 class PayloadTooLarge(ServiceError):
     status, code = 413, "payload_too_large"
     title = "Payload too large"
@@ -88,3 +94,13 @@ class Unavailable(ServiceError):
     title = "Service unavailable"
     solution = "Retry later"
 
+
+
+def error_for_status(status: int, details: str,
+                     headers: dict[str, str] | None = None) -> ServiceError:
+    """The error class answering with `status`, for failures that arrive as a bare status."""
+    for kind in (InvalidParameter, Unauthorized, Forbidden, NotFound, MethodNotAllowed,
+                 PayloadTooLarge, UnsupportedMediaType, RateLimited, Unavailable):
+        if kind.status == status:
+            return kind(details, headers=headers)
+    return ServiceError(details, headers=headers)

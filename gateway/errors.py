@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from contract.errors import InvalidParameter, NotFound, ServiceError
+from contract.errors import InvalidParameter, ServiceError, error_for_status
 from gateway.responses import error_response
 
 log = logging.getLogger("bg_remover.errors")
@@ -29,9 +29,10 @@ def as_service_error(request: Request, error: Exception) -> ServiceError:
         # FastAPI wraps failures while reading the body (such as our 413) in a 400.
         if isinstance(error.__cause__, ServiceError):
             return error.__cause__
-        if error.status_code == 404:
-            return NotFound(f"No route {request.url.path}")
-        return InvalidParameter(f"Malformed request: {error.detail}")
+        if error.status_code == 400:
+            return InvalidParameter(f"Malformed request: {error.detail}")
+        return error_for_status(error.status_code, f"{error.detail}: {request.url.path}",
+                                headers=dict(error.headers or {}))
     log.error("unexpected error on %s", request.url.path, exc_info=error)
     return ServiceError("An unexpected error occurred; it has been logged")
 

@@ -16,4 +16,5 @@ if [[ "${1:-}" == "--dev" ]]; then
 else
   pip_install .venv -r requirements.txt
 fi
+pip_install .venv --no-deps --editable .   # the bg-remover client command
 .venv/bin/python import_model.py

@@ -27,6 +27,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def own_bentoml_home(home: Path) -> Path:
+    """A BENTOML_HOME for one server, sharing the real model and Bento stores. Every
+    `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir as it starts, which would
+    wipe the metrics of any other server running on the machine."""
+    shared = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
+    home.mkdir(parents=True, exist_ok=True)
+    for store in ("models", "bentos"):
+        (shared / store).mkdir(parents=True, exist_ok=True)
+        if not (home / store).exists():
+            (home / store).symlink_to(shared / store, target_is_directory=True)
+    return home
+
+
 class BentoServer:
     """One `bentoml serve` process group, its port and its log."""
 
@@ -37,6 +50,7 @@ class BentoServer:
         self.log_path = workdir / f"bentoml-{self.port}.log"
         self.env = {
             **os.environ,
+            "BENTOML_HOME": str(own_bentoml_home(workdir / f"bentoml-home-{self.port}")),
             "BENTOML_DO_NOT_TRACK": "true",
             "UPLOAD_DIR": str(workdir / "uploads"),
             "OUTPUT_DIR": str(workdir / "outputs"),

@@ -298,3 +298,14 @@ def test_result_sizes_are_reported() -> None:
     assert result.original_size == len(data)
     assert result.size == len(result.data)
     assert result.compression_ratio == f"{round((1 - result.size / len(data)) * 100)}%"
+
+
+def test_cutout_clears_colour_only_where_fully_transparent() -> None:
+    from PIL import Image
+
+    from optimizer.compose import cutout
+
+    photo = Image.new("RGB", (3, 1), (200, 100, 50))
+    mask = Image.frombytes("L", (3, 1), bytes([0, 1, 255]))
+    pixels = list(cutout(photo, mask).getdata())
+    assert pixels == [(0, 0, 0, 0), (200, 100, 50, 1), (200, 100, 50, 255)]

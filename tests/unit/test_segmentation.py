@@ -31,7 +31,7 @@ def photo_batch(count: int = 4) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def dynamic_session(stored_model_path: Path) -> SegmentationSession:
-    return SegmentationSession(stored_model_path, U2NETP)
+    return SegmentationSession(stored_model_path, U2NETP, run_batch=8)
 
 
 def maths_only_session(spec: ModelSpec = U2NETP) -> SegmentationSession:
@@ -72,7 +72,7 @@ def test_stored_model_has_a_dynamic_batch_axis(stored_model_path: Path) -> None:
 @pytest.mark.slow
 def test_original_model_refuses_a_batch_of_four(original_model_path: Path) -> None:
     assert not has_dynamic_batch(original_model_path)
-    session = SegmentationSession(original_model_path, U2NETP)
+    session = SegmentationSession(original_model_path, U2NETP, run_batch=4)
     with pytest.raises(InvalidArgument, match=r"index: 0 Got: 4 Expected: 1"):
         session.predict(photo_batch(4))
     assert session.predict(photo_batch(1)).shape == (1, 320, 320)  # one image is fine
@@ -101,7 +101,7 @@ def test_make_batch_dynamic_on_a_copy_of_the_original(
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape[0] == "batch"
     assert all(output.shape[0] == "batch" for output in session.get_outputs())
-    masks = SegmentationSession(target, U2NETP).predict(photo_batch(3))
+    masks = SegmentationSession(target, U2NETP, run_batch=3).predict(photo_batch(3))
     assert masks.shape == (3, 320, 320)
 
 
@@ -335,3 +335,11 @@ def test_the_original_u2netp_file_matches_the_catalogs_md5(
     )
     assert found.md5 == U2NETP.md5
     assert found.path == original_model_path
+
+
+@pytest.mark.slow
+def test_runs_of_one_give_the_same_masks_as_one_run(stored_model_path: Path,
+                                                    dynamic_session: SegmentationSession) -> None:
+    batch = photo_batch(3)
+    one_by_one = SegmentationSession(stored_model_path, U2NETP, run_batch=1).predict(batch)
+    np.testing.assert_array_equal(one_by_one, dynamic_session.predict(batch))

@@ -1,0 +1,137 @@
+"""The `bg-remover` command line against a real `bentoml serve` and the real model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests import images
+from tests.e2e.server import ROOT, BentoServer
+
+pytestmark = pytest.mark.slow
+
+FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+RATE_LIMIT = 3
+CLI_TIMEOUT_S = 600
+
+
+def write_photos(folder: Path) -> list[Path]:
+    """The four skimage photos in JPEG, PNG and WEBP: JPEGs at the top, the others in
+    sub-folders `png/` and `webp/` (so --recursive and sub-paths are exercised)."""
+    written = []
+    for fmt, ext in FORMATS.items():
+        target = folder if fmt == "JPEG" else folder / ext
+        target.mkdir(parents=True, exist_ok=True)
+        for name in images.PHOTO_NAMES:
+            path = target / f"{name}-{ext}.{ext}"
+            path.write_bytes(images.photo(name, fmt))
+            written.append(path)
+    return written
+
+
+def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m bg_remover_client.cli` from the test's interpreter (the project's venv)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BG_REMOVER_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["COLUMNS"] = "200"  # rich wraps a non-terminal at 80 columns otherwise
+    return subprocess.run(
+        [sys.executable, "-m", "bg_remover_client.cli", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False,
+    )
+
+
+def test_folder_to_webp_with_alpha(server: BentoServer, tmp_path: Path) -> None:
+    inputs = write_photos(tmp_path / "photos")
+    assert len(inputs) >= 10
+
+    done = run_cli("photos", "--recursive", "--url", server.url, "--concurrency", "3",
+                   "--format", "webp", "--output-dir", "out", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stdout + done.stderr + server.log()
+    outputs = sorted((tmp_path / "out").rglob("*_no_bg.webp"))
+    assert len(outputs) == len(inputs)
+    assert {p.parent.name for p in outputs} == {"out", "png", "webp"}  # sub-paths kept
+    for path in outputs:
+        with Image.open(path) as image:
+            assert image.format == "WEBP"
+            assert image.mode == "RGBA", path
+            assert image.getchannel("A").getextrema()[0] < 255, f"{path} has no transparency"
+    assert "Summary" in done.stdout
+    assert f"Processed    {len(inputs)}" in done.stdout
+    assert "Failed       0" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_second_run_skips_everything(server: BentoServer, tmp_path: Path) -> None:
+    write_photos(tmp_path / "photos")
+    first = run_cli("photos", "--url", server.url, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    outputs = sorted((tmp_path / "photos").glob("*_no_bg.png"))
+    assert len(outputs) == len(images.PHOTO_NAMES)
+
+    again = run_cli("photos", "--url", server.url, cwd=tmp_path)
+    assert again.returncode == 0
+    assert f"Skipped      {len(outputs)}" in again.stdout
+    assert "Processed    0" in again.stdout
+
+
+def test_a_bad_file_fails_alone(server: BentoServer, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.jpg").write_bytes(images.photo("chelsea", "JPEG"))
+    (folder / "broken.png").write_bytes(images.truncated_png())
+
+    done = run_cli("mixed", "--url", server.url, cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert (folder / "good_no_bg.png").exists()
+    assert "Processed    1" in done.stdout and "Failed       1" in done.stdout
+    assert "broken.png: HTTP 400 invalid_image" in done.stdout
+
+
+def test_rate_limit_beyond_max_wait_fails_fast(tmp_path: Path) -> None:
+    """A used-up hourly budget asks to wait ~an hour: the client gives up on those files
+    instead of sleeping (or hammering the server), and says why."""
+    folder = tmp_path / "five"
+    folder.mkdir()
+    for n in range(5):
+        (folder / f"cat{n}.jpg").write_bytes(images.photo("chelsea", "JPEG"))
+
+    with BentoServer(tmp_path, env={"RATE_LIMIT_REMOVE_BG_PER_HOUR": str(RATE_LIMIT)}) as server:
+        started = time.monotonic()
+        done = run_cli("five", "--url", server.url, "--concurrency", "1", "--retries", "2",
+                       "--max-wait", "60", cwd=tmp_path)
+        elapsed = time.monotonic() - started
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert len(list(folder.glob("*_no_bg.png"))) == RATE_LIMIT
+    assert f"Processed    {RATE_LIMIT}" in done.stdout
+    assert f"Failed       {5 - RATE_LIMIT}" in done.stdout
+    failures = [line for line in done.stdout.splitlines() if "429 rate_limited" in line]
+    assert len(failures) == 5 - RATE_LIMIT
+    assert all("--max-wait 60 s: giving up" in line for line in failures)
+    assert all(line.strip().startswith("five/cat") for line in failures)  # names the file
+    assert elapsed < 60
+
+
+def test_console_script_is_declared_and_works_when_installed(tmp_path: Path) -> None:
+    """`pip install -e .` installs `bg-remover`; when this venv has it, it runs."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["bg-remover"] == "bg_remover_client.cli:main"
+    assert project["tool"]["setuptools"]["packages"] == ["bg_remover_client"]
+    script = Path(sys.executable).with_name("bg-remover")
+    if script.exists():
+        done = subprocess.run([str(script), "--help"], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "--max-wait" in done.stdout
+    done = run_cli(tmp_path / "missing.jpg", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no such file or folder" in done.stderr

@@ -1,0 +1,377 @@
+"""Running the service, through real `bentoml serve` processes: health, metrics, request logs,
+CORS and security headers, the concurrency cap, and the files it keeps."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests import images
+from tests.e2e.server import BentoServer
+
+pytestmark = pytest.mark.slow
+
+PHOTO = images.photo("chelsea", "JPEG")
+PHOTO_B64 = base64.b64encode(PHOTO).decode()
+SLOW_PHOTO = images.photo("astronaut", "PNG")
+BASE64_LIMIT = 1  # on the `ops` server: a 429 is two requests away
+APP_ORIGIN, EVIL_ORIGIN = "https://app.example", "https://evil.example"
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
+CHECKS = {"app", "model", "redis", "disk_space", "memory"}
+CONCURRENT_REQUESTS = 4
+
+ADDRESSES = (f"127.0.0.{n}" for n in itertools.count(10))
+Connect = Callable[..., httpx.Client]
+
+
+def serve(workdir: Path, env: dict[str, str]) -> BentoServer:
+    return BentoServer(workdir, env=env)
+
+
+@pytest.fixture(scope="module")
+def ops_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("operations")
+
+
+@pytest.fixture(scope="module")
+def ops(ops_dir: Path) -> Iterator[BentoServer]:
+    """JSON logs to a file, saved outputs, folders that do not exist yet, a base64 budget
+    of 1; otherwise defaults (no CORS_ORIGINS, default METRICS_ALLOW, no Redis)."""
+    env = {
+        "LOG_FORMAT": "json",
+        "LOG_FILE": str(ops_dir / "logs" / "service.log"),
+        "SAVE_OUTPUTS": "true",
+        "UPLOAD_DIR": str(ops_dir / "not" / "yet" / "uploads"),
+        "OUTPUT_DIR": str(ops_dir / "not" / "yet" / "outputs"),
+        "RATE_LIMIT_BASE64_PER_HOUR": str(BASE64_LIMIT),
+    }
+    with serve(ops_dir, env) as server:
+        yield server
+
+
+@pytest.fixture(scope="class")
+def cors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServer]:
+    env = {"CORS_ORIGINS": APP_ORIGIN, "API_KEYS": "secret-key"}
+    with serve(tmp_path_factory.mktemp("cors"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="class")
+def narrow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServer]:
+    with serve(tmp_path_factory.mktemp("narrow"), {"MAX_CONCURRENCY": "1"}) as server:
+        yield server
+
+
+@pytest.fixture
+def connect() -> Iterator[Connect]:
+    """`connect(server, address=None)`: a client speaking from `address`, by default a
+    loopback address no other test used (so a fresh budget)."""
+    opened: list[httpx.Client] = []
+
+    def open_client(server: BentoServer, address: str | None = None) -> httpx.Client:
+        transport = httpx.HTTPTransport(local_address=address or next(ADDRESSES))
+        client = httpx.Client(base_url=server.url, timeout=120, transport=transport)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()
+
+
+def remove(client: httpx.Client, data: bytes = PHOTO, **options: str) -> httpx.Response:
+    return client.post("/remove-background", files={"file": ("cat.jpg", data)}, data=options)
+
+
+def rate_limited(client: httpx.Client) -> httpx.Response:
+    """Spend the base64 budget with a refused option, then meet the 429."""
+    for _ in range(BASE64_LIMIT):
+        refused = client.post("/remove-background-base64", json={"image": PHOTO_B64,
+                                                                 "quality": 5})
+        assert refused.status_code == 400, refused.text
+    response = client.post("/remove-background-base64", json={"image": PHOTO_B64})
+    assert response.status_code == 429, response.text
+    return response
+
+
+def assert_ok(response: httpx.Response) -> None:
+    assert response.status_code == 200, response.text
+
+
+# --- health ------------------------------------------------------------------------------------
+
+
+class TestHealth:
+    def test_healthy_without_redis(self, ops: BentoServer, connect: Connect) -> None:
+        response = connect(ops).get("/health")
+        assert_ok(response)
+        body = response.json()
+        assert body["status"] == "healthy"
+        assert set(body["checks"]) == CHECKS
+        for name, check in body["checks"].items():
+            assert set(check) == {"ok", "detail"}, name
+            assert check["ok"] is True, (name, check)
+            assert isinstance(check["detail"], str) and check["detail"], name
+        assert body["checks"]["redis"]["detail"] == "in-process limits"
+
+    @pytest.mark.parametrize("path", ["/readyz", "/livez"])
+    def test_probes(self, ops: BentoServer, connect: Connect, path: str) -> None:
+        assert_ok(connect(ops).get(path))
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def scrape(server: BentoServer) -> list[tuple[str, dict[str, str], float]]:
+    response = httpx.get(f"{server.url}/metrics", timeout=10)  # from 127.0.0.1
+    assert_ok(response)
+    return [(sample.name, sample.labels, sample.value)
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples]
+
+
+def total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
+    """Sum of the samples called `name` whose labels include `labels` (0 when none)."""
+    return sum(value for sample, found, value in samples
+               if sample == name and labels.items() <= found.items())
+
+
+class TestMetrics:
+    def test_service_metrics_follow_requests(self, ops: BentoServer, connect: Connect) -> None:
+        before = scrape(ops)
+        client = connect(ops)
+        assert_ok(remove(client))
+        rate_limited(client)
+        after = scrape(ops)
+
+        def delta(name: str, **labels: str) -> float:
+            return total(after, name, **labels) - total(before, name, **labels)
+
+        assert delta("bg_remover_requests_total", endpoint="/remove-background",
+                     status="200") == 1
+        assert delta("bg_remover_requests_total", endpoint="/remove-background-base64",
+                     status="429") == 1
+        assert delta("bg_remover_request_duration_seconds_count",
+                     endpoint="/remove-background") == 1
+        assert delta("bg_remover_rate_limited_total") == 1
+        assert delta("bg_remover_output_bytes_count", format="PNG") == 1
+        assert delta("bg_remover_output_bytes_sum", format="PNG") > 0
+        assert delta("bg_remover_compression_ratio_count", format="PNG") == 1
+        assert delta("bg_remover_inference_batch_size_count") >= 1
+        # BentoML's own metrics are still there.
+        assert total(after, "bentoml_service_request_total", endpoint="/remove-background") >= 1
+
+    def test_every_metric_is_prefixed(self, ops: BentoServer) -> None:
+        names = {name for name, _, _ in scrape(ops)}
+        ours = {name for name in names if name.startswith("bg_remover_")}
+        assert {"bg_remover_requests_total", "bg_remover_rate_limited_total",
+                "bg_remover_inference_batch_size_count"} <= ours
+        assert any(name.startswith("bentoml_") for name in names)
+
+
+# --- request logs ------------------------------------------------------------------------------
+
+
+LOG_WAIT_S = 5.0  # the line is written once the response has gone out
+
+
+def log_lines(ops_dir: Path) -> list[dict[str, object]]:
+    text = (ops_dir / "logs" / "service.log").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def logged(ops_dir: Path, request_id: str) -> list[dict[str, object]]:
+    """The log lines of one request, waiting briefly for the first to appear."""
+    deadline = time.monotonic() + LOG_WAIT_S
+    while True:
+        lines = [line for line in log_lines(ops_dir) if line.get("request_id") == request_id]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+class TestLogs:
+    def test_one_json_line_per_request(self, ops: BentoServer, ops_dir: Path,
+                                       connect: Connect) -> None:
+        address = next(ADDRESSES)
+        response = remove(connect(ops, address))
+        assert_ok(response)
+        lines = logged(ops_dir, response.headers["x-request-id"])
+        assert len(lines) == 1, lines
+        line = lines[0]
+        assert line["endpoint"] == "/remove-background"
+        assert line["status"] == 200
+        assert line["input_bytes"] == len(PHOTO)
+        assert line["output_bytes"] == len(response.content)
+        ratio = round((1 - len(response.content) / len(PHOTO)) * 100)
+        assert line["compression_ratio"] == f"{ratio}%"
+        client = str(line["client"])
+        assert re.fullmatch(r"[0-9a-f]{16}", client), client
+        assert address not in json.dumps(line)
+        for stage in ("decode", "inference", "encode"):
+            assert isinstance(line[stage], int | float) and line[stage] >= 0, stage
+
+    def test_every_line_is_json(self, ops: BentoServer, ops_dir: Path,
+                                connect: Connect) -> None:
+        response = connect(ops).get("/presets")
+        assert_ok(response)
+        lines = logged(ops_dir, response.headers["x-request-id"])  # raises on a non-JSON line
+        assert [line["endpoint"] for line in lines] == ["/presets"]
+
+
+# --- HTTP hardening ----------------------------------------------------------------------------
+
+
+def assert_no_cors(response: httpx.Response) -> None:
+    assert "access-control-allow-origin" not in response.headers, response.headers
+
+
+def preflight(client: httpx.Client, origin: str, path: str = "/remove-background"
+              ) -> httpx.Response:
+    return client.options(path, headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-api-key, content-type",
+    })
+
+
+SECURED = {
+    "200": lambda client: remove(client),
+    "400": lambda client: remove(client, quality="5"),
+    "404": lambda client: client.post("/read-file", json={"path": "missing.jpg"}),
+    "429": rate_limited,
+    "livez": lambda client: client.get("/livez"),
+    "health": lambda client: client.get("/health"),
+}
+
+
+class TestHardening:
+    def test_no_cors_by_default(self, ops: BentoServer, connect: Connect) -> None:
+        client = connect(ops)
+        assert_no_cors(client.get("/health", headers={"Origin": EVIL_ORIGIN}))
+        post = client.post("/remove-background", files={"file": ("cat.jpg", PHOTO)},
+                           headers={"Origin": EVIL_ORIGIN})
+        assert_ok(post)
+        assert_no_cors(post)
+        assert_no_cors(preflight(client, EVIL_ORIGIN))
+
+    @pytest.mark.parametrize("case", SECURED)
+    def test_security_headers(self, ops: BentoServer, connect: Connect, case: str) -> None:
+        response = SECURED[case](connect(ops))
+        if case.isdigit():
+            assert response.status_code == int(case), response.text
+        else:
+            assert_ok(response)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, (name, response.headers)
+
+
+class TestErrorsOutsideRoutes:
+    """"Every error is JSON with a stable machine-readable `code`" (API.md, Errors)."""
+
+    def test_unknown_path_is_json_not_found(self, ops: BentoServer, connect: Connect) -> None:
+        response = connect(ops).get("/no-such-route")
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("application/json"), response.text
+        assert response.json()["code"] == "not_found"
+
+    def test_wrong_method_is_405_with_allow(self, ops: BentoServer, connect: Connect) -> None:
+        response = connect(ops).get("/remove-background")
+        assert response.status_code == 405, response.text
+        assert "POST" in response.headers.get("allow", "")
+        assert "code" in response.json()
+
+
+class TestCors:
+    def test_preflight_from_allowed_origin_needs_no_key(self, cors: BentoServer,
+                                                        connect: Connect) -> None:
+        response = preflight(connect(cors), APP_ORIGIN)
+        assert_ok(response)
+        assert response.headers["access-control-allow-origin"] == APP_ORIGIN
+        assert "x-api-key" in response.headers["access-control-allow-headers"].lower()
+        assert "POST" in response.headers["access-control-allow-methods"]
+
+    def test_other_origin_gets_nothing(self, cors: BentoServer, connect: Connect) -> None:
+        client = connect(cors)
+        assert_no_cors(preflight(client, EVIL_ORIGIN))
+        assert_no_cors(client.get("/health", headers={"Origin": EVIL_ORIGIN}))
+
+    def test_simple_requests_from_allowed_origin(self, cors: BentoServer,
+                                                 connect: Connect) -> None:
+        client = connect(cors)
+        response = client.get("/presets", headers={"Origin": APP_ORIGIN,
+                                                   "X-API-Key": "secret-key"})
+        assert_ok(response)
+        assert response.headers["access-control-allow-origin"] == APP_ORIGIN
+        # The browser may read the error too; the key is still demanded.
+        refused = client.get("/presets", headers={"Origin": APP_ORIGIN})
+        assert refused.status_code == 401
+        assert refused.headers["access-control-allow-origin"] == APP_ORIGIN
+
+
+class TestConcurrency:
+    def test_over_the_cap_is_overloaded_then_serves_again(self, narrow: BentoServer,
+                                                         connect: Connect) -> None:
+        clients = [connect(narrow) for _ in range(CONCURRENT_REQUESTS)]
+        barrier = threading.Barrier(CONCURRENT_REQUESTS)
+        responses: list[httpx.Response] = []
+
+        def fire(client: httpx.Client) -> None:
+            barrier.wait()
+            responses.append(remove(client, SLOW_PHOTO, format="PNG"))
+
+        threads = [threading.Thread(target=fire, args=(client,)) for client in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        statuses = sorted(response.status_code for response in responses)
+        assert len(statuses) == CONCURRENT_REQUESTS
+        assert set(statuses) == {200, 503}, statuses
+        for response in responses:
+            if response.status_code == 503:
+                assert response.json()["code"] == "overloaded"
+                retry_after = response.headers["retry-after"]
+                assert retry_after.isdigit() and int(retry_after) >= 1
+        for client in clients[:2]:  # one at a time is served normally
+            assert_ok(remove(client))
+
+    def test_health_is_not_capped(self, narrow: BentoServer, connect: Connect) -> None:
+        assert_ok(connect(narrow).get("/health"))
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+class TestFiles:
+    def test_missing_folders_are_created_at_start(self, ops: BentoServer) -> None:
+        assert Path(ops.env["UPLOAD_DIR"]).is_dir()
+        assert Path(ops.env["OUTPUT_DIR"]).is_dir()
+
+    def test_saved_output_equals_the_response(self, ops: BentoServer, connect: Connect) -> None:
+        outputs = Path(ops.env["OUTPUT_DIR"])
+        before = set(outputs.iterdir())
+        response = remove(connect(ops), format="WEBP")
+        assert_ok(response)
+        new = set(outputs.iterdir()) - before
+        assert [path.read_bytes() == response.content for path in new] == [True], new
+
+    def test_read_file_finds_files_in_the_created_upload_dir(self, ops: BentoServer,
+                                                             connect: Connect) -> None:
+        (Path(ops.env["UPLOAD_DIR"]) / "cat.jpg").write_bytes(PHOTO)
+        response = connect(ops).post("/read-file", json={"path": "cat.jpg"})
+        assert_ok(response)
+        assert base64.b64decode(response.json()["image"]) == PHOTO
