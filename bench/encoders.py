@@ -11,6 +11,7 @@ import argparse
 import io
 import statistics
 import time
+import zlib
 from collections.abc import Callable
 
 import bentoml
@@ -27,6 +28,9 @@ SETTINGS: list[tuple[str, str, dict]] = [
     ("PNG", "compress_level=3", {"compress_level": 3}),
     ("PNG", "compress_level=6 (Pillow default)", {"compress_level": 6}),
     ("PNG", "compress_level=9", {"compress_level": 9}),
+    ("PNG", "compress_level=1, Z_RLE", {"compress_level": 1, "compress_type": zlib.Z_RLE}),
+    ("PNG", "compress_level=2, Z_RLE", {"compress_level": 2, "compress_type": zlib.Z_RLE}),
+    ("PNG", "compress_level=6, Z_RLE", {"compress_level": 6, "compress_type": zlib.Z_RLE}),
     ("WEBP", "q80 method=0", {"quality": 80, "method": 0}),
     ("WEBP", "q80 method=2", {"quality": 80, "method": 2}),
     ("WEBP", "q80 method=4 (default)", {"quality": 80, "method": 4}),

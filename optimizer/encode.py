@@ -5,6 +5,7 @@ see the README's "Encoder settings" section for the figures behind each constant
 from __future__ import annotations
 
 import io
+import zlib
 
 from PIL import Image
 
@@ -13,6 +14,9 @@ from optimizer.options import OutputFormat
 
 WHITE = (255, 255, 255, 255)
 PNG_COMPRESS_LEVEL = 2
+# Run-length deflate after PNG's row filters: on cut-outs 17% smaller and a little faster than
+# the default strategy at any level up to 6 (bench/encoders.py).
+PNG_STRATEGY = zlib.Z_RLE
 WEBP_METHOD = 2
 AVIF_SPEED = 8
 PALETTE_COLOURS = 256
@@ -37,7 +41,7 @@ def _png(image: Image.Image, buffer: io.BytesIO, lossless: bool) -> None:
     if not lossless and image.mode in ("RGB", "RGBA"):
         # FASTOCTREE is the quantizer Pillow offers for RGBA; the palette carries alpha (tRNS).
         image = image.quantize(PALETTE_COLOURS, method=Image.Quantize.FASTOCTREE)
-    image.save(buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+    image.save(buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_STRATEGY)
 
 
 def _colour(image: Image.Image) -> Image.Image:
