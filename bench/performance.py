@@ -52,6 +52,7 @@ from bench.perf_report import (  # noqa: E402
     render,
     soak_growth,
 )
+from settings import Settings  # noqa: E402
 
 MODEL = "u2netp"
 REMBG_VENV = ROOT / ".venv-rembg"
@@ -551,6 +552,7 @@ def cpu_model() -> str:
 
 
 def environment(args: argparse.Namespace, plan: Plan) -> dict[str, str]:
+    served = Settings()  # what the served process will read: environment, .env, defaults
     return {
         "started": datetime.now().isoformat(timespec="seconds"),
         "mode": ("quick" if args.quick else "full")
@@ -560,8 +562,8 @@ def environment(args: argparse.Namespace, plan: Plan) -> dict[str, str]:
                    f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM; shared with other "
                    "agents' work: compare ratios within one run, not across runs",
         "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "model layout": f"MODEL_WORKERS={os.environ.get('MODEL_WORKERS', '2 (default)')}, "
-                        f"MODEL_THREADS={os.environ.get('MODEL_THREADS', '1 (default)')}",
+        "model layout": f"MODEL_WORKERS={served.model_workers}, "
+                        f"MODEL_THREADS={served.model_threads} (the service's settings)",
         "versions": f"Python {platform.python_version()}, bentoml {version('bentoml')}, "
                     f"onnxruntime {version('onnxruntime')}, pillow {version('pillow')}, "
                     f"rembg (server venv) {rembg_version()}",

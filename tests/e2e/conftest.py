@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import BentoServer
+from tests.e2e.server import BentoServer, Connect, fresh_address
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +30,20 @@ def client(server: BentoServer) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def upload_dir(server: BentoServer) -> Path:
     return Path(server.env["UPLOAD_DIR"])
+
+
+@pytest.fixture
+def connect() -> Iterator[Connect]:
+    """`connect(server, address=None)`: a client speaking from `address`, by default a
+    loopback address no other test used (so a fresh budget)."""
+    opened: list[httpx.Client] = []
+
+    def open_client(server: BentoServer, address: str | None = None) -> httpx.Client:
+        transport = httpx.HTTPTransport(local_address=address or fresh_address())
+        client = httpx.Client(base_url=server.url, timeout=120, transport=transport)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()

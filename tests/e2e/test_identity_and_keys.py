@@ -10,14 +10,14 @@ from __future__ import annotations
 import base64
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import images
-from tests.e2e.server import BentoServer
+from tests.e2e.server import BentoServer, Connect, fresh_address
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +29,6 @@ READ_LIMIT = 3  # /read-file budget on every server here: cheap requests, no mod
 KEYED_LIMIT = 2  # every budget on the keyed server
 LOG_WAIT_S = 5.0
 
-ADDRESSES = (f"127.0.0.{n}" for n in itertools.count(10))
-Connect = Callable[..., httpx.Client]
 
 
 def start_server(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> BentoServer:
@@ -72,23 +70,6 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServer]:
     })
     yield server
     server.stop()
-
-
-@pytest.fixture
-def connect() -> Iterator[Connect]:
-    """`connect(server, address=None)`: a client speaking from `address`, by default a
-    loopback address no other test used (so a fresh budget)."""
-    opened: list[httpx.Client] = []
-
-    def open_client(server: BentoServer, address: str | None = None) -> httpx.Client:
-        transport = httpx.HTTPTransport(local_address=address or next(ADDRESSES))
-        client = httpx.Client(base_url=server.url, timeout=120, transport=transport)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 def read(client: httpx.Client, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -253,7 +234,7 @@ class TestApiKeys:
         assert_error(outsider.get("/metrics", headers={"X-API-Key": KEYS[0]}), 403, "forbidden")
 
     def test_budgets_are_per_key(self, keyed: BentoServer, connect: Connect) -> None:
-        address = next(ADDRESSES)
+        address = fresh_address()
         client = connect(keyed, address)
         one, two = {"X-API-Key": KEYS[0]}, {"X-API-Key": KEYS[1]}
         assert_spent(read(client, one), 1, KEYED_LIMIT)

@@ -4,12 +4,11 @@ CORS and security headers, the concurrency cap, and the files it keeps."""
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import images
-from tests.e2e.server import BentoServer
+from tests.e2e.server import BentoServer, Connect, fresh_address
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +33,6 @@ SECURITY_HEADERS = {
 CHECKS = {"app", "model", "redis", "disk_space", "memory"}
 CONCURRENT_REQUESTS = 4
 
-ADDRESSES = (f"127.0.0.{n}" for n in itertools.count(10))
-Connect = Callable[..., httpx.Client]
 
 
 def serve(workdir: Path, env: dict[str, str]) -> BentoServer:
@@ -74,23 +71,6 @@ def cors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServer]:
 def narrow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServer]:
     with serve(tmp_path_factory.mktemp("narrow"), {"MAX_CONCURRENCY": "1"}) as server:
         yield server
-
-
-@pytest.fixture
-def connect() -> Iterator[Connect]:
-    """`connect(server, address=None)`: a client speaking from `address`, by default a
-    loopback address no other test used (so a fresh budget)."""
-    opened: list[httpx.Client] = []
-
-    def open_client(server: BentoServer, address: str | None = None) -> httpx.Client:
-        transport = httpx.HTTPTransport(local_address=address or next(ADDRESSES))
-        client = httpx.Client(base_url=server.url, timeout=120, transport=transport)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 def remove(client: httpx.Client, data: bytes = PHOTO, **options: str) -> httpx.Response:
@@ -207,7 +187,7 @@ def logged(ops_dir: Path, request_id: str) -> list[dict[str, object]]:
 class TestLogs:
     def test_one_json_line_per_request(self, ops: BentoServer, ops_dir: Path,
                                        connect: Connect) -> None:
-        address = next(ADDRESSES)
+        address = fresh_address()
         response = remove(connect(ops, address))
         assert_ok(response)
         lines = logged(ops_dir, response.headers["x-request-id"])

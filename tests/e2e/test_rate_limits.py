@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import itertools
 import json
 import signal
 import time
@@ -23,7 +22,7 @@ import pytest
 import redis
 
 from tests import images
-from tests.e2e.server import BentoServer, free_port
+from tests.e2e.server import BentoServer, Connect, free_port, fresh_address
 from tests.redis_server import RedisServer, running_redis
 
 pytestmark = pytest.mark.slow
@@ -54,8 +53,6 @@ OUTAGE_REQUEST_MAX_S = 5.0
 OUTAGE_WARNING = "Redis unreachable ("  # ratelimit/backend.py, logged once per outage
 RECOVERY_TIMEOUT_S = 10.0
 
-ADDRESSES = (f"127.0.0.{n}" for n in itertools.count(10))
-Connect = Callable[..., httpx.Client]
 
 
 # --- servers ------------------------------------------------------------------------------
@@ -129,23 +126,6 @@ def fail_closed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServe
     server = start_server(tmp_path_factory, env)
     yield server
     server.stop()
-
-
-@pytest.fixture
-def connect() -> Iterator[Connect]:
-    """`connect(server, address=None)`: a client speaking from `address`, by default a
-    loopback address no other test used (so a fresh budget)."""
-    opened: list[httpx.Client] = []
-
-    def open_client(server: BentoServer, address: str | None = None) -> httpx.Client:
-        transport = httpx.HTTPTransport(local_address=address or next(ADDRESSES))
-        client = httpx.Client(base_url=server.url, timeout=120, transport=transport)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 # --- requests and assertions --------------------------------------------------------------
@@ -356,7 +336,7 @@ class TestSharedRedis:
             body = health(server).json()
             assert body["status"] == "healthy", body
             assert body["checks"]["redis"] == {"ok": True, "detail": "redis ok"}
-        address = next(ADDRESSES)
+        address = fresh_address()
         on_a, on_b = connect(first, address), connect(second, address)
         for client, remaining in [(on_a, 3), (on_b, 2)]:
             response = good(client, "/remove-background")
@@ -376,7 +356,7 @@ class TestSharedRedis:
         warned = [warnings_logged(server) for server in replicas]
         private_redis.stop()
         outage_started = time.monotonic()
-        address = next(ADDRESSES)
+        address = fresh_address()
         on_a, on_b = connect(first, address), connect(second, address)
 
         def timed(call: Callable[[], httpx.Response]) -> httpx.Response:
@@ -422,7 +402,7 @@ class TestSharedRedis:
         private_redis.start()  # same port
         wait_healthy(replicas)
 
-        address = next(ADDRESSES)
+        address = fresh_address()
         on_a, on_b = connect(first, address), connect(second, address)
         response = good(on_a, "/remove-background")
         assert_ok(response)
@@ -446,7 +426,7 @@ class TestSharedRedis:
             private_redis.start()
         wait_healthy(replicas)
         warned = [warnings_logged(server) for server in replicas]
-        address = next(ADDRESSES)
+        address = fresh_address()
         on_a, on_b = connect(replicas[0], address), connect(replicas[1], address)
         assert private_redis.process is not None
         private_redis.process.send_signal(signal.SIGSTOP)
@@ -467,7 +447,7 @@ class TestSharedRedis:
         assert [warnings_logged(server) for server in replicas] == [n + 1 for n in warned]
 
         wait_healthy(replicas)
-        address = next(ADDRESSES)
+        address = fresh_address()
         on_a, on_b = connect(replicas[0], address), connect(replicas[1], address)
         for client, remaining in [(on_a, 3), (on_b, 2), (on_a, 1), (on_b, 0)]:
             response = bad(client, "/remove-background")
