@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -355,3 +356,23 @@ class TestFiles:
         response = connect(ops).post("/read-file", json={"path": "cat.jpg"})
         assert_ok(response)
         assert base64.b64decode(response.json()["image"]) == PHOTO
+
+
+def test_model_queue_overflow_is_overloaded_json(tmp_path: Path) -> None:
+    """BentoML's own 503 for work queued past MAX_LATENCY_MS becomes the contract's error."""
+    photo = images.photo("astronaut", "PNG")
+    with BentoServer(tmp_path, env={"MAX_LATENCY_MS": "5"}) as server:
+
+        def post(_: int) -> httpx.Response:
+            return httpx.post(f"{server.url}/remove-background",
+                              files={"file": ("a.png", photo)}, timeout=120)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            responses = list(pool.map(post, range(16)))
+        overloaded = [r for r in responses if r.status_code == 503]
+        assert overloaded, [r.status_code for r in responses]
+        assert {r.status_code for r in responses} <= {200, 503}
+        for response in overloaded:
+            assert response.json()["code"] == "overloaded"
+            assert int(response.headers["retry-after"]) >= 1
+        assert any(r.status_code == 200 for r in responses)  # the queue head is served
