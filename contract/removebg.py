@@ -21,6 +21,7 @@ from PIL import Image
 
 from contract.errors import InvalidParameter, ServiceError
 from optimizer import Options, OutputFormat, parse_options
+from optimizer.encode import encode
 from optimizer.geometry import Bounds
 
 MEGAPIXEL = 1_000_000
@@ -39,6 +40,7 @@ HEX_WITHOUT_HASH = re.compile(r"[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}")
 CREDITS_PER_IMAGE = "1"  # one unit of the /remove-background budget
 UNLIMITED_CREDITS = 1_000_000_000  # what /v1.0/account reports when limits are off
 ZIP_COLOR, ZIP_ALPHA = "color.jpg", "alpha.png"
+ZIP_JPEG_QUALITY = 90
 
 
 @dataclass(frozen=True)
@@ -141,14 +143,9 @@ def zip_archive(color: Image.Image, alpha: Image.Image) -> bytes:
     """remove.bg's ZIP format: the colours as JPEG and the alpha matte as PNG."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(ZIP_COLOR, _encoded(color.convert("RGB"), "JPEG", quality=90))
-        archive.writestr(ZIP_ALPHA, _encoded(alpha, "PNG", compress_level=2))
-    return buffer.getvalue()
-
-
-def _encoded(image: Image.Image, fmt: str, **params: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **params)
+        archive.writestr(ZIP_COLOR, encode(color.convert("RGB"), OutputFormat.JPEG,
+                                           ZIP_JPEG_QUALITY, lossless_png=False))
+        archive.writestr(ZIP_ALPHA, encode(alpha, OutputFormat.PNG, 100, lossless_png=True))
     return buffer.getvalue()
 
 

@@ -63,7 +63,7 @@ class RequestObserver:
         log_request({
             "request_id": request_id,
             "method": scope["method"],
-            "endpoint": path if path in self.endpoints else UNLISTED_ENDPOINT,
+            "endpoint": endpoint,
             "client": short_hash(client) if client else None,
             "status": status,
             "duration_ms": round(seconds * 1000, 1),

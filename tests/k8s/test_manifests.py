@@ -75,14 +75,18 @@ def _render_text(target: str) -> str:
     kubectl = _kubectl()
     if target == COMPONENTS_TARGET:
         return _render_components(kubectl)
+    return _kustomize(kubectl, TARGETS[target], target)
+
+
+def _kustomize(kubectl: str, folder: Path | str, label: str) -> str:
     proc = subprocess.run(
-        [kubectl, "kustomize", str(TARGETS[target])],
+        [kubectl, "kustomize", str(folder)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert proc.returncode == 0, f"kubectl kustomize {target} failed:\n{proc.stderr}"
+    assert proc.returncode == 0, f"kubectl kustomize {label} failed:\n{proc.stderr}"
     return proc.stdout
 
 
@@ -102,15 +106,7 @@ def _render_components(kubectl: str) -> str:
             "components": [str(rel / "components" / name) for name in COMPONENTS],
         }
         (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-        proc = subprocess.run(
-            [kubectl, "kustomize", tmp],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    assert proc.returncode == 0, f"kubectl kustomize (components) failed:\n{proc.stderr}"
-    return proc.stdout
+        return _kustomize(kubectl, tmp, "(components)")
 
 
 def render(target: str) -> list[dict[str, Any]]:
