@@ -19,7 +19,8 @@ from PIL import Image
 from skimage import data
 
 from optimizer.compose import cutout
-from segmentation import SegmentationSession, get_spec, model_input
+from optimizer.pipeline import model_input
+from segmentation import SegmentationSession, get_spec
 from segmentation.catalog import STORE_MODEL_FILE
 
 SETTINGS: list[tuple[str, str, dict]] = [

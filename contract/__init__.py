@@ -1,1 +1,5 @@
-"""The HTTP contract (../shared/API.md) in plain Python: errors, response shapes, file access."""
+"""Facts of the HTTP contract that every layer shares: error codes, header names, routes.
+
+Imports nothing else from the project, so any package may import it. The HTTP status of each
+error is decided at the HTTP edge (`gateway/errors.py`), not here.
+"""

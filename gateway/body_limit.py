@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.errors import PayloadTooLarge
-from gateway.responses import send_error
+from gateway.errors import send_error
 
 
 class BodySizeLimit:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.errors import Overloaded
-from gateway.responses import send_error
+from gateway.errors import send_error
 
 RETRY_AFTER_SECONDS = 2
 

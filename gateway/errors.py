@@ -1,7 +1,6 @@
-"""Every failure as a JSON error: one handler set for the FastAPI app.
-
-Each handler only decides which `ServiceError` a failure is; `error_response` renders it.
-"""
+"""The one place that decides how a failure reaches the client: its HTTP status, and its JSON
+body in the shape of the API that was called (the contract's object, or remove.bg's
+`{"errors": [...]}` under `/v1.0/`)."""
 
 from __future__ import annotations
 
@@ -12,36 +11,85 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
+from starlette.types import Scope, Send
 
-from contract.errors import InvalidParameter, ServiceError, error_for_status
-from gateway.responses import error_response
+from application.removebg import error_body as removebg_error_body
+from contract import errors
+from segmentation import UnknownModel
 
 log = logging.getLogger("bg_remover.errors")
 
+STATUS = {
+    errors.InvalidParameter: 400,
+    errors.InvalidImage: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.MethodNotAllowed: 405,
+    errors.RequestTimeout: 408,
+    errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.RateLimited: 429,
+    errors.Overloaded: 503,
+    errors.Unavailable: 503,
+}
+INTERNAL = 500
+REMOVEBG_PREFIX = "/v1.0/"
 
-def as_service_error(request: Request, error: Exception) -> ServiceError:
-    if isinstance(error, ServiceError):
+
+def status_of(error: errors.ServiceError) -> int:
+    return STATUS.get(type(error), INTERNAL)
+
+
+def error_for_status(status: int, details: str,
+                     headers: dict[str, str] | None = None) -> errors.ServiceError:
+    """The error answering with `status`, for failures that arrive as a bare status."""
+    kind = next((kind for kind, known in STATUS.items() if known == status),
+                errors.ServiceError)
+    return kind(details, headers=headers)
+
+
+def as_service_error(error: Exception, path: str) -> errors.ServiceError:
+    if isinstance(error, errors.ServiceError):
         return error
+    if isinstance(error, UnknownModel):
+        return errors.InvalidParameter(str(error))
     if isinstance(error, RequestValidationError):
         fields = sorted({".".join(map(str, e["loc"][1:])) or "body" for e in error.errors()})
-        return InvalidParameter(f"Malformed request: check {', '.join(fields)}")
+        return errors.InvalidParameter(f"Malformed request: check {', '.join(fields)}")
     if isinstance(error, HTTPException):
         # FastAPI wraps failures while reading the body (such as our 413) in a 400.
-        if isinstance(error.__cause__, ServiceError):
+        if isinstance(error.__cause__, errors.ServiceError):
             return error.__cause__
         if error.status_code == 400:
-            return InvalidParameter(f"Malformed request: {error.detail}")
-        return error_for_status(error.status_code, f"{error.detail}: {request.url.path}",
+            return errors.InvalidParameter(f"Malformed request: {error.detail}")
+        return error_for_status(error.status_code, f"{error.detail}: {path}",
                                 headers=dict(error.headers or {}))
-    log.error("unexpected error on %s", request.url.path, exc_info=error)
-    return ServiceError("An unexpected error occurred; it has been logged")
+    log.error("unexpected error on %s", path, exc_info=error)
+    return errors.ServiceError("An unexpected error occurred; it has been logged")
+
+
+def error_response(error: errors.ServiceError, path: str = "/") -> JSONResponse:
+    body = removebg_error_body(error) if path.startswith(REMOVEBG_PREFIX) else error.body()
+    return JSONResponse(body, status_code=status_of(error), headers=error.headers)
+
+
+async def send_error(scope: Scope, send: Send, error: errors.ServiceError) -> None:
+    """Answer from middleware, before the application has seen the request."""
+    response = error_response(error, scope.get("path", "/"))
+    await response(scope, _no_body, send)
+
+
+async def _no_body() -> dict[str, object]:
+    return {"type": "http.disconnect"}
 
 
 async def _render(request: Request, error: Exception) -> JSONResponse:
-    return error_response(as_service_error(request, error), request.url.path)
+    return error_response(as_service_error(error, request.url.path), request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     handler: Callable = _render
-    for kind in (ServiceError, RequestValidationError, HTTPException, Exception):
+    for kind in (errors.ServiceError, UnknownModel, RequestValidationError, HTTPException,
+                 Exception):
         app.add_exception_handler(kind, handler)

@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.errors import Unauthorized
-from gateway.responses import send_error
+from gateway.errors import send_error
 from ratelimit import client_address, client_key
 from settings import IPNetwork
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.errors import Forbidden
-from gateway.responses import send_error
+from gateway.errors import send_error
 from settings import IPNetwork
 
 METRICS_PATH = "/metrics"

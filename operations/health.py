@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-# A failing check in this set makes the service unhealthy (503); any other makes it degraded.
+# A failing check in this set makes the service unhealthy; any other makes it degraded.
 CRITICAL_CHECKS = frozenset({"app", "model", "disk_space"})
 MIB = 1024 * 1024
 
@@ -21,23 +21,22 @@ class Check:
     critical: bool = False  # overrides: e.g. Redis down with fail-closed limits
 
 
-def overall(checks: Mapping[str, Check]) -> tuple[str, int]:
+def overall(checks: Mapping[str, Check]) -> str:
+    """healthy, degraded (a non-critical check fails) or unhealthy (a critical one fails)."""
     failing = [name for name, check in checks.items() if not check.ok]
     if any(name in CRITICAL_CHECKS or checks[name].critical for name in failing):
-        return "unhealthy", 503
-    return ("degraded", 200) if failing else ("healthy", 200)
+        return "unhealthy"
+    return "degraded" if failing else "healthy"
 
 
-def report(checks: Mapping[str, Check]) -> tuple[dict[str, object], int]:
-    status, code = overall(checks)
-    body = {
-        "status": status,
+def report(checks: Mapping[str, Check]) -> dict[str, object]:
+    return {
+        "status": overall(checks),
         "checks": {
             name: {key: value for key, value in asdict(check).items() if key != "critical"}
             for name, check in checks.items()
         },
     }
-    return body, code
 
 
 def disk_space(folders: Iterable[Path], min_free_mb: int) -> Check:

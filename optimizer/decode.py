@@ -24,18 +24,19 @@ Image.init()
 
 
 def decode_image(
-    data: bytes, *, max_pixels: int, draft_box: Box | None = None, draft_pixels: int | None = None
+    data: bytes, *, max_input_pixels: int, draft_box: Box | None = None,
+    draft_area: int | None = None,
 ) -> Image.Image:
-    """Decode, orient and normalise to RGB/RGBA. `draft_box`/`draft_pixels` (the output's
+    """Decode, orient and normalise to RGB/RGBA. `draft_box`/`draft_area` (the output's
     size limits) allow a reduced JPEG decode."""
     image = _open(data)
     width, height = image.size
-    if width * height > max_pixels:
+    if width * height > max_input_pixels:
         raise PayloadTooLarge(
-            f"Image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+            f"Image is {width}x{height} = {width * height} pixels; the limit is {max_input_pixels}"
         )
-    if (draft_box is not None or draft_pixels is not None) and image.format == "JPEG":
-        _draft(image, draft_box or (None, None), draft_pixels)
+    if (draft_box is not None or draft_area is not None) and image.format == "JPEG":
+        _draft(image, draft_box or (None, None), draft_area)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -74,11 +75,11 @@ def _looks_like_supported_format(data: bytes) -> bool:
     )
 
 
-def _draft(image: Image.Image, box: Box, max_pixels: int | None) -> None:
+def _draft(image: Image.Image, box: Box, max_area: int | None) -> None:
     """Ask libjpeg for the smallest 1/2, 1/4 or 1/8 scale still covering the output size."""
     orientation = image.getexif().get(ORIENTATION_TAG, 1)
     stored_box = box[::-1] if orientation in SWAPS_AXES else box
-    target = fit_size(image.size, stored_box, max_pixels)
+    target = fit_size(image.size, stored_box, max_area)
     if target != image.size:
         image.draft(image.mode, target)
 

@@ -18,8 +18,8 @@ Bounds = tuple[int, int, int, int]  # left, top, right, bottom
 SUBJECT_ALPHA_THRESHOLD = 16
 
 
-def fit_size(size: Size, box: Box, max_pixels: int | None = None) -> Size:
-    """The largest size inside `box` (and `max_pixels`) with `size`'s aspect ratio, never
+def fit_size(size: Size, box: Box, max_area: int | None = None) -> Size:
+    """The largest size inside `box` (and `max_area` pixels) with `size`'s aspect ratio, never
     larger than `size`."""
     width, height = size
     max_width, max_height = box
@@ -27,7 +27,7 @@ def fit_size(size: Size, box: Box, max_pixels: int | None = None) -> Size:
         1.0,
         max_width / width if max_width else 1.0,
         max_height / height if max_height else 1.0,
-        math.sqrt(max_pixels / (width * height)) if max_pixels else 1.0,
+        math.sqrt(max_area / (width * height)) if max_area else 1.0,
     )
     if scale >= 1.0:
         return size

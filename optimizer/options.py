@@ -100,7 +100,7 @@ class Options:
     model: str | None = None
     preset: str | None = None
     explicit: bool = False  # any option was given: the X-Optimization-Used header
-    max_pixels: int | None = None  # output pixel cap: not a contract option (remove.bg sizes)
+    max_output_pixels: int | None = None  # not a contract option: remove.bg's `size`
 
     @property
     def box(self) -> tuple[int | None, int | None]:
@@ -108,7 +108,7 @@ class Options:
 
     @property
     def limits_size(self) -> bool:
-        return any(self.box) or self.max_pixels is not None
+        return any(self.box) or self.max_output_pixels is not None
 
     @property
     def lossless_png(self) -> bool:

@@ -16,7 +16,6 @@ from optimizer.decode import decode_image
 from optimizer.encode import encode
 from optimizer.geometry import Bounds, fit_size, subject_bounds
 from optimizer.options import Margin, Options, OutputFormat
-from segmentation.session import model_input
 
 RESAMPLE = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0  # box-reduce first, Lanczos the rest: same look, a fraction of the time
@@ -26,7 +25,7 @@ REDUCING_GAP = 3.0  # box-reduce first, Lanczos the rest: same look, a fraction 
 class PreparedImage:
     image: Image.Image
     model_input: np.ndarray
-    original_size: int
+    input_bytes: int
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -36,33 +35,41 @@ class Result:
     format: OutputFormat
     width: int
     height: int
-    original_size: int
+    input_bytes: int
     timings_ms: dict[str, float]
     foreground: Bounds | None = None  # the subject's box in the output (left, top, right, bottom)
 
     @property
-    def size(self) -> int:
+    def output_bytes(self) -> int:
         return len(self.data)
 
     @property
     def compression_ratio(self) -> str:
-        return f"{round((1 - self.size / self.original_size) * 100)}%"
+        return f"{round((1 - self.output_bytes / self.input_bytes) * 100)}%"
 
 
-def prepare(data: bytes, options: Options, *, max_pixels: int, model_size: int) -> PreparedImage:
+def model_input(image: Image.Image, size: int) -> np.ndarray:
+    """The uint8 HxWx3 array rembg feeds its model: RGB, Lanczos-resized to a square."""
+    rgb = image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def prepare(
+    data: bytes, options: Options, *, max_input_pixels: int, model_size: int
+) -> PreparedImage:
     started = time.perf_counter()
     # Cropping needs full resolution around the subject, so only an uncropped fit may draft.
     if options.limits_size and not options.crop:
-        image = decode_image(data, max_pixels=max_pixels, draft_box=options.box,
-                             draft_pixels=options.max_pixels)
+        image = decode_image(data, max_input_pixels=max_input_pixels, draft_box=options.box,
+                             draft_area=options.max_output_pixels)
     else:
-        image = decode_image(data, max_pixels=max_pixels)
+        image = decode_image(data, max_input_pixels=max_input_pixels)
     decoded = time.perf_counter()
     tensor = model_input(image, model_size)
     return PreparedImage(
         image=image,
         model_input=tensor,
-        original_size=len(data),
+        input_bytes=len(data),
         timings_ms={"decode": _ms(started, decoded), "preprocess": _ms(decoded)},
     )
 
@@ -79,7 +86,7 @@ def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Resul
     composed = time.perf_counter()
     data = encode(picture, options.format, options.quality, options.lossless_png)
     timings = {**prepared.timings_ms, "compose": _ms(started, composed), "encode": _ms(composed)}
-    return Result(data, options.format, picture.width, picture.height, prepared.original_size,
+    return Result(data, options.format, picture.width, picture.height, prepared.input_bytes,
                   timings, subject_bounds(alpha, Margin()))
 
 
@@ -96,7 +103,7 @@ def shape_layers(
         bounds = subject_bounds(mask, options.crop_margin)
         if bounds is not None:
             image, mask = image.crop(bounds), mask.crop(bounds)
-    size = fit_size(image.size, options.box, options.max_pixels)
+    size = fit_size(image.size, options.box, options.max_output_pixels)
     if size != image.size:
         image = image.resize(size, RESAMPLE, reducing_gap=REDUCING_GAP)
     if mask.size != size:

@@ -1,9 +1,10 @@
 """The segmentation models: which exist, where their files come from, and how they run.
 
-Imports nothing from BentoML: the model service and `import_model.py` wire it to the store.
+Arrays in, arrays out; imports nothing from BentoML, Pillow or the rest of the project: the
+model service and `import_model.py` wire it to the store.
 """
 
-from segmentation.catalog import CATALOG, ModelSpec, get_spec
-from segmentation.session import SegmentationSession, model_input
+from segmentation.catalog import CATALOG, ModelSpec, UnknownModel, get_spec
+from segmentation.session import SegmentationSession
 
-__all__ = ["CATALOG", "ModelSpec", "SegmentationSession", "get_spec", "model_input"]
+__all__ = ["CATALOG", "ModelSpec", "SegmentationSession", "UnknownModel", "get_spec"]

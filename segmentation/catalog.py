@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contract.errors import InvalidParameter
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RELEASES = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
@@ -22,6 +20,7 @@ class ModelSpec:
     input_size: int
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    precision: str = "fp32"  # rembg publishes float32 files only
 
     @property
     def filename(self) -> str:
@@ -51,12 +50,19 @@ CATALOG: dict[str, ModelSpec] = {
 }
 
 
+class UnknownModel(LookupError):
+    """A model name rembg's catalog does not have."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown model '{name}'; known models: {', '.join(sorted(CATALOG))}")
+        self.name = name
+
+
 def get_spec(name: str) -> ModelSpec:
     try:
         return CATALOG[name]
     except KeyError:
-        known = ", ".join(sorted(CATALOG))
-        raise InvalidParameter(f"Unknown model '{name}'; known models: {known}") from None
+        raise UnknownModel(name) from None
 
 
 # How models sit in BentoML's store (written by import_model.py, read by the model service).

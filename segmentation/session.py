@@ -1,8 +1,8 @@
 """Running a segmentation model on a batch, with rembg's maths applied per image.
 
-The API side shrinks each photo to the model's square input as uint8 (`model_input`), which is
-what crosses between the services; this side normalises, runs onnxruntime and returns uint8
-masks at the model's resolution.
+Arrays in, arrays out: the API side shrinks each photo to the model's square input as uint8
+(`optimizer.pipeline.model_input`), which is what crosses between the services; this side
+normalises, runs onnxruntime and returns uint8 masks at the model's resolution.
 """
 
 from __future__ import annotations
@@ -11,15 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
 
 from segmentation.catalog import ModelSpec
-
-
-def model_input(image: Image.Image, size: int) -> np.ndarray:
-    """The uint8 HxWx3 array rembg feeds its model: RGB, Lanczos-resized to a square."""
-    rgb = image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
-    return np.asarray(rgb, dtype=np.uint8)
 
 
 def session_options(threads: int) -> ort.SessionOptions:

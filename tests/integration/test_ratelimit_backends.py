@@ -32,6 +32,7 @@ class RedisServer(Protocol):
 
 STRATEGIES = ["moving-window", "fixed-window", "sliding-window-counter"]
 LIMITS = {"remove": "3/hour", "preview": "5/hour", "batch": "10/hour"}
+BUDGET_TEST_SOCKET_TIMEOUT_S = 5.0
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -45,6 +46,9 @@ class Backend:
     key_prefix: str
 
     def limiter(self, limits: dict[str, str], **options: Any) -> RateLimiter:
+        # Budget tests check counting, not outages: a busy machine must not turn a slow
+        # answer into a fail-open fallback (the outage tests set their own timeout).
+        options.setdefault("socket_timeout", BUDGET_TEST_SOCKET_TIMEOUT_S)
         return RateLimiter(limits, redis_url=self.redis_url, key_prefix=self.key_prefix, **options)
 
     def stored_keys(self) -> list[bytes]:

@@ -144,7 +144,7 @@ def test_encoded_size_matches_the_image(fmt: OutputFormat) -> None:
 
 @pytest.mark.parametrize("fmt", ALL_FORMATS)
 def test_no_output_has_an_orientation_tag(fmt: OutputFormat) -> None:
-    upright = decode_image(images.exif_rotated_jpeg(), max_pixels=10**8)
+    upright = decode_image(images.exif_rotated_jpeg(), max_input_pixels=10**8)
     decoded = reopen(encode(upright, fmt, 80, lossless_png=fmt is OutputFormat.PNG))
     assert decoded.size == images.EXIF_UPRIGHT_SIZE
     assert ORIENTATION_TAG not in decoded.getexif()
@@ -162,7 +162,7 @@ def test_an_orientation_in_the_source_info_is_not_copied(fmt: OutputFormat) -> N
 
 @pytest.mark.parametrize("fmt", ALL_FORMATS)
 def test_output_is_never_animated(fmt: OutputFormat) -> None:
-    first_frame = decode_image(images.animated_gif(), max_pixels=10**8)
+    first_frame = decode_image(images.animated_gif(), max_input_pixels=10**8)
     decoded = Image.open(io.BytesIO(encode(first_frame, fmt, 80, lossless_png=False)))
     assert getattr(decoded, "n_frames", 1) == 1
     assert not getattr(decoded, "is_animated", False)

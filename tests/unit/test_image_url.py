@@ -12,8 +12,8 @@ from typing import ClassVar
 
 import pytest
 
+from application.image_url import fetch_image_url, is_public
 from contract.errors import InvalidImage, InvalidParameter, PayloadTooLarge
-from gateway.image_url import fetch_image_url, is_public
 
 BODY = b"\x89PNG fake image bytes" * 100
 

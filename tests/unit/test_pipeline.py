@@ -35,7 +35,7 @@ def run(
     data: bytes, raw_options: dict, mask: np.ndarray | None = None
 ) -> tuple[Result, Image.Image]:
     options = parse_options(raw_options)
-    prepared = prepare(data, options, max_pixels=MAX_PIXELS, model_size=MODEL_SIZE)
+    prepared = prepare(data, options, max_input_pixels=MAX_PIXELS, model_size=MODEL_SIZE)
     result = finish(prepared, ellipse_mask() if mask is None else mask, options)
     image = Image.open(io.BytesIO(result.data))
     image.load()
@@ -45,12 +45,12 @@ def run(
 def test_prepare_gives_the_model_a_square_uint8_rgb() -> None:
     options = parse_options({})
     prepared = prepare(
-        images.photo_jpeg("coffee"), options, max_pixels=MAX_PIXELS, model_size=MODEL_SIZE
+        images.photo_jpeg("coffee"), options, max_input_pixels=MAX_PIXELS, model_size=MODEL_SIZE
     )
     assert prepared.model_input.shape == (MODEL_SIZE, MODEL_SIZE, 3)
     assert prepared.model_input.dtype == np.uint8
     assert prepared.image.size == (600, 400)
-    assert prepared.original_size == len(images.photo_jpeg("coffee"))
+    assert prepared.input_bytes == len(images.photo_jpeg("coffee"))
     assert set(prepared.timings_ms) == {"decode", "preprocess"}
 
 
@@ -86,7 +86,8 @@ def test_box_larger_than_the_image_does_not_upscale() -> None:
 
 def test_large_jpeg_with_a_box_is_drafted_and_fits_exactly() -> None:
     options = parse_options({"max_width": 1200})
-    prepared = prepare(images.large_jpeg(), options, max_pixels=MAX_PIXELS, model_size=MODEL_SIZE)
+    prepared = prepare(images.large_jpeg(), options, max_input_pixels=MAX_PIXELS,
+                       model_size=MODEL_SIZE)
     assert 1200 <= prepared.image.width < 4000
     result = finish(prepared, ellipse_mask(), options)
     assert (result.width, result.height) == (1200, 900)
@@ -94,7 +95,8 @@ def test_large_jpeg_with_a_box_is_drafted_and_fits_exactly() -> None:
 
 def test_crop_disables_the_draft() -> None:
     options = parse_options({"max_width": 1200, "crop": "true"})
-    prepared = prepare(images.large_jpeg(), options, max_pixels=MAX_PIXELS, model_size=MODEL_SIZE)
+    prepared = prepare(images.large_jpeg(), options, max_input_pixels=MAX_PIXELS,
+                       model_size=MODEL_SIZE)
     assert prepared.image.size == images.LARGE_SIZE
 
 
@@ -282,7 +284,7 @@ def result_of(size: int, original: int) -> Result:
 )
 def test_compression_ratio(size: int, original: int, ratio: str) -> None:
     result = result_of(size, original)
-    assert result.size == size
+    assert result.output_bytes == size
     assert result.compression_ratio == ratio
 
 
@@ -295,9 +297,9 @@ def test_timings_have_every_stage() -> None:
 def test_result_sizes_are_reported() -> None:
     data = images.photo_jpeg("chelsea")
     result, _ = run(data, {"format": "webp"})
-    assert result.original_size == len(data)
-    assert result.size == len(result.data)
-    assert result.compression_ratio == f"{round((1 - result.size / len(data)) * 100)}%"
+    assert result.input_bytes == len(data)
+    assert result.output_bytes == len(result.data)
+    assert result.compression_ratio == f"{round((1 - result.output_bytes / len(data)) * 100)}%"
 
 
 def test_cutout_clears_colour_only_where_fully_transparent() -> None:

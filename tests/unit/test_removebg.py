@@ -1,16 +1,17 @@
-"""remove.bg's parameters mapped to ours (contract/removebg.py)."""
+"""remove.bg's parameters mapped to ours (application/removebg.py)."""
 
 from __future__ import annotations
 
 import io
 import zipfile
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from contract import removebg
+from application import removebg
 from contract.errors import InvalidParameter, RateLimited
-from optimizer import OutputFormat
+from optimizer import OutputFormat, PreparedImage
 
 
 def parse(**fields: str) -> removebg.RemoveBgRequest:
@@ -25,7 +26,7 @@ def parse(**fields: str) -> removebg.RemoveBgRequest:
 )
 def test_sizes(size: str | None, pixels: int) -> None:
     fields = {"size": size} if size else {}
-    assert removebg.parse_removebg(fields).options.max_pixels == pixels
+    assert removebg.parse_removebg(fields).options.max_output_pixels == pixels
 
 
 def test_auto_format_is_png_with_transparency_and_jpeg_when_opaque() -> None:
@@ -90,14 +91,21 @@ def test_headers_and_json_carry_the_foreground_box() -> None:
     assert data["result_b64"] == "YWJj" and data["foreground_width"] == 0
 
 
-def test_zip_has_colour_jpeg_and_alpha_png() -> None:
-    color = Image.new("RGB", (40, 30), (200, 10, 10))
-    alpha = Image.new("L", (40, 30), 128)
-    archive = zipfile.ZipFile(io.BytesIO(removebg.zip_archive(color, alpha)))
+def test_zip_has_colour_jpeg_and_alpha_png_at_the_output_size() -> None:
+    photo = Image.new("RGB", (400, 300), (200, 10, 10))
+    prepared = PreparedImage(photo, np.zeros((320, 320, 3), np.uint8), input_bytes=1000)
+    mask = np.zeros((320, 320), np.uint8)
+    mask[80:240, 80:240] = 128
+    options = parse(size="preview").options  # 0.25 MP: 400x300 is below it, kept as it is
+    zipped = removebg.zip_result(prepared, mask, options)
+    archive = zipfile.ZipFile(io.BytesIO(zipped.data))
     assert sorted(archive.namelist()) == ["alpha.png", "color.jpg"]
     assert Image.open(io.BytesIO(archive.read("color.jpg"))).format == "JPEG"
     matte = Image.open(io.BytesIO(archive.read("alpha.png")))
-    assert matte.mode == "L" and matte.getpixel((5, 5)) == 128
+    assert matte.mode == "L" and matte.size == zipped.size == (400, 300)
+    assert matte.getpixel((200, 150)) == 128 and matte.getpixel((5, 5)) == 0
+    left, top, right, bottom = zipped.foreground
+    assert 90 < left < 110 and 65 < top < 85 and 290 < right < 310 and 215 < bottom < 235
 
 
 def test_error_shape() -> None:

@@ -14,11 +14,11 @@ import pytest
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 from PIL import Image
 
-from contract.errors import InvalidParameter
+from optimizer.pipeline import model_input
 from segmentation import sources
 from segmentation.batch_axis import has_dynamic_batch, make_batch_dynamic
-from segmentation.catalog import CATALOG, ModelSpec, get_spec
-from segmentation.session import SegmentationSession, model_input, to_masks
+from segmentation.catalog import CATALOG, ModelSpec, UnknownModel, get_spec
+from segmentation.session import SegmentationSession, to_masks
 from tests import images
 
 U2NETP = get_spec("u2netp")
@@ -204,11 +204,11 @@ def test_get_spec_of_u2netp() -> None:
 
 
 @pytest.mark.parametrize("name", ["nope", "", "U2NETP", "u2netp.onnx", "birefnet-general"])
-def test_get_spec_of_an_unknown_name_is_invalid_parameter(name: str) -> None:
-    with pytest.raises(InvalidParameter) as caught:
+def test_get_spec_of_an_unknown_name_is_unknown_model(name: str) -> None:
+    with pytest.raises(UnknownModel) as caught:
         get_spec(name)
-    assert caught.value.status == 400
-    assert "u2netp" in caught.value.details  # lists the known models
+    assert caught.value.name == name
+    assert "u2netp" in str(caught.value)  # lists the known models
 
 
 def test_catalog_entries_are_well_formed() -> None:

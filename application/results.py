@@ -1,4 +1,4 @@
-"""Response pieces the contract fixes: download names, result headers, the JSON result."""
+"""How a result is described to the client: download names, headers, the JSON result."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import unicodedata
 from typing import Any
 from urllib.parse import quote
 
+from contract import headers
 from optimizer import Options, Result
 
 FALLBACK_STEM = "image"
@@ -40,12 +41,12 @@ def content_disposition(filename: str) -> str:
 
 def result_headers(result: Result, options: Options, elapsed_ms: float) -> dict[str, str]:
     return {
-        "X-Original-Size": str(result.original_size),
-        "X-Optimized-Size": str(result.size),
-        "X-Optimization-Used": "true" if options.explicit else "false",
-        "X-Image-Width": str(result.width),
-        "X-Image-Height": str(result.height),
-        "X-Processing-Time-Ms": str(round(elapsed_ms)),
+        headers.ORIGINAL_SIZE: str(result.input_bytes),
+        headers.OPTIMIZED_SIZE: str(result.output_bytes),
+        headers.OPTIMIZATION_USED: "true" if options.explicit else "false",
+        headers.IMAGE_WIDTH: str(result.width),
+        headers.IMAGE_HEIGHT: str(result.height),
+        headers.PROCESSING_TIME_MS: str(round(elapsed_ms)),
     }
 
 
@@ -54,8 +55,8 @@ def result_json(result: Result, options: Options) -> dict[str, Any]:
         "success": True,
         "image": base64.b64encode(result.data).decode("ascii"),
         "mimetype": result.format.mimetype,
-        "size": result.size,
-        "original_size": result.original_size,
+        "size": result.output_bytes,
+        "original_size": result.input_bytes,
         "width": result.width,
         "height": result.height,
         "optimization": optimization_summary(result, options),

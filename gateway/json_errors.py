@@ -1,38 +1,16 @@
-"""Errors as JSON responses, in the shape the requested API speaks: the contract's object,
-or remove.bg's `{"errors": [...]}` under its `/v1.0/` routes. The one place that decides."""
+"""Error responses that BentoML or Starlette wrote as plain text (an unknown path, a wrong
+method, a refused CORS preflight, /readyz before the model) become the JSON error of their
+status, keeping the status and the headers that matter (Allow, Retry-After)."""
 
 from __future__ import annotations
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contract import removebg
-from contract.errors import ServiceError, error_for_status
-
-REMOVEBG_PREFIX = "/v1.0/"
-
-
-def error_response(error: ServiceError, path: str = "/") -> JSONResponse:
-    body = removebg.error_body(error) if path.startswith(REMOVEBG_PREFIX) else error.body()
-    return JSONResponse(body, status_code=error.status, headers=error.headers)
-
-
-async def send_error(scope: Scope, send: Send, error: ServiceError) -> None:
-    """Answer from middleware, before the application has seen the request."""
-    response = error_response(error, scope.get("path", "/"))
-    await response(scope, _no_body, send)
-
-
-async def _no_body() -> dict[str, object]:
-    return {"type": "http.disconnect"}
+from gateway.errors import error_for_status, error_response
 
 
 class JsonErrors:
-    """Error responses that BentoML or Starlette wrote as plain text (an unknown path, a wrong
-    method, a refused CORS preflight, /readyz before the model) become the JSON error of their
-    status, keeping the status and the headers that matter (Allow, Retry-After)."""
-
     KEPT_HEADERS = ("allow", "retry-after")
 
     def __init__(self, app: ASGIApp) -> None:

@@ -1,35 +1,15 @@
-"""Request pieces the contract fixes: base64 images, form options, batch archives."""
+"""The batch route's pieces: one entry per input, unique output names, the zip."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import json
-import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from contract.errors import InvalidImage, ServiceError
-
-DATA_URL_PREFIX = re.compile(r"^data:[\w/+.-]*(;[\w=-]+)*;base64,", re.IGNORECASE)
-WHITESPACE = re.compile(rb"\s+")
-
-
-def decode_base64_image(value: Any) -> bytes:
-    """A base64 string or `data:` URL to bytes; anything else is an invalid image."""
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidImage("'image' must be a non-empty base64 string or data URL")
-    payload = DATA_URL_PREFIX.sub("", value.strip(), count=1)
-    try:
-        data = base64.b64decode(WHITESPACE.sub(b"", payload.encode("ascii")), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        raise InvalidImage("'image' is not valid base64") from None
-    if not data:
-        raise InvalidImage("'image' decodes to an empty file")
-    return data
+from contract.errors import ServiceError
 
 
 @dataclass
@@ -38,7 +18,7 @@ class BatchEntry:
 
     name: str
     output_name: str
-    original_size: int
+    input_bytes: int
     data: bytes | None = None
     mimetype: str | None = None
     error: ServiceError | None = None
@@ -48,7 +28,7 @@ class BatchEntry:
             "name": self.name,
             "output": self.output_name if self.error is None else None,
             "status": "ok" if self.error is None else "error",
-            "original_size": self.original_size,
+            "original_size": self.input_bytes,
             "size": len(self.data) if self.data is not None else None,
             "mimetype": self.mimetype,
             "error": self.error.body() if self.error is not None else None,

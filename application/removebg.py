@@ -17,12 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from PIL import Image
+import numpy as np
 
+from contract import headers
 from contract.errors import InvalidParameter, ServiceError
-from optimizer import Options, OutputFormat, parse_options
+from optimizer import Options, OutputFormat, PreparedImage, parse_options
 from optimizer.encode import encode
-from optimizer.geometry import Bounds
+from optimizer.geometry import Bounds, subject_bounds
+from optimizer.options import Margin
+from optimizer.pipeline import shape_layers
 
 MEGAPIXEL = 1_000_000
 SIZE_PIXELS = {
@@ -47,7 +50,6 @@ ZIP_JPEG_QUALITY = 90
 class RemoveBgRequest:
     options: Options
     archive: bool  # format=zip: color.jpg + alpha.png
-    auto_format: bool  # format=auto: PNG when the result has transparency, else JPEG
 
 
 def parse_removebg(fields: Mapping[str, Any]) -> RemoveBgRequest:
@@ -71,10 +73,10 @@ def parse_removebg(fields: Mapping[str, Any]) -> RemoveBgRequest:
         "bg_color": _color(given.get("bg_color")),
         "only_mask": _only_mask(given.get("channels")),
     })
-    options = replace(options, max_pixels=_size_pixels(given.get("size")), explicit=True)
+    options = replace(options, max_output_pixels=_size_pixels(given.get("size")), explicit=True)
     if fmt == "auto" and _opaque(options):
         options = replace(options, format=OutputFormat.JPEG, quality=80)
-    return RemoveBgRequest(options, archive=fmt == "zip", auto_format=fmt == "auto")
+    return RemoveBgRequest(options, archive=fmt == "zip")
 
 
 def _all_off(given: Mapping[str, Any], names: list[str]) -> bool:
@@ -114,11 +116,11 @@ def _opaque(options: Options) -> bool:
 def response_headers(size: tuple[int, int], bounds: Bounds | None) -> dict[str, str]:
     left, top, width, height = foreground(bounds)
     return {
-        "X-Width": str(size[0]), "X-Height": str(size[1]),
-        "X-Type": "other",  # no foreground classifier here
-        "X-Credits-Charged": CREDITS_PER_IMAGE,
-        "X-Foreground-Top": str(top), "X-Foreground-Left": str(left),
-        "X-Foreground-Width": str(width), "X-Foreground-Height": str(height),
+        headers.REMOVEBG_WIDTH: str(size[0]), headers.REMOVEBG_HEIGHT: str(size[1]),
+        headers.REMOVEBG_TYPE: "other",  # no foreground classifier here
+        headers.REMOVEBG_CREDITS: CREDITS_PER_IMAGE,
+        headers.FOREGROUND_TOP: str(top), headers.FOREGROUND_LEFT: str(left),
+        headers.FOREGROUND_WIDTH: str(width), headers.FOREGROUND_HEIGHT: str(height),
     }
 
 
@@ -139,14 +141,23 @@ def foreground(bounds: Bounds | None) -> tuple[int, int, int, int]:
     return left, top, right - left, bottom - top
 
 
-def zip_archive(color: Image.Image, alpha: Image.Image) -> bytes:
-    """remove.bg's ZIP format: the colours as JPEG and the alpha matte as PNG."""
+@dataclass(frozen=True)
+class ZipResult:
+    data: bytes
+    size: tuple[int, int]
+    foreground: Bounds | None
+
+
+def zip_result(prepared: PreparedImage, mask: np.ndarray, options: Options) -> ZipResult:
+    """remove.bg's ZIP format: the colours as JPEG and the alpha matte as PNG, both at the
+    output size."""
+    color, alpha = shape_layers(prepared, mask, options)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(ZIP_COLOR, encode(color.convert("RGB"), OutputFormat.JPEG,
                                            ZIP_JPEG_QUALITY, lossless_png=False))
         archive.writestr(ZIP_ALPHA, encode(alpha, OutputFormat.PNG, 100, lossless_png=True))
-    return buffer.getvalue()
+    return ZipResult(buffer.getvalue(), color.size, subject_bounds(alpha, Margin()))
 
 
 def account(credits: int) -> dict[str, Any]:

@@ -9,8 +9,9 @@ import zipfile
 
 import pytest
 
+from application.batch import BatchEntry, batch_archive, unique_names
+from application.inputs import decode_base64_image
 from contract.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
-from contract.requests import BatchEntry, batch_archive, decode_base64_image, unique_names
 from tests import images
 
 PAYLOAD = images.photo("chelsea", "PNG")
@@ -80,7 +81,7 @@ def test_base64_accepted_forms(value: str) -> None:
 def test_base64_garbage_and_empty_rejected(value: str) -> None:
     with pytest.raises(InvalidImage) as caught:
         decode_base64_image(value)
-    assert caught.value.status == 400
+    assert caught.value.code == "invalid_image"
     assert caught.value.code == "invalid_image"
 
 

@@ -37,6 +37,12 @@ def resolve_upload_path(upload_dir: Path, requested: object) -> Path:
 
 
 def read_upload(path: Path, max_bytes: int) -> bytes:
-    if path.stat().st_size > max_bytes:
+    """The file's bytes; a file removed meanwhile (the retention sweep) is simply not found."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"No file '{path.name}' in the upload directory") from None
+    if len(data) > max_bytes:
         raise PayloadTooLarge(f"The file is larger than {max_bytes} bytes")
-    return path.read_bytes()
+    return data

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from application.files import read_upload, resolve_upload_path
 from contract.errors import Forbidden, InvalidParameter, NotFound, PayloadTooLarge
-from contract.uploads import read_upload, resolve_upload_path
 
 CONTENT = b"\x89PNG fake image bytes"
 
@@ -112,7 +112,7 @@ def test_upload_dir_that_is_itself_a_symlink(tree: Path, tmp_path: Path) -> None
 def test_outside_is_forbidden(tree: Path, requested: str) -> None:
     with pytest.raises(Forbidden) as caught:
         resolve_upload_path(tree, requested)
-    assert caught.value.status == 403
+    assert caught.value.code == "forbidden"
     assert caught.value.code == "forbidden"
 
 
@@ -153,7 +153,7 @@ def test_encoded_separators_and_backslashes_are_forbidden(tree: Path, requested:
 def test_nul_bytes_are_invalid(tree: Path, requested: str) -> None:
     with pytest.raises(InvalidParameter) as caught:
         resolve_upload_path(tree, requested)
-    assert caught.value.status == 400
+    assert caught.value.code == "invalid_parameter"
 
 
 @pytest.mark.parametrize("requested", ["sub", "sub/", "sub/deeper", ".", "./", str(Path("sub"))])
@@ -187,7 +187,7 @@ def test_overlong_path_is_invalid(tree: Path) -> None:
 def test_missing_file_is_not_found(tree: Path, requested: str) -> None:
     with pytest.raises(NotFound) as caught:
         resolve_upload_path(tree, requested)
-    assert caught.value.status == 404
+    assert caught.value.code == "not_found"
     assert caught.value.code == "not_found"
 
 
@@ -203,7 +203,7 @@ def test_oversized_file_is_payload_too_large(tree: Path) -> None:
     path = resolve_upload_path(tree, "photo.png")
     with pytest.raises(PayloadTooLarge) as caught:
         read_upload(path, len(CONTENT) - 1)
-    assert caught.value.status == 413
+    assert caught.value.code == "payload_too_large"
 
 
 def test_file_of_exactly_the_limit_is_read(tree: Path) -> None:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from contract.responses import (
+from application.results import (
     content_disposition,
     download_name,
     optimization_summary,
@@ -211,7 +211,7 @@ def test_result_headers(raw: dict, used: str) -> None:
 
 
 def test_all_non_ascii_stem_gets_a_readable_fallback() -> None:
-    from contract.responses import content_disposition
+    from application.results import content_disposition
 
     header = content_disposition("图片_no_bg.png")
     assert 'filename="image_no_bg.png"' in header

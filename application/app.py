@@ -1,0 +1,285 @@
+"""The request flow of every route, free of any web framework.
+
+`Application` is built from the settings and given what it needs from outside: the model
+service, the rate limiter and a clock. The HTTP edge (`gateway/routes.py`) turns requests into
+calls of its methods and its `Reply`s and `ServiceError`s into responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from application import removebg
+from application.batch import BatchEntry, batch_archive, unique_names
+from application.files import read_upload, resolve_upload_path
+from application.image_url import fetch_image_url
+from application.inputs import decode_base64_image
+from application.models import ModelService
+from application.processing import ImageProcessor
+from application.replies import Caller, Reply, Upload, json_reply
+from application.results import content_disposition, download_name, result_headers, result_json
+from contract import headers, routes
+from contract.errors import (
+    InvalidImage,
+    InvalidParameter,
+    RateLimited,
+    ServiceError,
+    Unavailable,
+)
+from operations import health
+from operations.metrics import COMPRESSION_RATIO, OUTPUT_BYTES, RATE_LIMITED
+from operations.retention import start_retention
+from optimizer import PRESETS, Options, Result, parse_options
+from optimizer.decode import identify_format
+from ratelimit import RateLimiter, RateLimitExceeded, RedisUnavailable
+from segmentation import CATALOG
+from settings import Settings
+
+ZIP = "application/zip"
+BATCH_ARCHIVE_NAME = "images_no_bg.zip"
+RETENTION_SWEEP_S = 600
+
+
+def limiter_for(settings: Settings) -> RateLimiter:
+    return RateLimiter(
+        limits={budget: f"{amount}/hour" for budget, amount in settings.hourly_limits.items()},
+        redis_url=settings.redis_url,
+        strategy=settings.rate_limit_strategy,
+        fail_open=settings.rate_limit_fail_open,
+        enabled=settings.rate_limit_enabled,
+        socket_timeout=settings.redis_socket_timeout,
+        retry_interval=settings.redis_retry_interval,
+    )
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    body: dict[str, Any]
+
+    @property
+    def unhealthy(self) -> bool:
+        return self.body["status"] == "unhealthy"
+
+
+class Application:
+    def __init__(self, settings: Settings, models: ModelService, limiter: RateLimiter,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.clock = clock
+        self.processor = ImageProcessor(models, settings.model, settings.max_image_pixels, clock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, models: ModelService) -> Application:
+        return cls(settings, models, limiter_for(settings))
+
+    def start_housekeeping(self) -> threading.Event:
+        """Create the file folders and sweep expired files until the returned event is set."""
+        folders = [self.settings.upload_dir, self.settings.output_dir]
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        return start_retention(folders, self.settings.file_ttl_hours * 3600, RETENTION_SWEEP_S)
+
+    async def remove_file(self, caller: Caller, upload: Upload | None,
+                          raw_options: Mapping[str, Any]) -> Reply:
+        """Image in, image out, named for download."""
+        started = self.clock()
+        await self._spend(caller, routes.REMOVE)
+        options, result = await self._process_upload(caller, upload, raw_options)
+        name = download_name(upload.filename if upload else None, options)
+        reply_headers = result_headers(result, options, self._ms_since(started))
+        reply_headers[headers.CONTENT_DISPOSITION] = content_disposition(name)
+        return Reply(result.data, result.format.mimetype, reply_headers)
+
+    async def preview(self, caller: Caller, upload: Upload | None,
+                      raw_options: Mapping[str, Any]) -> Reply:
+        """Image in, the JSON result out."""
+        started = self.clock()
+        await self._spend(caller, routes.PREVIEW)
+        options, result = await self._process_upload(caller, upload, raw_options)
+        return await self._json_result(result, options, started)
+
+    async def remove_base64(self, caller: Caller, body: Mapping[str, Any]) -> Reply:
+        """Base64 (or a data URL) in JSON in, the JSON result out."""
+        started = self.clock()
+        await self._spend(caller, routes.BASE64)
+        options = parse_options({key: value for key, value in body.items() if key != "image"})
+        result = await self._process(caller, decode_base64_image(body.get("image")), options)
+        return await self._json_result(result, options, started)
+
+    async def remove_batch(self, caller: Caller, uploads: Sequence[Upload],
+                           raw_options: Mapping[str, Any]) -> Reply:
+        """Several images in, a zip of the results and `manifest.json` out. Each file spends
+        one unit; one that fails does not fail the others."""
+        await self._spend(caller, routes.BATCH, cost=max(1, len(uploads)))
+        if not uploads:
+            raise InvalidImage("No images were sent in the 'files' field")
+        if len(uploads) > self.settings.max_batch_files:
+            raise InvalidParameter(f"At most {self.settings.max_batch_files} files per batch")
+        options = parse_options(raw_options)
+        names = unique_names(download_name(upload.filename, options) for upload in uploads)
+        entries = await asyncio.gather(*(
+            self._batch_entry(caller, upload, name, options)
+            for upload, name in zip(uploads, names, strict=True)
+        ))
+        archive = await asyncio.to_thread(batch_archive, entries)
+        disposition = content_disposition(BATCH_ARCHIVE_NAME)
+        return Reply(archive, ZIP, {headers.CONTENT_DISPOSITION: disposition})
+
+    async def removebg(self, caller: Caller, fields: Mapping[str, Any], upload: Upload | None,
+                       json_wanted: bool) -> Reply:
+        """remove.bg's API: its parameters, headers and result shapes."""
+        await self._spend(caller, routes.REMOVEBG)
+        request = removebg.parse_removebg(fields)
+        data = await self._removebg_image(fields, upload)
+        if request.archive:
+            prepared, mask = await self.processor.infer(data, request.options)
+            zipped = await asyncio.to_thread(removebg.zip_result, prepared, mask, request.options)
+            body, media_type, size, bounds = zipped.data, ZIP, zipped.size, zipped.foreground
+        else:
+            result = await self._process(caller, data, request.options)
+            body, media_type, bounds = result.data, result.format.mimetype, result.foreground
+            size = (result.width, result.height)
+        reply_headers = removebg.response_headers(size, bounds)
+        if json_wanted:
+            return await asyncio.to_thread(
+                lambda: json_reply(removebg.json_result(body, bounds), reply_headers))
+        return Reply(body, media_type, reply_headers)
+
+    async def read_file(self, caller: Caller, body: Mapping[str, Any]) -> Reply:
+        """An image from UPLOAD_DIR, in base64."""
+        await self._spend(caller, routes.READ_FILE)
+        path = resolve_upload_path(self.settings.upload_dir, body.get("path"))
+        data = await asyncio.to_thread(read_upload, path, self.settings.max_content_length)
+        image_format = identify_format(data)
+        return await asyncio.to_thread(lambda: json_reply({
+            "success": True,
+            "filename": path.name,
+            "mimetype": f"image/{image_format.lower()}",
+            "size": len(data),
+            "image": base64.b64encode(data).decode("ascii"),
+        }))
+
+    async def account(self, caller: Caller) -> Reply:
+        """remove.bg's account call: the remaining /remove-background budget as credits."""
+        status = await self.limiter.peek(routes.BUDGETS[routes.REMOVE], caller.client)
+        credits = status.remaining if status is not None else removebg.UNLIMITED_CREDITS
+        return json_reply(removebg.account(credits))
+
+    def presets(self) -> Reply:
+        return json_reply({name: preset.as_options() for name, preset in PRESETS.items()})
+
+    async def models(self) -> Reply:
+        """The models `model=` accepts, with their input size and precision."""
+        sizes = await self.processor.available()
+        default = self.settings.model
+        return json_reply({"default": default, "models": [
+            {"name": name, "input_size": size, "precision": CATALOG[name].precision,
+             "batched": name == default}
+            for name, size in sorted(sizes.items())
+        ]})
+
+    async def health(self) -> HealthReport:
+        redis_ok, redis_detail = await self.limiter.check_backend()
+        folders = [self.settings.upload_dir, self.settings.output_dir]
+        checks = {
+            "app": health.Check(True, "serving"),
+            "model": await self.processor.model_check(),
+            "redis": health.Check(redis_ok, redis_detail,
+                                  critical=not self.settings.rate_limit_fail_open),
+            "disk_space": health.disk_space(folders, self.settings.disk_min_free_mb),
+            "memory": health.memory(self.settings.memory_max_percent),
+        }
+        return HealthReport(health.report(checks))
+
+    async def _spend(self, caller: Caller, route: str, cost: int = 1) -> None:
+        """Spend the caller's budget for `route` before anything else is looked at
+        (contract order: 401 -> 413 -> 429 -> 400)."""
+        budget = routes.BUDGETS[route]
+        try:
+            status = await self.limiter.hit(budget, caller.client, cost)
+        except RateLimitExceeded as exceeded:
+            caller.headers.update(exceeded.status.headers())
+            RATE_LIMITED.labels(endpoint=budget).inc()
+            raise RateLimited(
+                f"Limit of {exceeded.status.limit} per hour reached: this request needs {cost}, "
+                f"{exceeded.status.remaining} left"
+            ) from None
+        except RedisUnavailable:
+            raise Unavailable("Rate limits cannot be checked: Redis is unreachable") from None
+        if status is not None:
+            caller.headers.update(status.headers())
+
+    async def _process_upload(self, caller: Caller, upload: Upload | None,
+                              raw_options: Mapping[str, Any]) -> tuple[Options, Result]:
+        options = parse_options(raw_options)
+        if upload is None:
+            raise InvalidImage("No image was sent in the 'file' field")
+        return options, await self._process(caller, upload.data, options)
+
+    async def _process(self, caller: Caller, data: bytes, options: Options) -> Result:
+        result = await self.processor.process(data, options)
+        self._observe(caller, result)
+        if self.settings.save_outputs:
+            await asyncio.to_thread(self._save, caller, result)
+        return result
+
+    async def _batch_entry(self, caller: Caller, upload: Upload, name: str,
+                           options: Options) -> BatchEntry:
+        entry = BatchEntry(upload.filename or "image", name, len(upload.data))
+        try:
+            result = await self._process(caller, upload.data, options)
+        except ServiceError as error:  # that file's alone
+            entry.error = error
+        else:
+            entry.data, entry.mimetype = result.data, result.format.mimetype
+        return entry
+
+    async def _removebg_image(self, fields: Mapping[str, Any], upload: Upload | None) -> bytes:
+        sent = {name for name in removebg.IMAGE_SOURCES if fields.get(name) not in (None, "")}
+        if upload is not None:
+            sent.add("image_file")
+        if len(sent) != 1:
+            raise InvalidParameter("Send exactly one of image_file, image_file_b64, image_url")
+        if upload is not None:
+            return upload.data
+        if "image_file" in sent:
+            raise InvalidParameter("image_file must be a file upload; send base64 as "
+                                   "image_file_b64")
+        if "image_file_b64" in sent:
+            return decode_base64_image(fields["image_file_b64"], "image_file_b64")
+        if not self.settings.allow_image_url:
+            raise InvalidParameter("image_url is disabled on this server (ALLOW_IMAGE_URL)")
+        url = fields["image_url"]
+        if not isinstance(url, str):
+            raise InvalidParameter("image_url must be a string")
+        return await fetch_image_url(url, max_bytes=self.settings.max_content_length,
+                                     timeout=self.settings.image_url_timeout_s)
+
+    async def _json_result(self, result: Result, options: Options, started: float) -> Reply:
+        reply_headers = result_headers(result, options, self._ms_since(started))
+        return await asyncio.to_thread(
+            lambda: json_reply(result_json(result, options), reply_headers))
+
+    def _observe(self, caller: Caller, result: Result) -> None:
+        """Metrics and log fields of one produced image (a batch logs its last one)."""
+        fmt = result.format.value
+        OUTPUT_BYTES.labels(format=fmt).observe(result.output_bytes)
+        COMPRESSION_RATIO.labels(format=fmt).observe(1 - result.output_bytes / result.input_bytes)
+        caller.log.update({
+            "input_bytes": result.input_bytes, "output_bytes": result.output_bytes,
+            "compression_ratio": result.compression_ratio, "format": fmt, **result.timings_ms,
+        })
+
+    def _save(self, caller: Caller, result: Result) -> None:
+        name = f"{caller.request_id}-{time.time_ns()}.{result.format.extension}"
+        (self.settings.output_dir / name).write_bytes(result.data)
+
+    def _ms_since(self, started: float) -> float:
+        return (self.clock() - started) * 1000

@@ -1,0 +1,83 @@
+"""One image through the model: decode and shrink, segment, compose and encode.
+
+CPU-bound halves run in worker threads; the model call goes to the model service. The
+processor also knows the models' input sizes and whether the model service answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import numpy as np
+
+from application.models import ModelService
+from contract.errors import InvalidParameter
+from operations.health import Check
+from optimizer import Options, PreparedImage, Result, finish, prepare
+from segmentation import get_spec
+
+T = TypeVar("T")
+HEALTH_TIMEOUT_S = 5.0
+# A model that answered this recently is up: /health need not queue behind busy workers.
+MODEL_RECENTLY_S = 30.0
+
+
+class ImageProcessor:
+    def __init__(self, models: ModelService, default_model: str, max_input_pixels: int,
+                 clock: Callable[[], float]) -> None:
+        self.models = models
+        self.default_model = default_model
+        self.max_input_pixels = max_input_pixels
+        self.clock = clock
+        self.model_sizes: dict[str, int] = {}
+        self.model_answered_at = -MODEL_RECENTLY_S
+
+    async def process(self, data: bytes, options: Options) -> Result:
+        prepared, mask = await self.infer(data, options)
+        return await asyncio.to_thread(finish, prepared, mask, options)
+
+    async def infer(self, data: bytes, options: Options) -> tuple[PreparedImage, np.ndarray]:
+        """Decode and run the model: the photo as prepared, and its mask at model size."""
+        model_size = await self.model_size(options.model)
+        prepared = await asyncio.to_thread(
+            prepare, data, options, max_input_pixels=self.max_input_pixels,
+            model_size=model_size,
+        )
+        started = self.clock()
+        masks = await self._answer(self.models.segment(prepared.model_input[np.newaxis],
+                                                       self._named(options.model)))
+        prepared.timings_ms["inference"] = round((self.clock() - started) * 1000, 1)
+        return prepared, masks[0]
+
+    async def model_size(self, name: str | None) -> int:
+        if name is None or name == self.default_model:
+            return get_spec(self.default_model).input_size
+        if name not in self.model_sizes:
+            self.model_sizes = await self.available()
+        if name not in self.model_sizes:
+            raise InvalidParameter(f"Model '{name}' is not in the model store")
+        return self.model_sizes[name]
+
+    async def available(self) -> dict[str, int]:
+        return await self._answer(self.models.available())
+
+    async def model_check(self) -> Check:
+        since = self.clock() - self.model_answered_at
+        if since < MODEL_RECENTLY_S:
+            return Check(True, f"{self.default_model} answered {since:.0f} s ago")
+        try:
+            tag = await asyncio.wait_for(self._answer(self.models.ping()), HEALTH_TIMEOUT_S)
+        except Exception as exc:  # any failure to answer means the model is not serving
+            return Check(False, f"model service not answering: {type(exc).__name__}")
+        return Check(True, f"{tag} loaded")
+
+    def _named(self, name: str | None) -> str | None:
+        """None for the default model, which runs batched."""
+        return None if name in (None, self.default_model) else name
+
+    async def _answer(self, call: Awaitable[T]) -> T:
+        answer = await call
+        self.model_answered_at = self.clock()
+        return answer

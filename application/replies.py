@@ -1,0 +1,46 @@
+"""What the application layer receives from the HTTP edge and hands back to it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = "application/json"
+
+
+@dataclass
+class Caller:
+    """One request's caller, as the edge identified it, and what the edge adds to the answer.
+
+    `headers` go on the response whatever its outcome, errors included (the rate-limit headers
+    once the limit was checked); `log` holds this request's fields for its log line.
+    """
+
+    client: str
+    request_id: str = "-"
+    headers: dict[str, str] = field(default_factory=dict)
+    log: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file, read in full by the edge."""
+
+    filename: str | None
+    data: bytes
+
+
+@dataclass
+class Reply:
+    """A successful answer: bytes of `media_type`, and headers."""
+
+    body: bytes
+    media_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(body: Any, headers: dict[str, str] | None = None) -> Reply:
+    """A compact UTF-8 JSON reply (call it off the event loop for large bodies)."""
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return Reply(data, JSON, headers or {})

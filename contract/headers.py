@@ -1,0 +1,40 @@
+"""Names of the headers the service sends: one list, used by the responses and by CORS."""
+
+from __future__ import annotations
+
+# Every processing response.
+ORIGINAL_SIZE = "X-Original-Size"
+OPTIMIZED_SIZE = "X-Optimized-Size"
+OPTIMIZATION_USED = "X-Optimization-Used"
+IMAGE_WIDTH = "X-Image-Width"
+IMAGE_HEIGHT = "X-Image-Height"
+PROCESSING_TIME_MS = "X-Processing-Time-Ms"
+RESULT_HEADERS = (ORIGINAL_SIZE, OPTIMIZED_SIZE, OPTIMIZATION_USED, IMAGE_WIDTH, IMAGE_HEIGHT,
+                  PROCESSING_TIME_MS)
+
+# Rate-limited routes, once the limit was checked.
+RATE_LIMIT_LIMIT = "X-RateLimit-Limit"
+RATE_LIMIT_REMAINING = "X-RateLimit-Remaining"
+RATE_LIMIT_RESET = "X-RateLimit-Reset"
+RETRY_AFTER = "Retry-After"
+RATE_LIMIT_HEADERS = (RATE_LIMIT_LIMIT, RATE_LIMIT_REMAINING, RATE_LIMIT_RESET, RETRY_AFTER)
+
+# remove.bg's route.
+REMOVEBG_WIDTH = "X-Width"
+REMOVEBG_HEIGHT = "X-Height"
+REMOVEBG_TYPE = "X-Type"
+REMOVEBG_CREDITS = "X-Credits-Charged"
+FOREGROUND_TOP = "X-Foreground-Top"
+FOREGROUND_LEFT = "X-Foreground-Left"
+FOREGROUND_WIDTH = "X-Foreground-Width"
+FOREGROUND_HEIGHT = "X-Foreground-Height"
+REMOVEBG_HEADERS = (REMOVEBG_WIDTH, REMOVEBG_HEIGHT, REMOVEBG_TYPE, REMOVEBG_CREDITS,
+                    FOREGROUND_TOP, FOREGROUND_LEFT, FOREGROUND_WIDTH, FOREGROUND_HEIGHT)
+
+CONTENT_DISPOSITION = "Content-Disposition"
+REQUEST_ID = "X-Request-ID"
+API_KEY = "X-API-Key"
+
+# What a browser script may read from a cross-origin response.
+EXPOSED_HEADERS = (CONTENT_DISPOSITION, REQUEST_ID, *RESULT_HEADERS, *RATE_LIMIT_HEADERS,
+                   *REMOVEBG_HEADERS)

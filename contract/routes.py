@@ -1,0 +1,35 @@
+"""The service's routes and the budget each rate-limited one spends."""
+
+from __future__ import annotations
+
+REMOVE = "/remove-background"
+PREVIEW = "/remove-background-preview"
+BASE64 = "/remove-background-base64"
+BATCH = "/remove-background-batch"
+READ_FILE = "/read-file"
+REMOVEBG = "/v1.0/removebg"
+ACCOUNT = "/v1.0/account"
+PRESETS = "/presets"
+MODELS = "/models"
+HEALTH = "/health"
+METRICS = "/metrics"
+PLAYGROUND = "/playground"
+
+# Routes that run the model or read files: the concurrency cap applies to them.
+PROCESSING = (REMOVE, PREVIEW, BASE64, BATCH, READ_FILE, REMOVEBG)
+# Every route of ours (metrics and logs label requests by these; anything else is "other").
+SERVICE = (*PROCESSING, ACCOUNT, PRESETS, MODELS, HEALTH)
+# BentoML's own routes.
+PROBES = ("/livez", "/readyz", "/healthz")
+DOCS = ("/", "/docs.json", "/schema.json")
+# No API key needed: probes, health, metrics (guarded by METRICS_ALLOW), docs, the playground
+# page (which asks for a key for its API calls), Swagger UI's assets.
+OPEN = (HEALTH, METRICS, PLAYGROUND, *PROBES, *DOCS)
+OPEN_PREFIXES = ("/static_content/", f"{PLAYGROUND}/")
+
+# Budget names: remove.bg's route spends /remove-background's budget.
+BUDGETS = {
+    REMOVE: "remove-background", REMOVEBG: "remove-background",
+    PREVIEW: "remove-background-preview", BASE64: "remove-background-base64",
+    BATCH: "remove-background-batch", READ_FILE: "read-file",
+}

@@ -1,0 +1,80 @@
+"""The HTTP edge assembled: the FastAPI app with the routes, and the middleware in front.
+
+`service.py` mounts the app on BentoML and adds the middleware with BentoML's
+`add_asgi_middleware`; `asgi_app` stacks the same middleware around the app for an in-process
+server (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from application import Application
+from contract import headers, routes
+from gateway.body_limit import BodySizeLimit
+from gateway.concurrency import ConcurrencyLimit
+from gateway.errors import install_error_handlers
+from gateway.identity import ClientIdentity
+from gateway.json_errors import JsonErrors
+from gateway.metrics_access import MetricsAccess
+from gateway.observe import RequestObserver
+from gateway.response_headers import ResponseHeaders
+from gateway.routes import router
+from settings import Settings
+
+PLAYGROUND_DIR = Path(__file__).resolve().parent.parent / "playground"
+Middleware = tuple[type, dict[str, Any]]
+
+
+def create_api() -> FastAPI:
+    """The routes, error handlers and the playground; `state.application` is set later, in
+    the process that serves."""
+    api = FastAPI(
+        title="Background Remover API",
+        summary="Cut the subject out of a photo and get it back optimized for the web.",
+        docs_url=None, redoc_url=None, openapi_url=None,  # BentoML serves /docs.json and UI
+    )
+    install_error_handlers(api)
+    api.include_router(router)
+    api.mount(f"{routes.PLAYGROUND}/", StaticFiles(directory=PLAYGROUND_DIR, html=True),
+              name="playground")
+    return api
+
+
+def middleware(settings: Settings) -> list[Middleware]:
+    """Outermost first. CORS answers preflights before any key is asked for; identity comes
+    before the body is read; the body limit before the concurrency slot is taken."""
+    stack: list[Middleware] = []
+    if settings.cors_origins:
+        stack.append((CORSMiddleware, {
+            "allow_origins": settings.cors_origins, "allow_methods": ["GET", "POST"],
+            "allow_headers": [headers.API_KEY, "Content-Type"],
+            "expose_headers": list(headers.EXPOSED_HEADERS),
+        }))
+    return [*stack,
+            (ResponseHeaders, {}),
+            (JsonErrors, {}),
+            (RequestObserver, {"endpoints": routes.SERVICE}),
+            (ClientIdentity, {"api_keys": settings.api_keys,
+                              "trusted_proxies": settings.trusted_proxies,
+                              "open_paths": routes.OPEN, "open_prefixes": routes.OPEN_PREFIXES}),
+            (MetricsAccess, {"allow": settings.metrics_allow}),
+            (BodySizeLimit, {"max_bytes": settings.max_content_length}),
+            (ConcurrencyLimit, {"limit": settings.max_concurrency,
+                                "paths": routes.PROCESSING})]
+
+
+def asgi_app(application: Application, settings: Settings) -> ASGIApp:
+    """The whole HTTP edge over `application`, without BentoML."""
+    api = create_api()
+    api.state.application = application
+    app: ASGIApp = api
+    for cls, options in reversed(middleware(settings)):
+        app = cls(app, **options)
+    return app

@@ -1,0 +1,173 @@
+"""What the OpenAPI document (`/docs.json`) says about each route: its request body, its
+success response and every error status it can answer with, with the error body's schema.
+
+The routes parse their bodies themselves (so that every failure is the contract's JSON error),
+which is why request bodies are described here rather than inferred by FastAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from optimizer import PRESETS, OutputFormat
+
+BINARY = {"type": "string", "format": "binary"}
+IMAGE_TYPES = tuple(fmt.mimetype for fmt in OutputFormat)
+ERROR_DESCRIPTIONS = {
+    400: "Invalid option or image (`invalid_parameter`, `invalid_image`)",
+    401: "API_KEYS is set and X-API-Key is missing or wrong (`unauthorized`)",
+    403: "Outside UPLOAD_DIR (`forbidden`)",
+    404: "No such file (`not_found`)",
+    408: "The request body arrived too slowly (`request_timeout`)",
+    413: "Body over MAX_CONTENT_LENGTH or image over MAX_IMAGE_PIXELS (`payload_too_large`)",
+    415: "Not an image in a format the service decodes (`unsupported_media_type`)",
+    429: "Rate limit reached (`rate_limited`); see Retry-After",
+    503: "Overloaded, or the model or Redis is unavailable (`overloaded`, `unavailable`)",
+}
+# Middleware answers every guarded processing route may give.
+GUARDED = (401, 408, 413, 503)
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(examples=["Invalid optimization parameters"])
+    code: str = Field(examples=["invalid_parameter"])
+    solution: str
+    details: str
+
+
+class RemoveBgError(BaseModel):
+    title: str
+    code: str
+    detail: str
+
+
+class RemoveBgErrors(BaseModel):
+    errors: list[RemoveBgError]
+
+
+class Optimization(BaseModel):
+    format: str
+    quality: int
+    dimensions: str = Field(examples=["1200x900"])
+    compression_ratio: str = Field(examples=["78%"])
+    preset: str | None
+
+
+class JsonResult(BaseModel):
+    success: bool
+    image: str = Field(description="the output image in base64")
+    mimetype: str
+    size: int
+    original_size: int
+    width: int
+    height: int
+    optimization: Optimization
+
+
+class FileResult(BaseModel):
+    success: bool
+    filename: str
+    mimetype: str
+    size: int
+    image: str = Field(description="the file in base64")
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Health(BaseModel):
+    status: str = Field(description="healthy, degraded or unhealthy")
+    checks: dict[str, Check]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    input_size: int
+    precision: str
+    batched: bool
+
+
+class Models(BaseModel):
+    default: str
+    models: list[ModelInfo]
+
+
+class PresetOptions(BaseModel):
+    format: str
+    quality: int
+    max_width: int | None
+    max_height: int | None
+
+
+class ProcessingOptions(BaseModel):
+    """The processing options, as form fields or JSON members."""
+
+    model_config = ConfigDict(json_schema_extra={"additionalProperties": False})
+
+    format: str | None = Field(None, description="PNG, JPEG (JPG), WEBP or AVIF")
+    quality: int | None = Field(None, description="10-100")
+    max_width: int | None = Field(None, description="100-4000")
+    max_height: int | None = Field(None, description="100-4000")
+    preset: str | None = Field(None, description=", ".join(PRESETS))
+    bg_color: str | None = Field(None, description="#rgb, #rrggbb, #rrggbbaa or a colour name")
+    crop: bool | None = None
+    crop_margin: str | None = Field(None, description="pixels, or N% of the subject box")
+    only_mask: bool | None = None
+    model: str | None = Field(None, description="a model listed by GET /models")
+
+
+class Base64Request(ProcessingOptions):
+    image: str = Field(description="the image in base64, or a data: URL")
+
+
+class ReadFileRequest(BaseModel):
+    path: str = Field(description="relative to UPLOAD_DIR")
+
+
+class RemoveBgRequest(BaseModel):
+    """remove.bg's parameters; send exactly one of image_file, image_file_b64, image_url."""
+
+    image_file_b64: str | None = None
+    image_url: str | None = Field(None, description="only when ALLOW_IMAGE_URL is on")
+    size: str | None = Field(None, description="preview (default), medium, hd, full, 4k, auto")
+    format: str | None = Field(None, description="auto, png, jpg, webp or zip")
+    channels: str | None = Field(None, description="rgba or alpha")
+    crop: bool | None = None
+    crop_margin: str | None = Field(None, description="px or %")
+    bg_color: str | None = Field(None, description="hex (81d4fa) or a colour name")
+
+
+def schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
+def _form(model: type[BaseModel], files: dict[str, Any]) -> dict[str, Any]:
+    """A multipart/form-data schema: `model`'s fields as text fields, plus the uploads."""
+    fields = {name: {"type": "string", "description": info.description or ""}
+              for name, info in model.model_fields.items()}
+    return {"type": "object", "properties": {**files, **fields}}
+
+
+def request_body(*media: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {
+        media_type: {"schema": body_schema} for media_type, body_schema in media}}}
+
+
+def errors(*statuses: int, removebg: bool = False) -> dict[int | str, dict[str, Any]]:
+    model = RemoveBgErrors if removebg else ErrorBody
+    return {status: {"description": ERROR_DESCRIPTIONS[status], "model": model}
+            for status in sorted(set(statuses))}
+
+
+def binary(description: str, *media_types: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {media_type: {"schema": BINARY} for media_type in media_types}}
+
+
+ONE_IMAGE = _form(ProcessingOptions, {"file": BINARY})
+MANY_IMAGES = _form(ProcessingOptions, {"files": {"type": "array", "items": BINARY}})
+REMOVEBG_FORM = _form(RemoveBgRequest, {"image_file": BINARY})
