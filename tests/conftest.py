@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+
+from tests.serving import Connect, fresh_address
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
@@ -44,3 +49,39 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped on CI, which must run everything: {report.longrepr}"
+
+
+# --- serving: each layer's conftest provides `server` (in-process or a real bentoml serve) ---
+
+
+@pytest.fixture(scope="session")
+def server_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("served")
+
+
+@pytest.fixture(scope="session")
+def client(server: Any) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=120) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def upload_dir(server: Any) -> Path:
+    return Path(server.env["UPLOAD_DIR"])
+
+
+@pytest.fixture
+def connect() -> Iterator[Connect]:
+    """`connect(server, address=None)`: a client speaking from `address`, by default a
+    loopback address no other test used (so a fresh budget)."""
+    opened: list[httpx.Client] = []
+
+    def open_client(server: Any, address: str | None = None) -> httpx.Client:
+        transport = httpx.HTTPTransport(local_address=address or fresh_address())
+        client = httpx.Client(base_url=server.url, timeout=120, transport=transport)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()

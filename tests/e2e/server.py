@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
-import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from tests.serving import GENEROUS_LIMITS, Connect, free_port, fresh_address
+
+__all__ = ["BentoServer", "Connect", "fresh_address"]
+
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 180
-# Limits high enough that functional tests never meet them; rate-limit tests set their own.
-GENEROUS_LIMITS = {
-    f"RATE_LIMIT_{name}_PER_HOUR": "1000000"
-    for name in ("REMOVE_BG", "PREVIEW", "BASE64", "READ_FILE", "BATCH")
-}
-
-
-# Each test that needs a fresh budget speaks from a loopback address no other test used.
-_LOOPBACK_ADDRESSES = (str(ipaddress.IPv4Address("127.0.1.0") + n) for n in itertools.count())
-Connect = Callable[..., httpx.Client]
-
-
-def fresh_address() -> str:
-    return next(_LOOPBACK_ADDRESSES)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def own_bentoml_home(home: Path) -> Path:

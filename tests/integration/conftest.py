@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
+from tests.integration.api_server import InProcessServer
 from tests.redis_server import RedisServer, running_redis
 from tests.redis_server import answers as _answers
 
@@ -54,3 +56,10 @@ def shared_redis(key_prefix: str) -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def server(server_dir: Path) -> Iterator[InProcessServer]:
+    """The whole HTTP API in this process with default settings (limits raised)."""
+    with InProcessServer(server_dir) as running:
+        yield running

@@ -1,4 +1,4 @@
-"""The processing endpoints through a real `bentoml serve` and the real u2netp model."""
+"""The processing endpoints through the whole HTTP API in process and the real u2netp model."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests import images
-from tests.e2e.server import BentoServer
+from tests.integration.api_server import InProcessServer
 
 pytestmark = pytest.mark.slow
 
@@ -210,7 +210,7 @@ class TestInputs:
                              **options)
         assert_error(response, 400, "invalid_parameter")
 
-    def test_body_over_limit_is_413_before_reading(self, server: BentoServer) -> None:
+    def test_body_over_limit_is_413_before_reading(self, server: InProcessServer) -> None:
         """Only headers are sent: the 413 must come without waiting for the 64 MiB body."""
         head = (
             "POST /remove-background HTTP/1.1\r\nHost: localhost\r\n"
@@ -347,7 +347,7 @@ class TestParityWithRembg:
 
 
 def test_heavy_work_does_not_block_the_event_loop(client: httpx.Client,
-                                                  server: BentoServer) -> None:
+                                                  server: InProcessServer) -> None:
     """While 12 MP photos are decoded, inferred and encoded, light routes still answer fast."""
     big = images.large_jpeg()
     errors: list[int] = []
