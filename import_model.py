@@ -45,8 +45,6 @@ def import_model(name: str, local_path: Path | None, verify: bool, force: bool) 
         "source": found.source,
         "md5": found.md5,
         "input_size": spec.input_size,
-        "mean": list(spec.mean),
-        "std": list(spec.std),
         "batch_axis": "dynamic",
     }
     with tempfile.TemporaryDirectory() as scratch:

@@ -6,7 +6,6 @@ variables win. Nothing else in the project reads `os.environ`.
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,7 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from ratelimit import IPNetwork, parse_networks
+
 CommaList = Annotated[list[str], NoDecode]
 NetworkList = Annotated[list[IPNetwork], NoDecode]
 
@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     trusted_proxies: NetworkList = []
     api_keys: CommaList = []
     cors_origins: CommaList = []
-    metrics_allow: NetworkList = Field(default_factory=lambda: _networks(DEFAULT_METRICS_ALLOW))
+    metrics_allow: NetworkList = Field(
+        default_factory=lambda: parse_networks(DEFAULT_METRICS_ALLOW))
 
     # Limits on what a client controls
     max_content_length: int = Field(16 * 1024 * 1024, gt=0)
@@ -95,7 +96,7 @@ class Settings(BaseSettings):
     @classmethod
     def _network_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return _networks(value)
+            return parse_networks(value)
         return value
 
     @property
@@ -108,10 +109,6 @@ class Settings(BaseSettings):
             "remove-background-batch": self.rate_limit_batch_per_hour,
             "read-file": self.rate_limit_read_file_per_hour,
         }
-
-
-def _networks(text: str) -> list[IPNetwork]:
-    return [ipaddress.ip_network(item, strict=False) for item in _split_commas(text)]  # type: ignore[union-attr]
 
 
 @lru_cache(maxsize=1)

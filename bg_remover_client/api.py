@@ -1,6 +1,6 @@
 """The HTTP side: options as form fields, one upload to `POST /remove-background`, retries.
 
-Retry rules (API.md "Errors" and "Headers"):
+Retry rules (docs/api.md, "Errors" and "Headers"):
 - 429 and 503 carry `Retry-After` (integer seconds): wait that long, unless it is longer than
   `max_wait` - a used-up hourly budget asks for up to an hour - then give up on the file.
   The wait is shared: every worker pauses, since the server would refuse them all anyway.
@@ -21,12 +21,26 @@ from datetime import UTC, datetime
 import httpx
 
 ENDPOINT = "/remove-background"
+PRESETS_ENDPOINT = "/presets"
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 BACKOFF_STATUSES = frozenset({502, 504})  # proxies in front of the service, restarting pods
 NOTICEABLE_WAIT_S = 1.0
 
 Sleep = Callable[[float], Awaitable[None]]
 Notify = Callable[[str], None]
+
+
+async def preset_format(client: httpx.AsyncClient, preset: str) -> str | None:
+    """The output format of `preset` as the server's `GET /presets` says; None when the server
+    does not know it or cannot be asked (the uploads will then say why)."""
+    try:
+        response = await client.get(PRESETS_ENDPOINT)
+        presets = response.json() if response.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        return None
+    options = presets.get(preset.lower()) if isinstance(presets, dict) else None
+    fmt = options.get("format") if isinstance(options, dict) else None
+    return fmt if isinstance(fmt, str) else None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from rich.progress import (
 )
 
 from bg_remover_client import __version__
-from bg_remover_client.api import Options, RetryPolicy, Uploader
+from bg_remover_client.api import Options, RetryPolicy, Uploader, preset_format
 from bg_remover_client.files import InputError, InputFile, discover, output_extension
 from bg_remover_client.report import print_summary
 from bg_remover_client.runner import Outcome, Plan, plan, run_jobs
@@ -234,6 +234,19 @@ async def execute(args: argparse.Namespace, work: Plan, err: Console,
                                   on_done=lambda _: progress.advance(task))
 
 
+def output_format(args: argparse.Namespace,
+                  transport: httpx.AsyncBaseTransport | None = None) -> str | None:
+    """--format, else the format of --preset (the server's table), else the server default."""
+    if args.format or not args.preset:
+        return args.format
+
+    async def ask() -> str | None:
+        async with make_client(args, transport) as client:
+            return await preset_format(client, args.preset)
+
+    return asyncio.run(ask())
+
+
 def usage_error(parser: argparse.ArgumentParser, message: str) -> int:
     parser.print_usage(sys.stderr)
     print(f"{parser.prog}: error: {message}", file=sys.stderr)
@@ -265,7 +278,7 @@ def main(argv: Sequence[str] | None = None,
     if isinstance(items, int):
         return items
     out, err = Console(), Console(stderr=True)
-    work = plan(items, args.output_dir, output_extension(args.format, args.preset),
+    work = plan(items, args.output_dir, output_extension(output_format(args, transport)),
                 args.overwrite)
     started = time.monotonic()
     try:

@@ -21,11 +21,6 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", 
 OUTPUT_SUFFIX = "_no_bg"
 FORMAT_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "JPG": "jpg", "WEBP": "webp", "AVIF": "avif"}
 DEFAULT_FORMAT = "PNG"
-# The contract's preset table: a preset without --format decides the extension.
-PRESET_FORMATS = {
-    "web": "JPEG", "social": "PNG", "email": "JPEG", "thumbnail": "WEBP",
-    "mobile": "WEBP", "desktop": "JPEG", "archival": "PNG", "print": "PNG",
-}
 # Characters no file name should get from a server: path separators, controls, quoting.
 UNSAFE_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 
@@ -90,9 +85,9 @@ def _is_input_image(path: Path, folder: Path) -> bool:
 # --- naming outputs ------------------------------------------------------------------------
 
 
-def output_extension(fmt: str | None, preset: str | None = None) -> str:
-    """The extension the server will use for `format` (or the preset's format)."""
-    chosen = fmt or PRESET_FORMATS.get((preset or "").lower()) or DEFAULT_FORMAT
+def output_extension(fmt: str | None) -> str:
+    """The extension the server will use for `format` (its default when None)."""
+    chosen = fmt or DEFAULT_FORMAT
     return FORMAT_EXTENSIONS.get(chosen.upper(), chosen.lower())
 
 

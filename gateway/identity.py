@@ -15,8 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.errors import Unauthorized
 from gateway.errors import send_error
-from ratelimit import client_address, client_key
-from settings import IPNetwork
+from ratelimit import IPNetwork, client_address, client_key
 
 
 class ClientIdentity:

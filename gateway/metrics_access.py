@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.errors import Forbidden
 from gateway.errors import send_error
-from settings import IPNetwork
+from ratelimit import IPNetwork
 
 METRICS_PATH = "/metrics"
 

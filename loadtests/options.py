@@ -15,16 +15,15 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from optimizer import PRESETS
+
 FORMAT_MIMETYPES = {
     "PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "AVIF": "image/avif",
 }
 # Output formats asked for explicitly; AVIF is the slowest encoder and the rarest ask.
 FORMAT_WEIGHTS = {"PNG": 4, "JPEG": 3, "WEBP": 2, "AVIF": 1}
-# The preset table of ../shared/API.md: preset -> output format.
-PRESET_FORMATS = {
-    "web": "JPEG", "social": "PNG", "email": "JPEG", "thumbnail": "WEBP",
-    "mobile": "WEBP", "desktop": "JPEG", "archival": "PNG", "print": "PNG",
-}
+# The service's preset table (the one in optimizer/options.py): preset -> output format.
+PRESET_FORMATS = {name: preset.format.value for name, preset in PRESETS.items()}
 QUALITIES = (60, 75, 85, 95)
 BOXES = ((800, 600), (1200, 800), (1920, 1080), (300, 300))
 BG_COLORS = ("#ffffff", "white", "#00000080", "#3a7", "rebeccapurple")
@@ -43,7 +42,7 @@ MAGIC = {
 
 
 def random_options(rng: random.Random) -> dict[str, str]:
-    """A realistic option set, as form-field strings (see the option table of API.md)."""
+    """A realistic option set, as form-field strings (see docs/api.md, "Options")."""
     options: dict[str, str] = {}
     if rng.random() < P_PRESET:
         options["preset"] = rng.choice(list(PRESET_FORMATS))

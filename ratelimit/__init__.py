@@ -5,11 +5,12 @@ Framework-free: the HTTP layer derives the client with ``client_address`` /
 and the exceptions into responses.
 """
 
-from .identity import client_address, client_key, parse_networks, short_hash
+from .identity import IPNetwork, client_address, client_key, parse_networks, short_hash
 from .limiter import RateLimiter
 from .status import RateLimitExceeded, RateLimitStatus, RedisUnavailable
 
 __all__ = [
+    "IPNetwork",
     "RateLimitExceeded",
     "RateLimitStatus",
     "RateLimiter",

@@ -79,10 +79,6 @@ class FailoverBackend:
         self._last_error = ""
 
     @property
-    def uses_redis(self) -> bool:
-        return self._primary is not None
-
-    @property
     def degraded(self) -> bool:
         """Redis is configured but currently considered down."""
         return self._next_probe is not None

@@ -1,6 +1,6 @@
 """monitoring/grafana-dashboard.json: parses, every panel queries, and only known metrics.
 
-The metric names are the service's contract with its dashboard (API.md "metrics"); a query
+The metric names are the service's contract with its dashboard (docs/api.md, "Metrics"); a query
 on a name the service does not export would draw an empty panel without any error.
 """
 

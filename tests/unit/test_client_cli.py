@@ -14,6 +14,7 @@ import pytest
 
 from bg_remover_client import cli
 from bg_remover_client.api import RetryPolicy
+from optimizer import PRESETS
 
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "JPG": "jpg", "WEBP": "webp", "AVIF": "avif"}
 
@@ -43,6 +44,9 @@ class FakeService:
         self.fields: list[dict[str, str]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/presets":  # the service's own table
+            return httpx.Response(200, json={name: preset.as_options()
+                                             for name, preset in PRESETS.items()})
         self.requests.append(request)
         fields, files = parse_multipart(request)
         self.fields.append(fields)
@@ -224,6 +228,21 @@ def test_everything_skipped_sends_nothing_and_exits_0(
 def test_preset_decides_the_extension_for_skipping(service: FakeService, photos: Path) -> None:
     (photos / "a_no_bg.jpg").write_bytes(b"old")  # the `web` preset is JPEG
     run(service, photos / "a.jpg", "--preset", "web")
+    assert service.requests == []
+
+
+@pytest.mark.parametrize(("preset", "extension"), [("thumbnail", "webp"), ("Social", "png"),
+                                                   ("unknown-preset", "png")])
+def test_preset_format_comes_from_the_server(service: FakeService, photos: Path, preset: str,
+                                             extension: str) -> None:
+    (photos / f"a_no_bg.{extension}").write_bytes(b"old")
+    run(service, photos / "a.jpg", "--preset", preset)
+    assert service.requests == []
+
+
+def test_explicit_format_wins_over_the_preset(service: FakeService, photos: Path) -> None:
+    (photos / "a_no_bg.avif").write_bytes(b"old")
+    run(service, photos / "a.jpg", "--preset", "web", "--format", "avif")
     assert service.requests == []
 
 

@@ -98,14 +98,12 @@ def test_empty_folder_gives_nothing(tmp_path: Path) -> None:
 # --- output names --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fmt", "preset", "ext"), [
-    (None, None, "png"), ("png", None, "png"), ("jpeg", None, "jpg"), ("JPG", None, "jpg"),
-    ("webp", None, "webp"), ("avif", None, "avif"), (None, "web", "jpg"),
-    (None, "thumbnail", "webp"), (None, "Social", "png"), ("avif", "web", "avif"),
-    (None, "unknown-preset", "png"),
+@pytest.mark.parametrize(("fmt", "ext"), [
+    (None, "png"), ("png", "png"), ("jpeg", "jpg"), ("JPG", "jpg"), ("webp", "webp"),
+    ("avif", "avif"),
 ])
-def test_output_extension(fmt: str | None, preset: str | None, ext: str) -> None:
-    assert output_extension(fmt, preset) == ext
+def test_output_extension(fmt: str | None, ext: str) -> None:
+    assert output_extension(fmt) == ext
 
 
 def test_outputs_beside_the_inputs(tree: Path) -> None:

@@ -1,4 +1,4 @@
-"""parse_options against the contract's Options and Presets tables (../shared/API.md)."""
+"""parse_options against the Options and Presets tables of docs/api.md."""
 
 from __future__ import annotations
 
