@@ -104,7 +104,6 @@ def test_no_redis_configured_always_uses_memory() -> None:
     redis = ScriptedRedis()
     assert asyncio.run(backend.run(redis)) == "memory"
     assert not backend.degraded
-    assert not backend.uses_redis
 
 
 def test_redis_url_forms() -> None:
