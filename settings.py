@@ -17,9 +17,11 @@ from ratelimit import IPNetwork, parse_networks
 
 CommaList = Annotated[list[str], NoDecode]
 NetworkList = Annotated[list[IPNetwork], NoDecode]
+PortList = Annotated[list[Annotated[int, Field(gt=0, lt=65536)]], NoDecode]
 
-# Loopback, RFC 1918, unique-local and link-local: where Prometheus scrapers live.
-DEFAULT_METRICS_ALLOW = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+# Loopback only: behind a proxy without TRUSTED_PROXIES every client would look private. Open
+# it to the cluster's scraper network where one scrapes (the k8s overlays do).
+DEFAULT_METRICS_ALLOW = "127.0.0.0/8,::1/128"
 
 
 def _split_commas(value: object) -> object:
@@ -52,6 +54,7 @@ class Settings(BaseSettings):
     cors_origins: CommaList = []
     metrics_allow: NetworkList = Field(
         default_factory=lambda: parse_networks(DEFAULT_METRICS_ALLOW))
+    client_ipv6_prefix: int = Field(64, ge=32, le=128)  # IPv6 clients share a budget per /64
 
     # Limits on what a client controls
     max_content_length: int = Field(16 * 1024 * 1024, gt=0)
@@ -60,6 +63,15 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(32, gt=0)
     allow_image_url: bool = False  # remove.bg's image_url parameter (fetches client URLs)
     image_url_timeout_s: float = Field(10.0, gt=0)
+    image_url_ports: PortList = [80, 443]
+    # A body must arrive within BODY_TIMEOUT_S, and (after the first seconds) at no less than
+    # BODY_MIN_BYTES_PER_S on average; slower is 408.
+    body_timeout_s: float = Field(60.0, gt=0)
+    body_min_bytes_per_s: int = Field(32_768, ge=0)
+    # Decoded-image memory one API worker admits at once; None: from the container's limit.
+    memory_budget_mb: int | None = Field(None, gt=0)
+    memory_wait_s: float = Field(5.0, ge=0)  # how long work over the budget waits for room
+    batch_parallelism: int = Field(4, gt=0)  # files of one batch in work at once
 
     # Logging
     log_level: str = "INFO"
@@ -87,7 +99,7 @@ class Settings(BaseSettings):
     max_latency_ms: int = Field(60_000, gt=0)
     request_timeout_s: int = Field(120, gt=0)
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "cors_origins", "image_url_ports", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_commas(value)

@@ -11,11 +11,13 @@ import asyncio
 import base64
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from application import removebg
+from application.admission import Admission, memory_budget_bytes
 from application.batch import BatchEntry, batch_archive, unique_names
 from application.files import read_upload, resolve_upload_path
 from application.image_url import fetch_image_url
@@ -37,6 +39,7 @@ from operations.metrics import COMPRESSION_RATIO, OUTPUT_BYTES, RATE_LIMITED
 from operations.retention import start_retention
 from optimizer import PRESETS, Options, Result, parse_options
 from optimizer.decode import identify_format
+from optimizer.pipeline import memory_needed
 from ratelimit import RateLimiter, RateLimitExceeded, RedisUnavailable
 from segmentation import CATALOG
 from settings import Settings
@@ -74,6 +77,8 @@ class Application:
         self.limiter = limiter
         self.clock = clock
         self.processor = ImageProcessor(models, settings.model, settings.max_image_pixels, clock)
+        self.admission = Admission(settings.max_concurrency, memory_budget_bytes(settings),
+                                   settings.memory_wait_s)
 
     @classmethod
     def from_settings(cls, settings: Settings, models: ModelService) -> Application:
@@ -90,8 +95,8 @@ class Application:
                           raw_options: Mapping[str, Any]) -> Reply:
         """Image in, image out, named for download."""
         started = self.clock()
-        await self._spend(caller, routes.REMOVE)
-        options, result = await self._process_upload(caller, upload, raw_options)
+        async with self._request(caller, routes.REMOVE):
+            options, result = await self._process_upload(caller, upload, raw_options)
         name = download_name(upload.filename if upload else None, options)
         reply_headers = result_headers(result, options, self._ms_since(started))
         reply_headers[headers.CONTENT_DISPOSITION] = content_disposition(name)
@@ -101,70 +106,77 @@ class Application:
                       raw_options: Mapping[str, Any]) -> Reply:
         """Image in, the JSON result out."""
         started = self.clock()
-        await self._spend(caller, routes.PREVIEW)
-        options, result = await self._process_upload(caller, upload, raw_options)
-        return await self._json_result(result, options, started)
+        async with self._request(caller, routes.PREVIEW):
+            options, result = await self._process_upload(caller, upload, raw_options)
+            return await self._json_result(result, options, started)
 
     async def remove_base64(self, caller: Caller, body: Mapping[str, Any]) -> Reply:
         """Base64 (or a data URL) in JSON in, the JSON result out."""
         started = self.clock()
-        await self._spend(caller, routes.BASE64)
-        options = parse_options({key: value for key, value in body.items() if key != "image"})
-        result = await self._process(caller, decode_base64_image(body.get("image")), options)
-        return await self._json_result(result, options, started)
+        async with self._request(caller, routes.BASE64):
+            options = parse_options({key: value for key, value in body.items()
+                                     if key != "image"})
+            result = await self._process(caller, decode_base64_image(body.get("image")), options)
+            return await self._json_result(result, options, started)
 
     async def remove_batch(self, caller: Caller, uploads: Sequence[Upload],
                            raw_options: Mapping[str, Any]) -> Reply:
         """Several images in, a zip of the results and `manifest.json` out. Each file spends
-        one unit; one that fails does not fail the others."""
-        await self._spend(caller, routes.BATCH, cost=max(1, len(uploads)))
-        if not uploads:
-            raise InvalidImage("No images were sent in the 'files' field")
-        if len(uploads) > self.settings.max_batch_files:
-            raise InvalidParameter(f"At most {self.settings.max_batch_files} files per batch")
-        options = parse_options(raw_options)
-        names = unique_names(download_name(upload.filename, options) for upload in uploads)
-        entries = await asyncio.gather(*(
-            self._batch_entry(caller, upload, name, options)
-            for upload, name in zip(uploads, names, strict=True)
-        ))
-        archive = await asyncio.to_thread(batch_archive, entries)
+        one unit; one that fails does not fail the others. At most BATCH_PARALLELISM files
+        are in work at once, each admitted by its own memory needs."""
+        async with self._request(caller, routes.BATCH, cost=max(1, len(uploads))):
+            if not uploads:
+                raise InvalidImage("No images were sent in the 'files' field")
+            if len(uploads) > self.settings.max_batch_files:
+                raise InvalidParameter(
+                    f"At most {self.settings.max_batch_files} files per batch")
+            options = parse_options(raw_options)
+            names = unique_names(download_name(upload.filename, options) for upload in uploads)
+            in_work = asyncio.Semaphore(self.settings.batch_parallelism)
+            entries = await asyncio.gather(*(
+                self._batch_entry(caller, upload, name, options, in_work)
+                for upload, name in zip(uploads, names, strict=True)
+            ))
+            archive = await asyncio.to_thread(batch_archive, entries)
         disposition = content_disposition(BATCH_ARCHIVE_NAME)
         return Reply(archive, ZIP, {headers.CONTENT_DISPOSITION: disposition})
 
     async def removebg(self, caller: Caller, fields: Mapping[str, Any], upload: Upload | None,
                        json_wanted: bool) -> Reply:
         """remove.bg's API: its parameters, headers and result shapes."""
-        await self._spend(caller, routes.REMOVEBG)
-        request = removebg.parse_removebg(fields)
-        data = await self._removebg_image(fields, upload)
-        if request.archive:
-            prepared, mask = await self.processor.infer(data, request.options)
-            zipped = await asyncio.to_thread(removebg.zip_result, prepared, mask, request.options)
-            body, media_type, size, bounds = zipped.data, ZIP, zipped.size, zipped.foreground
-        else:
-            result = await self._process(caller, data, request.options)
-            body, media_type, bounds = result.data, result.format.mimetype, result.foreground
-            size = (result.width, result.height)
-        reply_headers = removebg.response_headers(size, bounds)
-        if json_wanted:
-            return await asyncio.to_thread(
-                lambda: json_reply(removebg.json_result(body, bounds), reply_headers))
+        async with self._request(caller, routes.REMOVEBG):
+            request = removebg.parse_removebg(fields)
+            data = await self._removebg_image(fields, upload)
+            if request.archive:
+                async with self._memory_for(data, request.options):
+                    prepared, mask = await self.processor.infer(data, request.options)
+                    zipped = await asyncio.to_thread(removebg.zip_result, prepared, mask,
+                                                     request.options)
+                body, media_type, size = zipped.data, ZIP, zipped.size
+                bounds = zipped.foreground
+            else:
+                result = await self._process(caller, data, request.options)
+                body, media_type, bounds = result.data, result.format.mimetype, result.foreground
+                size = (result.width, result.height)
+            reply_headers = removebg.response_headers(size, bounds)
+            if json_wanted:
+                return await asyncio.to_thread(
+                    lambda: json_reply(removebg.json_result(body, bounds), reply_headers))
         return Reply(body, media_type, reply_headers)
 
     async def read_file(self, caller: Caller, body: Mapping[str, Any]) -> Reply:
         """An image from UPLOAD_DIR, in base64."""
-        await self._spend(caller, routes.READ_FILE)
-        path = resolve_upload_path(self.settings.upload_dir, body.get("path"))
-        data = await asyncio.to_thread(read_upload, path, self.settings.max_content_length)
-        image_format = identify_format(data)
-        return await asyncio.to_thread(lambda: json_reply({
-            "success": True,
-            "filename": path.name,
-            "mimetype": f"image/{image_format.lower()}",
-            "size": len(data),
-            "image": base64.b64encode(data).decode("ascii"),
-        }))
+        async with self._request(caller, routes.READ_FILE):
+            path = resolve_upload_path(self.settings.upload_dir, body.get("path"))
+            data = await asyncio.to_thread(read_upload, path, self.settings.max_content_length)
+            image_format = identify_format(data)
+            return await asyncio.to_thread(lambda: json_reply({
+                "success": True,
+                "filename": path.name,
+                "mimetype": f"image/{image_format.lower()}",
+                "size": len(data),
+                "image": base64.b64encode(data).decode("ascii"),
+            }))
 
     async def account(self, caller: Caller) -> Reply:
         """remove.bg's account call: the remaining /remove-background budget as credits."""
@@ -198,6 +210,18 @@ class Application:
         }
         return HealthReport(health.report(checks))
 
+    @asynccontextmanager
+    async def _request(self, caller: Caller, route: str, cost: int = 1) -> AsyncIterator[None]:
+        """A rate-limited request at work: a slot among MAX_CONCURRENCY, then the budget."""
+        with self.admission.request():
+            await self._spend(caller, route, cost)
+            yield
+
+    def _memory_for(self, data: bytes, options: Options) -> AbstractAsyncContextManager[None]:
+        """Room in the memory budget for processing `data` (bad files fail here, unadmitted)."""
+        needed = memory_needed(data, options, max_input_pixels=self.settings.max_image_pixels)
+        return self.admission.memory(needed)
+
     async def _spend(self, caller: Caller, route: str, cost: int = 1) -> None:
         """Spend the caller's budget for `route` before anything else is looked at
         (contract order: 401 -> 413 -> 429 -> 400)."""
@@ -224,17 +248,19 @@ class Application:
         return options, await self._process(caller, upload.data, options)
 
     async def _process(self, caller: Caller, data: bytes, options: Options) -> Result:
-        result = await self.processor.process(data, options)
+        async with self._memory_for(data, options):
+            result = await self.processor.process(data, options)
         self._observe(caller, result)
         if self.settings.save_outputs:
             await asyncio.to_thread(self._save, caller, result)
         return result
 
-    async def _batch_entry(self, caller: Caller, upload: Upload, name: str,
-                           options: Options) -> BatchEntry:
+    async def _batch_entry(self, caller: Caller, upload: Upload, name: str, options: Options,
+                           in_work: asyncio.Semaphore) -> BatchEntry:
         entry = BatchEntry(upload.filename or "image", name, len(upload.data))
         try:
-            result = await self._process(caller, upload.data, options)
+            async with in_work:
+                result = await self._process(caller, upload.data, options)
         except ServiceError as error:  # that file's alone
             entry.error = error
         else:
@@ -260,7 +286,8 @@ class Application:
         if not isinstance(url, str):
             raise InvalidParameter("image_url must be a string")
         return await fetch_image_url(url, max_bytes=self.settings.max_content_length,
-                                     timeout=self.settings.image_url_timeout_s)
+                                     timeout=self.settings.image_url_timeout_s,
+                                     ports=self.settings.image_url_ports)
 
     async def _json_result(self, result: Result, options: Options, started: float) -> Reply:
         reply_headers = result_headers(result, options, self._ms_since(started))

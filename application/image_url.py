@@ -1,8 +1,11 @@
 """Fetching a client-named image URL without becoming a proxy into the private network.
 
-Off unless ALLOW_IMAGE_URL is set. Only http(s); the host is resolved once, every address it
-resolves to must be public, and the connection goes to that checked address (pinned, so a DNS
-answer cannot change between check and use); no redirects; a byte cap and a timeout.
+Off unless ALLOW_IMAGE_URL is set. Only http(s) on the allowed ports (80 and 443 by default);
+the host is resolved once, every address it resolves to must be public (IPv4 addresses inside
+IPv6 ones are unwrapped and checked too), and the connection goes to that checked address
+(pinned, so a DNS answer cannot change between check and use); no redirects; no compressed
+bodies (a small gzip can inflate to gigabytes), so the byte cap counts what is transferred;
+one deadline for the whole fetch.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -20,12 +23,35 @@ from contract.errors import InvalidImage, InvalidParameter, PayloadTooLarge
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 DEFAULT_PORTS = {"http": 80, "https": 443}
+IDENTITY_ENCODINGS = frozenset({"", "identity"})
+# IPv6 ranges that carry an IPv4 address in their last 32 bits (RFC 4291 IPv4-compatible,
+# RFC 6052 NAT64 well-known and local-use prefixes).
+EMBEDDING_LAST_32_BITS = (
+    ipaddress.ip_network("::/96"),
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address stands for: mapped, compatible, NAT64, 6to4 and
+    Teredo (server and client)."""
+    found = [address.ipv4_mapped, address.sixtofour]
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if any(address in network for network in EMBEDDING_LAST_32_BITS) \
+            and int(address) & 0xFFFFFFFF > 1:  # `::` and `::1` are not IPv4 forms
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [ipv4 for ipv4 in found if ipv4 is not None]
 
 
 def is_public(address: IPAddress) -> bool:
-    """Globally routable unicast only: no private, loopback, link-local, shared or reserved."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Globally routable unicast only: no private, loopback, link-local, shared or reserved,
+    also when hidden inside an IPv6 address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = embedded_ipv4(address)
+        if inner:
+            return all(is_public(ipv4) for ipv4 in inner)
     return address.is_global and not address.is_multicast
 
 
@@ -35,7 +61,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
 
 
 async def fetch_image_url(
-    url: str, *, max_bytes: int, timeout: float,
+    url: str, *, max_bytes: int, timeout: float, ports: Collection[int] = (80, 443),
     resolver: Resolver = resolve, allowed: Callable[[IPAddress], bool] = is_public,
 ) -> bytes:
     parts = urlsplit(url)
@@ -43,7 +69,12 @@ async def fetch_image_url(
         raise InvalidParameter("image_url must be an http or https URL")
     if parts.username or parts.password:
         raise InvalidParameter("image_url must not carry credentials")
-    host, port = parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
+    try:
+        host, port = parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise InvalidParameter("image_url has an invalid port") from None
+    if port not in ports:
+        raise InvalidParameter(f"image_url may only use port {', '.join(map(str, ports))}")
     try:
         addresses = await asyncio.wait_for(resolver(host, port), timeout)
     except (OSError, TimeoutError):
@@ -72,12 +103,16 @@ async def _download(url: str, host: str, host_header: str, max_bytes: int,
         # The TLS name stays the host's: certificates are checked against it, not the IP.
         async with (
             httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-            client.stream("GET", url, headers={"Host": host_header},
+            client.stream("GET", url, headers={"Host": host_header, "Accept-Encoding": "identity"},
                           extensions={"sni_hostname": host}) as response,
         ):
             if response.status_code != 200:
                 raise InvalidImage(f"image_url answered HTTP {response.status_code}")
-            async for chunk in response.aiter_bytes():
+            encoding = response.headers.get("content-encoding", "").strip().lower()
+            if encoding not in IDENTITY_ENCODINGS:
+                raise InvalidImage(f"image_url answered with Content-Encoding '{encoding[:40]}';"
+                                   " only uncompressed bodies are accepted")
+            async for chunk in response.aiter_raw():
                 received += len(chunk)
                 if received > max_bytes:
                     raise PayloadTooLarge(f"image_url is larger than {max_bytes} bytes")

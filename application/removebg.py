@@ -24,7 +24,7 @@ from contract.errors import InvalidParameter, ServiceError
 from optimizer import Options, OutputFormat, PreparedImage, parse_options
 from optimizer.encode import encode
 from optimizer.geometry import Bounds, subject_bounds
-from optimizer.options import Margin
+from optimizer.options import Margin, require_single_values
 from optimizer.pipeline import shape_layers
 
 MEGAPIXEL = 1_000_000
@@ -56,13 +56,14 @@ def parse_removebg(fields: Mapping[str, Any]) -> RemoveBgRequest:
     """remove.bg's form or JSON fields (image sources excluded) -> our options."""
     given = {name: value for name, value in fields.items()
              if value not in (None, "") and name not in IMAGE_SOURCES}
+    require_single_values(given)
     unsupported = sorted(set(given) & UNSUPPORTED)
     if unsupported and not _all_off(given, unsupported):
         raise InvalidParameter(f"Not supported by this service: {', '.join(unsupported)}")
     unknown = sorted(set(given) - UNSUPPORTED - IGNORED - {
         "size", "format", "channels", "crop", "crop_margin", "bg_color"})
     if unknown:
-        raise InvalidParameter(f"Unknown parameter(s): {', '.join(unknown)}")
+        raise InvalidParameter(f"Unknown parameter(s): {', '.join(unknown)[:200]}")
     fmt = str(given.get("format", "auto")).strip().lower()
     if fmt not in FORMATS:
         raise InvalidParameter("format must be auto, png, jpg, webp or zip")

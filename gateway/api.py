@@ -17,8 +17,7 @@ from starlette.types import ASGIApp
 
 from application import Application
 from contract import headers, routes
-from gateway.body_limit import BodySizeLimit
-from gateway.concurrency import ConcurrencyLimit
+from gateway.body_guard import BodyGuard
 from gateway.errors import install_error_handlers
 from gateway.identity import ClientIdentity
 from gateway.json_errors import JsonErrors
@@ -49,7 +48,8 @@ def create_api() -> FastAPI:
 
 def middleware(settings: Settings) -> list[Middleware]:
     """Outermost first. CORS answers preflights before any key is asked for; identity comes
-    before the body is read; the body limit before the concurrency slot is taken."""
+    before the body is read; the body guard watches the body as the routes read it (the
+    application takes its concurrency slot only once the body has arrived)."""
     stack: list[Middleware] = []
     if settings.cors_origins:
         stack.append((CORSMiddleware, {
@@ -63,11 +63,12 @@ def middleware(settings: Settings) -> list[Middleware]:
             (RequestObserver, {"endpoints": routes.SERVICE}),
             (ClientIdentity, {"api_keys": settings.api_keys,
                               "trusted_proxies": settings.trusted_proxies,
-                              "open_paths": routes.OPEN, "open_prefixes": routes.OPEN_PREFIXES}),
+                              "open_paths": routes.OPEN, "open_prefixes": routes.OPEN_PREFIXES,
+                              "ipv6_prefix": settings.client_ipv6_prefix}),
             (MetricsAccess, {"allow": settings.metrics_allow}),
-            (BodySizeLimit, {"max_bytes": settings.max_content_length}),
-            (ConcurrencyLimit, {"limit": settings.max_concurrency,
-                                "paths": routes.PROCESSING})]
+            (BodyGuard, {"max_bytes": settings.max_content_length,
+                         "timeout_s": settings.body_timeout_s,
+                         "min_bytes_per_s": settings.body_min_bytes_per_s})]
 
 
 def asgi_app(application: Application, settings: Settings) -> ASGIApp:

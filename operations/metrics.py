@@ -6,7 +6,7 @@ so values from every process (API and model workers) appear on BentoML's `/metri
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "bg_remover_requests", "Requests by endpoint and HTTP status", ["endpoint", "status"]
@@ -29,4 +29,8 @@ COMPRESSION_RATIO = Histogram(
 INFERENCE_BATCH_SIZE = Histogram(
     "bg_remover_inference_batch_size", "Images per model call", [],
     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
+)
+ADMITTED_MEMORY = Gauge(
+    "bg_remover_admitted_memory_bytes", "Memory admitted to image work in flight",
+    multiprocess_mode="livesum",
 )

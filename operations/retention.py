@@ -25,6 +25,8 @@ def remove_expired(folders: Iterable[Path], ttl_seconds: float, now: float | Non
                     removed += 1
             except FileNotFoundError:
                 continue  # removed by someone else meanwhile
+            except OSError as exc:  # one file we may not delete must not stop the sweep
+                log.warning("cannot remove expired file %s: %s", path, exc.strerror or exc)
     return removed
 
 

@@ -23,12 +23,13 @@ SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that rotate by 90 degr
 Image.init()
 
 
-def decode_image(
+def open_image(
     data: bytes, *, max_input_pixels: int, draft_box: Box | None = None,
     draft_area: int | None = None,
 ) -> Image.Image:
-    """Decode, orient and normalise to RGB/RGBA. `draft_box`/`draft_area` (the output's
-    size limits) allow a reduced JPEG decode."""
+    """Read the header only: the format allow-list, the pixel cap, and the reduced JPEG scale
+    that `draft_box`/`draft_area` (the output's size limits) allow. No pixel is decoded, so
+    `size` and `mode` tell what decoding will cost."""
     image = _open(data)
     width, height = image.size
     if width * height > max_input_pixels:
@@ -37,6 +38,16 @@ def decode_image(
         )
     if (draft_box is not None or draft_area is not None) and image.format == "JPEG":
         _draft(image, draft_box or (None, None), draft_area)
+    return image
+
+
+def decode_image(
+    data: bytes, *, max_input_pixels: int, draft_box: Box | None = None,
+    draft_area: int | None = None,
+) -> Image.Image:
+    """Decode, orient and normalise to RGB/RGBA (see `open_image` for the arguments)."""
+    image = open_image(data, max_input_pixels=max_input_pixels, draft_box=draft_box,
+                       draft_area=draft_area)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -95,15 +106,18 @@ def to_rgb_or_rgba(image: Image.Image) -> Image.Image:
 
 
 def _wide_to_grey(image: Image.Image) -> Image.Image:
-    """16/32-bit and float greys scaled to 8 bits: Pillow's own convert would clip at 255."""
+    """16/32-bit and float greys scaled to 8 bits (Pillow's own convert would clip at 255),
+    in integer or float32 steps: no intermediate wider than the input's own pixels."""
     pixels = np.asarray(image)
     if pixels.dtype.kind == "f":
-        scaled = np.clip(pixels, 0.0, 1.0) * 255
+        scaled = np.clip(pixels, 0.0, 1.0, dtype=np.float32)
+        grey = np.multiply(scaled, 255, out=scaled).astype(np.uint8)
     elif image.mode.startswith("I;16") or pixels.max(initial=0) > 255:
-        scaled = pixels.astype(np.float64) / 257
+        high = np.right_shift(pixels, 8)  # the high byte of 16 bits
+        grey = np.minimum(high, 255, out=high).astype(np.uint8)
     else:
-        scaled = pixels
-    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), mode="L")
+        grey = np.clip(pixels, 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, mode="L")
 
 
 def identify_format(data: bytes) -> str:

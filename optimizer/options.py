@@ -125,7 +125,8 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
     given = {name: value for name, value in raw.items() if not _is_blank(value)}
     unknown = sorted(set(given) - OPTION_NAMES)
     if unknown:
-        raise InvalidParameter(f"Unknown option(s): {', '.join(unknown)}")
+        raise InvalidParameter(f"Unknown option(s): {', '.join(unknown)[:200]}")
+    require_single_values(given)
     preset_name = _preset_name(given.get("preset"))
     merged = {**(PRESETS[preset_name].as_options() if preset_name else {}), **given}
     fmt = _format(merged.get("format", OutputFormat.PNG.value))
@@ -142,6 +143,13 @@ def parse_options(raw: Mapping[str, Any]) -> Options:
         preset=preset_name,
         explicit=bool(given),
     )
+
+
+def require_single_values(values: Mapping[str, Any]) -> None:
+    """Options are single values: a JSON list or object is refused before anything reads it."""
+    nested = sorted(name for name, value in values.items() if isinstance(value, list | dict))
+    if nested:
+        raise InvalidParameter(f"Option(s) must be single values: {', '.join(nested)}")
 
 
 def _is_blank(value: Any) -> bool:

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from optimizer.compose import cutout, on_background
-from optimizer.decode import decode_image
+from optimizer.decode import decode_image, open_image
 from optimizer.encode import encode
 from optimizer.geometry import Bounds, fit_size, subject_bounds
+from optimizer.memory import bytes_needed
 from optimizer.options import Margin, Options, OutputFormat
 
 RESAMPLE = Image.Resampling.LANCZOS
@@ -54,16 +56,26 @@ def model_input(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
+def draft_limits(options: Options) -> dict[str, Any]:
+    """The output limits a JPEG may be decoded down to. Cropping needs full resolution
+    around the subject, so only an uncropped fit may draft."""
+    if options.limits_size and not options.crop:
+        return {"draft_box": options.box, "draft_area": options.max_output_pixels}
+    return {}
+
+
+def memory_needed(data: bytes, options: Options, *, max_input_pixels: int) -> int:
+    """Peak bytes `prepare` + `finish` will need for this input, from its header alone.
+    Raises what decoding would for a file that is not a servable image."""
+    image = open_image(data, max_input_pixels=max_input_pixels, **draft_limits(options))
+    return bytes_needed(image.size, image.mode, options.format)
+
+
 def prepare(
     data: bytes, options: Options, *, max_input_pixels: int, model_size: int
 ) -> PreparedImage:
     started = time.perf_counter()
-    # Cropping needs full resolution around the subject, so only an uncropped fit may draft.
-    if options.limits_size and not options.crop:
-        image = decode_image(data, max_input_pixels=max_input_pixels, draft_box=options.box,
-                             draft_area=options.max_output_pixels)
-    else:
-        image = decode_image(data, max_input_pixels=max_input_pixels)
+    image = decode_image(data, max_input_pixels=max_input_pixels, **draft_limits(options))
     decoded = time.perf_counter()
     tensor = model_input(image, model_size)
     return PreparedImage(

@@ -121,8 +121,18 @@ def short_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
 
 
-def client_key(api_key: str | None, address: str) -> str:
-    """Rate-limit identity: the API key (hashed) when one is given, else the address."""
+DEFAULT_IPV6_PREFIX = 64
+
+
+def client_key(api_key: str | None, address: str, ipv6_prefix: int = DEFAULT_IPV6_PREFIX) -> str:
+    """Rate-limit identity: the API key (hashed) when one is given, else the address.
+
+    An IPv6 client counts as its whole ``/ipv6_prefix`` network: one subscriber usually gets a
+    /64 (or more) and can pick any address in it, so a budget per address would be a fresh
+    budget per request."""
     if api_key:
         return "key:" + short_hash(api_key)
+    parsed = parse_ip(address)
+    if isinstance(parsed, IPv6Address) and ipv6_prefix < 128:
+        return "ip:" + str(ip_network(f"{parsed}/{ipv6_prefix}", strict=False))
     return "ip:" + address

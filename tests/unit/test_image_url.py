@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import http.server
 import ipaddress
 import threading
@@ -27,6 +28,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(302)
             self.send_header("Location", "http://127.0.0.1/secret")
             self.end_headers()
+        elif self.path.startswith("/gzip"):
+            # 1 MiB of zeros in 1 KiB on the wire; twice gzipped it would be a bomb.
+            layers = self.path.count("gzip")
+            body = b"\0" * (1 << 20)
+            for _ in range(layers):
+                body = gzip.compress(body)
+            self.send_response(200)
+            self.send_header("Content-Encoding", ", ".join(["gzip"] * layers))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif self.path == "/slow":
             self.send_response(200)
             self.end_headers()
@@ -82,7 +94,7 @@ def test_only_plain_http_urls(url: str) -> None:
 
 def test_loopback_is_refused_after_resolution(local_server: int) -> None:
     with pytest.raises(InvalidParameter, match="public"):
-        fetch(f"http://localhost:{local_server}/a.png")
+        fetch(f"http://localhost:{local_server}/a.png", ports=[local_server])
 
 
 def test_any_private_answer_refuses(local_server: int) -> None:
@@ -96,27 +108,61 @@ def test_any_private_answer_refuses(local_server: int) -> None:
 def test_connects_to_the_checked_address_with_the_original_host(local_server: int) -> None:
     """With the policy opened for the test, the bytes come from the pinned address."""
     Handler.seen_hosts.clear()
-    data = fetch(f"http://images.example:{local_server}/a.png", resolver=resolve_to_loopback,
-                 allowed=lambda address: True)
+    data = fetch(f"http://images.example:{local_server}/a.png", ports=[local_server],
+                 resolver=resolve_to_loopback, allowed=lambda address: True)
     assert data == BODY
     assert Handler.seen_hosts == [f"images.example:{local_server}"]
 
 
 def test_redirects_are_not_followed(local_server: int) -> None:
     with pytest.raises(InvalidImage, match="302"):
-        fetch(f"http://images.example:{local_server}/redirect", resolver=resolve_to_loopback,
-              allowed=lambda address: True)
+        fetch(f"http://images.example:{local_server}/redirect", ports=[local_server],
+              resolver=resolve_to_loopback, allowed=lambda address: True)
 
 
 def test_byte_cap(local_server: int) -> None:
     with pytest.raises(PayloadTooLarge):
         fetch(f"http://images.example:{local_server}/a.png", max_bytes=100,
-              resolver=resolve_to_loopback, allowed=lambda address: True)
+              ports=[local_server], resolver=resolve_to_loopback, allowed=lambda address: True)
 
 
 def test_whole_body_deadline(local_server: int) -> None:
     started = time.monotonic()
     with pytest.raises(InvalidImage, match="within"):
         fetch(f"http://images.example:{local_server}/slow", timeout=0.5,
-              resolver=resolve_to_loopback, allowed=lambda address: True)
+              ports=[local_server], resolver=resolve_to_loopback, allowed=lambda address: True)
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize(("address", "public"), [
+    ("::127.0.0.1", False), ("::10.0.0.1", False),  # IPv4-compatible
+    ("64:ff9b::a00:1", False), ("64:ff9b:1::a9fe:a9fe", False),  # NAT64 of private ones
+    ("2002:7f00:1::", False), ("2002:a9fe:a9fe::1", False),  # 6to4 of loopback, link-local
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo with a documentation client
+    ("64:ff9b::808:808", True), ("2002:808:808::1", True), ("2001:4860:4860::8888", True),
+])
+def test_ipv4_inside_ipv6_is_unwrapped_and_checked(address: str, public: bool) -> None:
+    assert is_public(ipaddress.ip_address(address)) is public
+
+
+def test_only_the_allowed_ports() -> None:
+    with pytest.raises(InvalidParameter, match="port"):
+        fetch("http://example.com:8080/a.png")
+    with pytest.raises(InvalidParameter, match="port"):
+        fetch("https://example.com:22/a.png")
+
+
+async def resolve_to_private(host: str, port: int) -> list:
+    return [ipaddress.ip_address("10.0.0.1")]
+
+
+def test_a_port_the_setting_allows_goes_on_to_the_address_check() -> None:
+    with pytest.raises(InvalidParameter, match="public"):
+        fetch("http://example.com:8080/a.png", ports=[8080], resolver=resolve_to_private)
+
+
+@pytest.mark.parametrize("path", ["/gzip", "/gzip-gzip"])
+def test_compressed_bodies_are_refused_before_inflating(local_server: int, path: str) -> None:
+    with pytest.raises(InvalidImage, match="Content-Encoding"):
+        fetch(f"http://images.example:{local_server}{path}", max_bytes=10_000_000,
+              ports=[local_server], resolver=resolve_to_loopback, allowed=lambda address: True)

@@ -98,3 +98,14 @@ def test_client_key() -> None:
     assert client_key(None, "1.2.3.4") == "ip:1.2.3.4"
     assert client_key("", "1.2.3.4") == "ip:1.2.3.4"
     assert client_key("a", "x") != client_key("A", "x")  # keys are case-sensitive
+
+
+def test_an_ipv6_client_is_its_slash_64() -> None:
+    first = client_key(None, "2001:db8:1:2:aaaa::1")
+    assert first == "ip:2001:db8:1:2::/64"
+    assert client_key(None, "2001:db8:1:2:ffff:ffff:ffff:ffff") == first  # same subscriber
+    assert client_key(None, "2001:db8:1:3::1") != first  # the next /64 is someone else
+    assert client_key(None, "2001:db8:1:2::1", ipv6_prefix=128) == "ip:2001:db8:1:2::1"
+    assert client_key(None, "2001:db8:1:2::1", ipv6_prefix=48) == "ip:2001:db8:1::/48"
+    assert client_key(None, "1.2.3.4") == "ip:1.2.3.4"  # IPv4 stays per address
+    assert client_key("k", "2001:db8::1").startswith("key:")  # a key wins over any address

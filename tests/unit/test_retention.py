@@ -94,3 +94,23 @@ def test_background_sweep_removes_expired_files(tmp_path: Path) -> None:
         stop.set()
     assert not old.exists()
     assert fresh.exists()
+
+
+def test_a_file_that_cannot_be_deleted_is_logged_and_skipped(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    stuck = tree["old"]
+    real_unlink = Path.unlink
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        if path == stuck:
+            raise PermissionError(13, "Permission denied", str(path))
+        real_unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    removed = remove_expired([tree["uploads"], tree["outputs"]], TTL_S, now=NOW)
+    assert removed == 2  # the nested old upload and the old output: the sweep went on
+    assert stuck.exists() and not tree["nested old"].exists()
+    assert not tree["old output"].exists()
+    assert any("cannot remove" in record.getMessage() and str(stuck) in record.getMessage()
+               for record in caplog.records)

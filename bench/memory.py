@@ -1,0 +1,138 @@
+"""Peak memory of the API-side work on one image, per decoded megapixel, by input mode and
+output format: the figures behind `optimizer/memory.py`'s admission weights.
+
+    .venv/bin/python bench/memory.py [--megapixels 8] [--repeat 2]
+
+Each measurement runs in a fresh process: the image is made and encoded (PNG, or 16-bit PNG
+for I;16), everything is imported and warmed up on a small image, the kernel's peak-RSS mark
+is reset (`/proc/self/clear_refs`), then `prepare` + `finish` + the JSON rendering run once
+with a synthetic mask; the peak (VmHWM) minus the resident size just before is the cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+MODES = ("RGB", "RGBA", "L", "I;16", "P")
+FORMATS = ("PNG", "JPEG", "WEBP", "AVIF")
+MODEL_SIZE = 320
+WARM_UP_SIDE = 64
+# Suggested weights get this margin over the largest measurement.
+MARGIN = 1.1
+
+
+def make_input(mode: str, width: int, height: int) -> bytes:
+    """A photo-like image of `mode` (skimage's astronaut, resized), encoded as PNG."""
+    import io
+
+    from skimage import data
+
+    photo = Image.fromarray(data.astronaut()).resize((width, height), Image.Resampling.BILINEAR)
+    if mode == "RGBA":
+        alpha = Image.linear_gradient("L").resize((width, height))
+        image = photo.convert("RGBA")
+        image.putalpha(alpha)
+    elif mode == "L":
+        image = photo.convert("L")
+    elif mode == "I;16":
+        grey = np.asarray(photo.convert("L"), dtype=np.uint16) * 257
+        image = Image.fromarray(grey)  # uint16: mode I;16
+    elif mode == "P":
+        image = photo.quantize(256)
+    else:
+        image = photo
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def ellipse_mask(size: int = MODEL_SIZE) -> np.ndarray:
+    y, x = np.ogrid[:size, :size]
+    inside = ((x - size / 2) / (size * 0.35)) ** 2 + ((y - size / 2) / (size * 0.45)) ** 2 <= 1
+    return (inside * 255).astype(np.uint8)
+
+
+def vm_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def measure_one(mode: str, fmt: str, megapixels: float) -> dict[str, float]:
+    """In this (fresh) process: peak bytes per decoded pixel of one image."""
+    from application.replies import json_reply
+    from application.results import result_json
+    from optimizer import finish, parse_options, prepare
+    from optimizer.pipeline import memory_needed
+
+    side = round(math.sqrt(megapixels * 1e6))
+    data = make_input(mode, side, side)
+    options = parse_options({"format": fmt})
+    small = make_input(mode, WARM_UP_SIDE, WARM_UP_SIDE)
+
+    def run(payload: bytes) -> int:
+        prepared = prepare(payload, options, max_input_pixels=10**9, model_size=MODEL_SIZE)
+        result = finish(prepared, ellipse_mask(), options)
+        reply = json_reply(result_json(result, options))
+        return len(reply.body)
+
+    run(small)
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark
+    before = vm_kib("VmRSS")
+    run(data)
+    peak = vm_kib("VmHWM")
+    pixels = side * side
+    return {"bytes_per_pixel": (peak - before) * 1024 / pixels,
+            "estimate_per_pixel": memory_needed(data, options, max_input_pixels=10**9) / pixels}
+
+
+def measure(mode: str, fmt: str, megapixels: float) -> dict[str, float]:
+    command = [sys.executable, __file__, "--one", mode, fmt, str(megapixels)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--megapixels", type=float, default=8.0)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--one", nargs=3, metavar=("MODE", "FORMAT", "MP"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        mode, fmt, megapixels = args.one
+        print(json.dumps(measure_one(mode, fmt, float(megapixels))))
+        return
+    print(f"Peak bytes per decoded pixel, {args.megapixels:g} MP inputs, "
+          f"worst of {args.repeat} runs (estimate used for admission in brackets)\n")
+    print("| input mode | " + " | ".join(FORMATS) + " |")
+    print("|---|" + "---:|" * len(FORMATS))
+    suggested: dict[str, dict[str, float]] = {}
+    for mode in MODES:
+        cells = []
+        for fmt in FORMATS:
+            runs = [measure(mode, fmt, args.megapixels) for _ in range(args.repeat)]
+            worst = max(run["bytes_per_pixel"] for run in runs)
+            suggested.setdefault(mode, {})[fmt] = math.ceil(worst * MARGIN * 2) / 2
+            cells.append(f"{worst:.1f} ({runs[0]['estimate_per_pixel']:.1f})")
+        print(f"| {mode} | " + " | ".join(cells) + " |", flush=True)
+    print(f"\nSuggested BYTES_PER_PIXEL (worst × {MARGIN}, rounded up to 0.5):")
+    print(json.dumps(suggested, indent=1))
+
+
+if __name__ == "__main__":
+    main()
