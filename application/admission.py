@@ -5,7 +5,8 @@ Both limits apply once a request's body has arrived, so a slow upload holds neit
 - memory: each image is admitted by the bytes its processing will need at its peak
   (`optimizer.memory`, measured) against the worker's budget. Work that does not fit waits up
   to MEMORY_WAIT_S for room, then gets 503 `overloaded` with Retry-After; an image that could
-  never fit is 413.
+  never fit is 413. The files of a batch wait as long as the request may last: its client
+  waits for the whole batch anyway.
 """
 
 from __future__ import annotations
@@ -60,15 +61,16 @@ class Admission:
             self.in_flight -= 1
 
     @asynccontextmanager
-    async def memory(self, needed: int) -> AsyncIterator[None]:
+    async def memory(self, needed: int, wait_s: float | None = None) -> AsyncIterator[None]:
+        """Room for `needed` bytes, waited for up to `wait_s` (MEMORY_WAIT_S by default)."""
+        wait_s = self.wait_s if wait_s is None else wait_s
         if needed > self.memory_budget:
             raise PayloadTooLarge(
                 f"Processing this image needs about {needed // MIB} MiB; this server takes on "
                 f"at most {self.memory_budget // MIB} MiB at once. Send fewer pixels.")
         async with self._room:
             try:
-                await asyncio.wait_for(self._room.wait_for(lambda: self._fits(needed)),
-                                       self.wait_s)
+                await asyncio.wait_for(self._room.wait_for(lambda: self._fits(needed)), wait_s)
             except TimeoutError:
                 retry_after = str(max(1, math.ceil(self.wait_s)))
                 raise Overloaded("Not enough memory free for this image right now",

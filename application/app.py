@@ -217,10 +217,11 @@ class Application:
             await self._spend(caller, route, cost)
             yield
 
-    def _memory_for(self, data: bytes, options: Options) -> AbstractAsyncContextManager[None]:
+    def _memory_for(self, data: bytes, options: Options,
+                    wait_s: float | None = None) -> AbstractAsyncContextManager[None]:
         """Room in the memory budget for processing `data` (bad files fail here, unadmitted)."""
         needed = memory_needed(data, options, max_input_pixels=self.settings.max_image_pixels)
-        return self.admission.memory(needed)
+        return self.admission.memory(needed, wait_s)
 
     async def _spend(self, caller: Caller, route: str, cost: int = 1) -> None:
         """Spend the caller's budget for `route` before anything else is looked at
@@ -247,8 +248,9 @@ class Application:
             raise InvalidImage("No image was sent in the 'file' field")
         return options, await self._process(caller, upload.data, options)
 
-    async def _process(self, caller: Caller, data: bytes, options: Options) -> Result:
-        async with self._memory_for(data, options):
+    async def _process(self, caller: Caller, data: bytes, options: Options,
+                       wait_s: float | None = None) -> Result:
+        async with self._memory_for(data, options, wait_s):
             result = await self.processor.process(data, options)
         self._observe(caller, result)
         if self.settings.save_outputs:
@@ -260,7 +262,8 @@ class Application:
         entry = BatchEntry(upload.filename or "image", name, len(upload.data))
         try:
             async with in_work:
-                result = await self._process(caller, upload.data, options)
+                result = await self._process(caller, upload.data, options,
+                                             wait_s=self.settings.request_timeout_s)
         except ServiceError as error:  # that file's alone
             entry.error = error
         else:

@@ -209,3 +209,12 @@ def test_oversized_file_is_payload_too_large(tree: Path) -> None:
 def test_file_of_exactly_the_limit_is_read(tree: Path) -> None:
     path = resolve_upload_path(tree, "photo.png")
     assert read_upload(path, len(CONTENT)) == CONTENT
+
+
+def test_a_file_removed_between_check_and_read_is_not_found(tree: Path) -> None:
+    """The retention sweep may delete a file after the path was checked: 404, not a crash."""
+    path = resolve_upload_path(tree, "photo.png")
+    path.unlink()
+    with pytest.raises(NotFound) as caught:
+        read_upload(path, len(CONTENT))
+    assert caught.value.code == "not_found"
