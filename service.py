@@ -22,6 +22,7 @@ from contract.errors import Overloaded, Unavailable
 from gateway.api import create_api, middleware
 from operations.logs import configure_logging
 from operations.metrics import INFERENCE_BATCH_SIZE
+from operations.resources import return_freed_memory_promptly
 from segmentation import SegmentationSession, get_spec
 from segmentation.catalog import STORE_LABELS, STORE_MODEL_FILE
 from settings import get_settings
@@ -32,6 +33,7 @@ settings = get_settings()
 # who the client is must be decided by TRUSTED_PROXIES alone (gateway/identity.py).
 os.environ["FORWARDED_ALLOW_IPS"] = ""
 configure_logging(settings.log_level, settings.log_format, settings.log_file)
+return_freed_memory_promptly()  # in every worker: resident memory follows admitted memory
 MODEL_QUEUE_RETRY_AFTER_S = "5"
 
 

@@ -86,3 +86,9 @@ def test_container_limit_from_cgroup_files(tmp_path: Path) -> None:
     assert container_memory_limit((v2, v1)) is None
     v2.write_text("1073741824\n")
     assert container_memory_limit((v2, v1)) == 1024 * MIB
+
+
+def test_glibc_is_told_to_return_freed_memory() -> None:
+    from operations.resources import return_freed_memory_promptly
+
+    assert return_freed_memory_promptly()  # these machines run glibc
