@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     memory_wait_s: float = Field(5.0, ge=0)  # how long work over the budget waits for room
     batch_parallelism: int = Field(4, gt=0)  # files of one batch in work at once
 
+    # Result cache: in Redis when REDIS_URL is set, else in process (bounded in bytes)
+    cache_enabled: bool = True
+    cache_ttl_s: int = Field(86_400, gt=0)
+    cache_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    cache_max_item_bytes: int = Field(8 * 1024 * 1024, ge=0)
+
     # Logging
     log_level: str = "INFO"
     log_file: Path | None = None

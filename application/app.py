@@ -12,20 +12,28 @@ import base64
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from application import removebg
 from application.admission import Admission, memory_budget_bytes
 from application.batch import BatchEntry, batch_archive, unique_names
+from application.caching import CachedProcessor, Produced
 from application.files import read_upload, resolve_upload_path
 from application.image_url import fetch_image_url
 from application.inputs import decode_base64_image
 from application.models import ModelService
 from application.processing import ImageProcessor
 from application.replies import Caller, Reply, Upload, json_reply
-from application.results import content_disposition, download_name, result_headers, result_json
+from application.results import (
+    content_disposition,
+    download_name,
+    result_headers,
+    result_json,
+    server_timing,
+)
+from cache import CacheStore, open_store
 from contract import headers, routes
 from contract.errors import (
     InvalidImage,
@@ -35,7 +43,7 @@ from contract.errors import (
     Unavailable,
 )
 from operations import health
-from operations.metrics import COMPRESSION_RATIO, OUTPUT_BYTES, RATE_LIMITED
+from operations.metrics import CACHE_REQUESTS, COMPRESSION_RATIO, OUTPUT_BYTES, RATE_LIMITED
 from operations.retention import start_retention
 from optimizer import PRESETS, Options, Result, parse_options
 from optimizer.decode import identify_format
@@ -47,6 +55,43 @@ from settings import Settings
 ZIP = "application/zip"
 BATCH_ARCHIVE_NAME = "images_no_bg.zip"
 RETENTION_SWEEP_S = 600
+# Representations of one result, each with its own ETag.
+IMAGE, REMOVEBG_JSON = "image", "removebg-json"
+
+
+def json_representation(options: Options) -> str:
+    """The JSON result also names the preset, so it is part of that representation."""
+    return f"json:{options.preset}"
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 If-None-Match: `*`, or any listed tag equal under the weak comparison."""
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+def cache_store_for(settings: Settings) -> CacheStore | None:
+    if not settings.cache_enabled:
+        return None
+    return open_store(settings.redis_url, max_bytes=settings.cache_max_bytes,
+                      max_item_bytes=settings.cache_max_item_bytes, ttl_s=settings.cache_ttl_s,
+                      timeout=settings.redis_socket_timeout,
+                      retry_interval=settings.redis_retry_interval)
+
+
+def _decoded_or_none(value: Any) -> bytes | None:
+    try:
+        return decode_base64_image(value)
+    except ServiceError:
+        return None
+
+
+def _removebg_sent_bytes(fields: Mapping[str, Any], upload: Upload | None) -> bytes | None:
+    """The image bytes a remove.bg request carries itself (an image_url is never fetched
+    just to answer a revalidation)."""
+    if upload is not None:
+        return upload.data
+    return _decoded_or_none(fields.get("image_file_b64"))
 
 
 def limiter_for(settings: Settings) -> RateLimiter:
@@ -72,17 +117,20 @@ class HealthReport:
 
 class Application:
     def __init__(self, settings: Settings, models: ModelService, limiter: RateLimiter,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 store: CacheStore | None = None) -> None:
         self.settings = settings
         self.limiter = limiter
         self.clock = clock
         self.processor = ImageProcessor(models, settings.model, settings.max_image_pixels, clock)
         self.admission = Admission(settings.max_concurrency, memory_budget_bytes(settings),
                                    settings.memory_wait_s)
+        self.producer = CachedProcessor(self.processor, self.admission, store,
+                                        settings.max_image_pixels)
 
     @classmethod
     def from_settings(cls, settings: Settings, models: ModelService) -> Application:
-        return cls(settings, models, limiter_for(settings))
+        return cls(settings, models, limiter_for(settings), store=cache_store_for(settings))
 
     def start_housekeeping(self) -> threading.Event:
         """Create the file folders and sweep expired files until the returned event is set."""
@@ -95,35 +143,49 @@ class Application:
                           raw_options: Mapping[str, Any]) -> Reply:
         """Image in, image out, named for download."""
         started = self.clock()
+        data = upload.data if upload else None
+        if unchanged := await self._unchanged(caller, data, lambda: parse_options(raw_options),
+                                              lambda _: IMAGE):
+            return unchanged
         async with self._request(caller, routes.REMOVE):
-            options, result = await self._process_upload(caller, upload, raw_options)
+            options, produced = await self._produce_upload(caller, upload, raw_options)
         name = download_name(upload.filename if upload else None, options)
-        reply_headers = result_headers(result, options, self._ms_since(started))
+        reply_headers = self._single_headers(produced, options, IMAGE, started)
         reply_headers[headers.CONTENT_DISPOSITION] = content_disposition(name)
-        return Reply(result.data, result.format.mimetype, reply_headers)
+        return Reply(produced.result.data, produced.result.format.mimetype, reply_headers)
 
     async def preview(self, caller: Caller, upload: Upload | None,
                       raw_options: Mapping[str, Any]) -> Reply:
         """Image in, the JSON result out."""
         started = self.clock()
+        data = upload.data if upload else None
+        if unchanged := await self._unchanged(caller, data, lambda: parse_options(raw_options),
+                                              json_representation):
+            return unchanged
         async with self._request(caller, routes.PREVIEW):
-            options, result = await self._process_upload(caller, upload, raw_options)
-            return await self._json_result(result, options, started)
+            options, produced = await self._produce_upload(caller, upload, raw_options)
+            return await self._json_result(produced, options, started)
 
     async def remove_base64(self, caller: Caller, body: Mapping[str, Any]) -> Reply:
         """Base64 (or a data URL) in JSON in, the JSON result out."""
         started = self.clock()
+        raw_options = {key: value for key, value in body.items() if key != "image"}
+        data = _decoded_or_none(body.get("image"))
+        if unchanged := await self._unchanged(caller, data, lambda: parse_options(raw_options),
+                                              json_representation):
+            return unchanged
         async with self._request(caller, routes.BASE64):
-            options = parse_options({key: value for key, value in body.items()
-                                     if key != "image"})
-            result = await self._process(caller, decode_base64_image(body.get("image")), options)
-            return await self._json_result(result, options, started)
+            options = parse_options(raw_options)
+            produced = await self._produce(caller, decode_base64_image(body.get("image")),
+                                           options)
+            return await self._json_result(produced, options, started)
 
     async def remove_batch(self, caller: Caller, uploads: Sequence[Upload],
                            raw_options: Mapping[str, Any]) -> Reply:
         """Several images in, a zip of the results and `manifest.json` out. Each file spends
         one unit; one that fails does not fail the others. At most BATCH_PARALLELISM files
         are in work at once, each admitted by its own memory needs."""
+        started = self.clock()
         async with self._request(caller, routes.BATCH, cost=max(1, len(uploads))):
             if not uploads:
                 raise InvalidImage("No images were sent in the 'files' field")
@@ -138,31 +200,35 @@ class Application:
                 for upload, name in zip(uploads, names, strict=True)
             ))
             archive = await asyncio.to_thread(batch_archive, entries)
-        disposition = content_disposition(BATCH_ARCHIVE_NAME)
-        return Reply(archive, ZIP, {headers.CONTENT_DISPOSITION: disposition})
+        return Reply(archive, ZIP, {
+            headers.CONTENT_DISPOSITION: content_disposition(BATCH_ARCHIVE_NAME),
+            headers.SERVER_TIMING: server_timing({}, self._ms_since(started), None),
+        })
 
     async def removebg(self, caller: Caller, fields: Mapping[str, Any], upload: Upload | None,
                        json_wanted: bool) -> Reply:
         """remove.bg's API: its parameters, headers and result shapes."""
+        started = self.clock()
+        representation = REMOVEBG_JSON if json_wanted else IMAGE
+        if unchanged := await self._unchanged(
+                caller, _removebg_sent_bytes(fields, upload),
+                lambda: removebg.parse_removebg(fields).options, lambda _: representation):
+            return unchanged
         async with self._request(caller, routes.REMOVEBG):
             request = removebg.parse_removebg(fields)
             data = await self._removebg_image(fields, upload)
             if request.archive:
-                async with self._memory_for(data, request.options):
-                    prepared, mask = await self.processor.infer(data, request.options)
-                    zipped = await asyncio.to_thread(removebg.zip_result, prepared, mask,
-                                                     request.options)
-                body, media_type, size = zipped.data, ZIP, zipped.size
-                bounds = zipped.foreground
-            else:
-                result = await self._process(caller, data, request.options)
-                body, media_type, bounds = result.data, result.format.mimetype, result.foreground
-                size = (result.width, result.height)
-            reply_headers = removebg.response_headers(size, bounds)
+                return await self._removebg_zip(data, request.options, json_wanted)
+            produced = await self._produce(caller, data, request.options)
+            result = produced.result
+            reply_headers = removebg.response_headers((result.width, result.height),
+                                                      result.foreground)
+            reply_headers.update(self._single_headers(produced, request.options,
+                                                      representation, started, described=False))
             if json_wanted:
-                return await asyncio.to_thread(
-                    lambda: json_reply(removebg.json_result(body, bounds), reply_headers))
-        return Reply(body, media_type, reply_headers)
+                return await asyncio.to_thread(lambda: json_reply(
+                    removebg.json_result(result.data, result.foreground), reply_headers))
+        return Reply(result.data, result.format.mimetype, reply_headers)
 
     async def read_file(self, caller: Caller, body: Mapping[str, Any]) -> Reply:
         """An image from UPLOAD_DIR, in base64."""
@@ -199,6 +265,9 @@ class Application:
 
     async def health(self) -> HealthReport:
         redis_ok, redis_detail = await self.limiter.check_backend()
+        cache = await self.producer.check()
+        if cache is not None and self.settings.redis_url:
+            redis_ok, redis_detail = redis_ok and cache[0], f"{redis_detail}; {cache[1]}"
         folders = [self.settings.upload_dir, self.settings.output_dir]
         checks = {
             "app": health.Check(True, "serving"),
@@ -216,12 +285,6 @@ class Application:
         with self.admission.request():
             await self._spend(caller, route, cost)
             yield
-
-    def _memory_for(self, data: bytes, options: Options,
-                    wait_s: float | None = None) -> AbstractAsyncContextManager[None]:
-        """Room in the memory budget for processing `data` (bad files fail here, unadmitted)."""
-        needed = memory_needed(data, options, max_input_pixels=self.settings.max_image_pixels)
-        return self.admission.memory(needed, wait_s)
 
     async def _spend(self, caller: Caller, route: str, cost: int = 1) -> None:
         """Spend the caller's budget for `route` before anything else is looked at
@@ -241,34 +304,64 @@ class Application:
         if status is not None:
             caller.headers.update(status.headers())
 
-    async def _process_upload(self, caller: Caller, upload: Upload | None,
-                              raw_options: Mapping[str, Any]) -> tuple[Options, Result]:
+    async def _produce_upload(self, caller: Caller, upload: Upload | None,
+                              raw_options: Mapping[str, Any]) -> tuple[Options, Produced]:
         options = parse_options(raw_options)
         if upload is None:
             raise InvalidImage("No image was sent in the 'file' field")
-        return options, await self._process(caller, upload.data, options)
+        return options, await self._produce(caller, upload.data, options)
 
-    async def _process(self, caller: Caller, data: bytes, options: Options,
-                       wait_s: float | None = None) -> Result:
-        async with self._memory_for(data, options, wait_s):
-            result = await self.processor.process(data, options)
-        self._observe(caller, result)
+    async def _produce(self, caller: Caller, data: bytes, options: Options,
+                       wait_s: float | None = None) -> Produced:
+        produced = await self.producer.produce(data, options, wait_s)
+        self._observe(caller, produced)
         if self.settings.save_outputs:
-            await asyncio.to_thread(self._save, caller, result)
-        return result
+            await asyncio.to_thread(self._save, caller, produced.result)
+        return produced
+
+    async def _unchanged(self, caller: Caller, data: bytes | None,
+                         options_of: Callable[[], Options],
+                         representation: Callable[[Options], str]) -> Reply | None:
+        """304 when the client already holds exactly this result: no model run and no budget
+        spent (the ETag follows from the input and the options alone)."""
+        if caller.if_none_match is None or data is None:
+            return None
+        try:
+            options = options_of()
+        except ServiceError:
+            return None  # the request fails later, in the contract's order
+        keys = await self.producer.keys(data, options)
+        etag = keys.etag(representation(options))
+        if not etag_matches(caller.if_none_match, etag):
+            return None
+        CACHE_REQUESTS.labels(result="not_modified").inc()
+        return Reply(b"", "", {headers.ETAG: etag, **self._cache_control()}, not_modified=True)
 
     async def _batch_entry(self, caller: Caller, upload: Upload, name: str, options: Options,
                            in_work: asyncio.Semaphore) -> BatchEntry:
         entry = BatchEntry(upload.filename or "image", name, len(upload.data))
         try:
             async with in_work:
-                result = await self._process(caller, upload.data, options,
-                                             wait_s=self.settings.request_timeout_s)
+                produced = await self._produce(caller, upload.data, options,
+                                               wait_s=self.settings.request_timeout_s)
         except ServiceError as error:  # that file's alone
             entry.error = error
         else:
-            entry.data, entry.mimetype = result.data, result.format.mimetype
+            entry.data, entry.mimetype = produced.result.data, produced.result.format.mimetype
+            entry.etag, entry.cache = produced.keys.etag(IMAGE), produced.cache
         return entry
+
+    async def _removebg_zip(self, data: bytes, options: Options, json_wanted: bool) -> Reply:
+        """remove.bg's zip format: the colours and the matte as two files (not cached)."""
+        needed = memory_needed(data, options, max_input_pixels=self.settings.max_image_pixels)
+        async with self.admission.memory(needed):
+            prepared, mask = await self.processor.infer(data, options)
+            zipped = await asyncio.to_thread(removebg.zip_result, prepared, mask, options)
+        reply_headers = removebg.response_headers(zipped.size, zipped.foreground)
+        if json_wanted:
+            return await asyncio.to_thread(lambda: json_reply(
+                removebg.json_result(zipped.data, zipped.foreground), reply_headers))
+        return Reply(zipped.data, ZIP, reply_headers)
 
     async def _removebg_image(self, fields: Mapping[str, Any], upload: Upload | None) -> bytes:
         sent = {name for name in removebg.IMAGE_SOURCES if fields.get(name) not in (None, "")}
@@ -292,19 +385,41 @@ class Application:
                                      timeout=self.settings.image_url_timeout_s,
                                      ports=self.settings.image_url_ports)
 
-    async def _json_result(self, result: Result, options: Options, started: float) -> Reply:
-        reply_headers = result_headers(result, options, self._ms_since(started))
+    async def _json_result(self, produced: Produced, options: Options,
+                           started: float) -> Reply:
+        reply_headers = self._single_headers(produced, options, json_representation(options),
+                                             started)
         return await asyncio.to_thread(
-            lambda: json_reply(result_json(result, options), reply_headers))
+            lambda: json_reply(result_json(produced.result, options), reply_headers))
 
-    def _observe(self, caller: Caller, result: Result) -> None:
+    def _single_headers(self, produced: Produced, options: Options, representation: str,
+                        started: float, described: bool = True) -> dict[str, str]:
+        """Headers of a response carrying one result: the contract's result headers (unless
+        remove.bg's replace them), its ETag, cache outcome and Server-Timing."""
+        elapsed = self._ms_since(started)
+        reply_headers = result_headers(produced.result, options, elapsed) if described else {}
+        reply_headers.update({
+            headers.ETAG: produced.keys.etag(representation),
+            headers.X_CACHE: produced.cache,
+            headers.SERVER_TIMING: server_timing(produced.result.timings_ms, elapsed,
+                                                 produced.cache),
+            **self._cache_control(),
+        })
+        return reply_headers
+
+    def _cache_control(self) -> dict[str, str]:
+        return {headers.CACHE_CONTROL: f"private, max-age={self.settings.cache_ttl_s}"}
+
+    def _observe(self, caller: Caller, produced: Produced) -> None:
         """Metrics and log fields of one produced image (a batch logs its last one)."""
+        result = produced.result
         fmt = result.format.value
         OUTPUT_BYTES.labels(format=fmt).observe(result.output_bytes)
         COMPRESSION_RATIO.labels(format=fmt).observe(1 - result.output_bytes / result.input_bytes)
         caller.log.update({
             "input_bytes": result.input_bytes, "output_bytes": result.output_bytes,
-            "compression_ratio": result.compression_ratio, "format": fmt, **result.timings_ms,
+            "compression_ratio": result.compression_ratio, "format": fmt,
+            "cache": produced.cache, **result.timings_ms,
         })
 
     def _save(self, caller: Caller, result: Result) -> None:

@@ -22,6 +22,8 @@ class BatchEntry:
     data: bytes | None = None
     mimetype: str | None = None
     error: ServiceError | None = None
+    etag: str | None = None
+    cache: str | None = None  # hit, mask or miss
 
     def manifest_row(self) -> dict[str, Any]:
         return {
@@ -31,6 +33,8 @@ class BatchEntry:
             "original_size": self.input_bytes,
             "size": len(self.data) if self.data is not None else None,
             "mimetype": self.mimetype,
+            "etag": self.etag,
+            "cache": self.cache,
             "error": self.error.body() if self.error is not None else None,
         }
 

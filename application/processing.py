@@ -34,9 +34,15 @@ class ImageProcessor:
         self.model_sizes: dict[str, int] = {}
         self.model_answered_at = -MODEL_RECENTLY_S
 
-    async def process(self, data: bytes, options: Options) -> Result:
-        prepared, mask = await self.infer(data, options)
-        return await asyncio.to_thread(finish, prepared, mask, options)
+    async def process(self, data: bytes, options: Options,
+                      mask: np.ndarray | None = None) -> tuple[Result, np.ndarray]:
+        """The result, and the mask it was made with (`mask` when given: no model run)."""
+        if mask is None:
+            prepared, mask = await self.infer(data, options)
+        else:
+            prepared = await asyncio.to_thread(
+                prepare, data, options, max_input_pixels=self.max_input_pixels, model_size=None)
+        return await asyncio.to_thread(finish, prepared, mask, options), mask
 
     async def infer(self, data: bytes, options: Options) -> tuple[PreparedImage, np.ndarray]:
         """Decode and run the model: the photo as prepared, and its mask at model size."""

@@ -21,6 +21,7 @@ class Caller:
     request_id: str = "-"
     headers: dict[str, str] = field(default_factory=dict)
     log: dict[str, Any] = field(default_factory=dict)
+    if_none_match: str | None = None  # the ETags the client holds
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,13 @@ class Upload:
 
 @dataclass
 class Reply:
-    """A successful answer: bytes of `media_type`, and headers."""
+    """A successful answer: bytes of `media_type`, and headers; or, with `not_modified`, the
+    news that the client's copy is current (no body)."""
 
     body: bytes
     media_type: str
     headers: dict[str, str] = field(default_factory=dict)
+    not_modified: bool = False
 
 
 def json_reply(body: Any, headers: dict[str, str] | None = None) -> Reply:

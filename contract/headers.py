@@ -31,10 +31,17 @@ FOREGROUND_HEIGHT = "X-Foreground-Height"
 REMOVEBG_HEADERS = (REMOVEBG_WIDTH, REMOVEBG_HEIGHT, REMOVEBG_TYPE, REMOVEBG_CREDITS,
                     FOREGROUND_TOP, FOREGROUND_LEFT, FOREGROUND_WIDTH, FOREGROUND_HEIGHT)
 
+# Caching and timing, on every response carrying one result.
+ETAG = "ETag"
+X_CACHE = "X-Cache"
+CACHE_CONTROL = "Cache-Control"
+SERVER_TIMING = "Server-Timing"
+CACHE_HEADERS = (ETAG, X_CACHE, CACHE_CONTROL, SERVER_TIMING)
+
 CONTENT_DISPOSITION = "Content-Disposition"
 REQUEST_ID = "X-Request-ID"
 API_KEY = "X-API-Key"
 
 # What a browser script may read from a cross-origin response.
 EXPOSED_HEADERS = (CONTENT_DISPOSITION, REQUEST_ID, *RESULT_HEADERS, *RATE_LIMIT_HEADERS,
-                   *REMOVEBG_HEADERS)
+                   *REMOVEBG_HEADERS, *CACHE_HEADERS)

@@ -26,6 +26,8 @@ ERROR_DESCRIPTIONS = {
     429: "Rate limit reached (`rate_limited`); see Retry-After",
     503: "Overloaded, or the model or Redis is unavailable (`overloaded`, `unavailable`)",
 }
+NOT_MODIFIED = {304: {"description": "If-None-Match holds this result's ETag: no body, no "
+                                     "budget spent"}}
 # Middleware answers every guarded processing route may give.
 GUARDED = (401, 408, 413, 503)
 

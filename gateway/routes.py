@@ -28,15 +28,18 @@ def _caller(request: Request) -> Caller:
         request_id=state.get("request_id", "-"),
         headers=state.setdefault("response_headers", {}),
         log=state.setdefault("log", {}),
+        if_none_match=request.headers.get("if-none-match"),
     )
 
 
 App = Annotated[Application, Depends(_application)]
 Call = Annotated[Caller, Depends(_caller)]
-PROCESSING_ERRORS = docs.errors(*docs.GUARDED, 400, 415, 429)
+PROCESSING_ERRORS = {**docs.NOT_MODIFIED, **docs.errors(*docs.GUARDED, 400, 415, 429)}
 
 
 def render(reply: Reply) -> Response:
+    if reply.not_modified:
+        return Response(status_code=304, headers=reply.headers)
     return Response(reply.body, media_type=reply.media_type, headers=reply.headers)
 
 
@@ -91,6 +94,7 @@ async def read_file(request: Request, app: App, caller: Call) -> Response:
              responses={200: docs.binary("The result (or JSON with Accept: application/json)",
                                          *docs.IMAGE_TYPES, "application/zip",
                                          "application/json"),
+                        **docs.NOT_MODIFIED,
                         **docs.errors(*docs.GUARDED, 400, 415, 429, removebg=True)},
              openapi_extra=docs.request_body(
                  ("multipart/form-data", docs.REMOVEBG_FORM),

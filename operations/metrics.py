@@ -30,6 +30,14 @@ INFERENCE_BATCH_SIZE = Histogram(
     "bg_remover_inference_batch_size", "Images per model call", [],
     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
 )
+CACHE_REQUESTS = Counter(
+    "bg_remover_cache_requests", "Result cache outcomes: hit, mask, miss, not_modified",
+    ["result"],
+)
+CACHE_STORED_BYTES = Gauge(
+    "bg_remover_cache_stored_bytes", "Bytes held by the in-process result cache",
+    multiprocess_mode="livesum",
+)
 ADMITTED_MEMORY = Gauge(
     "bg_remover_admitted_memory_bytes", "Memory admitted to image work in flight",
     multiprocess_mode="livesum",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import zlib
 
+import PIL
 from PIL import Image
 
 from optimizer.compose import on_background
@@ -20,6 +21,10 @@ PNG_STRATEGY = zlib.Z_RLE
 WEBP_METHOD = 2
 AVIF_SPEED = 8
 PALETTE_COLOURS = 256
+# Changes whenever an encoder setting or the library does: cached results keyed by it are
+# never served by a service that would encode differently.
+ENCODER_ID = (f"pillow{PIL.__version__}-png{PNG_COMPRESS_LEVEL}.{PNG_STRATEGY}"
+              f"-webp{WEBP_METHOD}-avif{AVIF_SPEED}-palette{PALETTE_COLOURS}")
 
 
 def encode(image: Image.Image, fmt: OutputFormat, quality: int, lossless_png: bool) -> bytes:

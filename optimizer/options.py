@@ -103,6 +103,14 @@ class Options:
     max_output_pixels: int | None = None  # not a contract option: remove.bg's `size`
 
     @property
+    def output_id(self) -> str:
+        """Every option that changes the output's bytes (not `preset` or `explicit`, which
+        only change how the result is described)."""
+        return repr((self.format.value, self.quality, self.max_width, self.max_height,
+                     self.bg_color, self.crop, self.crop_margin.value, self.crop_margin.percent,
+                     self.only_mask, self.model, self.max_output_pixels))
+
+    @property
     def box(self) -> tuple[int | None, int | None]:
         return self.max_width, self.max_height
 

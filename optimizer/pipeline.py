@@ -5,6 +5,7 @@ Both are CPU-bound and synchronous; the service runs them in a worker thread.
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from PIL import Image
 
 from optimizer.compose import cutout, on_background
 from optimizer.decode import decode_image, open_image
-from optimizer.encode import encode
+from optimizer.encode import ENCODER_ID, encode
 from optimizer.geometry import Bounds, fit_size, subject_bounds
 from optimizer.memory import bytes_needed
 from optimizer.options import Margin, Options, OutputFormat
@@ -26,7 +27,7 @@ REDUCING_GAP = 3.0  # box-reduce first, Lanczos the rest: same look, a fraction 
 @dataclass
 class PreparedImage:
     image: Image.Image
-    model_input: np.ndarray
+    model_input: np.ndarray | None  # None when the mask is known already
     input_bytes: int
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -72,11 +73,14 @@ def memory_needed(data: bytes, options: Options, *, max_input_pixels: int) -> in
 
 
 def prepare(
-    data: bytes, options: Options, *, max_input_pixels: int, model_size: int
+    data: bytes, options: Options, *, max_input_pixels: int, model_size: int | None
 ) -> PreparedImage:
+    """Decode, and (unless `model_size` is None: the mask is cached) make the model input."""
     started = time.perf_counter()
     image = decode_image(data, max_input_pixels=max_input_pixels, **draft_limits(options))
     decoded = time.perf_counter()
+    if model_size is None:
+        return PreparedImage(image, None, len(data), {"decode": _ms(started, decoded)})
     tensor = model_input(image, model_size)
     return PreparedImage(
         image=image,
@@ -84,6 +88,27 @@ def prepare(
         input_bytes=len(data),
         timings_ms={"decode": _ms(started, decoded), "preprocess": _ms(decoded)},
     )
+
+
+def output_id(options: Options) -> str:
+    """What decides the output's bytes: the options and the encoder settings."""
+    return f"{options.output_id}|{ENCODER_ID}"
+
+
+def mask_to_png(mask: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(mask, mode="L").save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def mask_from_png(data: bytes, size: int) -> np.ndarray | None:
+    """A cached mask back as an array; None unless it is a `size`-square greyscale PNG."""
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            mask = np.asarray(image.convert("L"))
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return mask if mask.shape == (size, size) else None
 
 
 def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Result:

@@ -8,6 +8,7 @@ and is cached, so unit and end-to-end tests can call them freely. Import them as
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from functools import cache
@@ -208,3 +209,9 @@ def large_jpeg(orientation: int | None = None) -> bytes:
     image = photo_image("coffee").resize(LARGE_SIZE, Image.Resampling.BILINEAR)
     extra = {"exif": _with_orientation(orientation)} if orientation else {}
     return encode(image, "JPEG", quality=85, **extra)
+
+
+def fresh(data: bytes) -> bytes:
+    """The same image under bytes never sent before (a result-cache miss): decoders stop at
+    the end-of-image marker and ignore what follows."""
+    return data + b"\0" + os.urandom(16)

@@ -163,7 +163,8 @@ def test_work_over_the_budget_is_503_with_retry_after_then_serves(tight: InProce
                                                                    connect: Connect) -> None:
     large = images.large_jpeg()  # 12 MP: about 250 MiB of work, so one at a time
     with ThreadPoolExecutor(3) as pool:
-        answers = list(pool.map(lambda _: remove(connect(tight), large), range(3)))
+        answers = list(pool.map(lambda _: remove(connect(tight), images.fresh(large)),
+                                range(3)))
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses[0] == 200 and statuses[-1] == 503, statuses
     for answer in answers:
@@ -176,7 +177,7 @@ def test_work_over_the_budget_is_503_with_retry_after_then_serves(tight: InProce
 def test_a_batch_waits_for_room_file_by_file(tight: InProcessServer, connect: Connect) -> None:
     """Three 12 MP files need about 750 MiB at once; with room for one at a time, they are
     admitted one after the other and all succeed."""
-    files = [("files", (f"big{n}.jpg", images.large_jpeg())) for n in range(3)]
+    files = [("files", (f"big{n}.jpg", images.fresh(images.large_jpeg()))) for n in range(3)]
     response = connect(tight).post("/remove-background-batch", files=files)
     assert response.status_code == 200, response.text
     manifest = json.loads(zipfile.ZipFile(BytesIO(response.content)).read("manifest.json"))
@@ -185,7 +186,7 @@ def test_a_batch_waits_for_room_file_by_file(tight: InProcessServer, connect: Co
 
 def test_health_answers_fast_while_a_batch_of_12mp_images_is_zipped(
         server: InProcessServer, client: httpx.Client, tmp_path: Path) -> None:
-    files = [("files", (f"big{n}.jpg", images.large_jpeg())) for n in range(4)]
+    files = [("files", (f"big{n}.jpg", images.fresh(images.large_jpeg()))) for n in range(4)]
     result: list[int] = []
 
     def batch() -> None:

@@ -354,7 +354,7 @@ def test_heavy_work_does_not_block_the_event_loop(client: httpx.Client,
 
     def heavy() -> None:
         with httpx.Client(base_url=server.url, timeout=120) as own:
-            response = post_file(own, "/remove-background", big, format="PNG")
+            response = post_file(own, "/remove-background", images.fresh(big), format="PNG")
             if response.status_code != 200:
                 errors.append(response.status_code)
 

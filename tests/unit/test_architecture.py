@@ -17,13 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # Project module -> the project modules it may import.
 ALLOWED = {
     "contract": set(),
+    "cache": set(),
     "segmentation": set(),
     "ratelimit": set(),
     "operations": set(),
     "optimizer": {"contract"},
     "settings": {"ratelimit"},
-    "application": {"contract", "operations", "optimizer", "ratelimit", "segmentation",
-                    "settings"},
+    "application": {"cache", "contract", "operations", "optimizer", "ratelimit",
+                    "segmentation", "settings"},
     "gateway": {"application", "contract", "operations", "optimizer", "ratelimit",
                 "segmentation", "settings"},
     "service": {"application", "contract", "gateway", "operations", "ratelimit",

@@ -99,12 +99,14 @@ def test_base64_of_a_tiny_payload() -> None:
 
 # --- batch archive -------------------------------------------------------------------------
 
-MANIFEST_KEYS = {"name", "output", "status", "original_size", "size", "mimetype", "error"}
+MANIFEST_KEYS = {"name", "output", "status", "original_size", "size", "mimetype", "etag",
+                 "cache", "error"}
 
 
 def entries() -> list[BatchEntry]:
     return [
-        BatchEntry("cat.jpg", "cat_no_bg.png", 1000, b"PNG-1", "image/png"),
+        BatchEntry("cat.jpg", "cat_no_bg.png", 1000, b"PNG-1", "image/png", etag='"abc"',
+                   cache="miss"),
         BatchEntry(
             "notes.txt",
             "notes_no_bg.png",
@@ -147,6 +149,8 @@ def test_manifest_ok_row() -> None:
         "original_size": 1000,
         "size": 5,
         "mimetype": "image/png",
+        "etag": '"abc"',
+        "cache": "miss",
         "error": None,
     }
 
