@@ -121,6 +121,18 @@ def pick(rng: random.Random, buckets: Sequence[str] | None = None) -> Sample:
     return sample(rng.choice(PHOTO_NAMES), _weighted(rng, allowed), _weighted(rng, UPLOAD_FORMATS))
 
 
+def fresh_bytes(data: bytes, rng: random.Random) -> bytes:
+    """The same image under bytes never sent before, so the service's result cache cannot
+    know it: decoders stop at the end-of-image marker and ignore what follows."""
+    return data + b"\0" + rng.randbytes(16)
+
+
+def upload_bytes(item: Sample, rng: random.Random, repeat_share: float) -> bytes:
+    """The sample as sent: the corpus' own bytes (a repeat the cache may know) with
+    probability `repeat_share`, else fresh bytes of the same image."""
+    return item.data if rng.random() < repeat_share else fresh_bytes(item.data, rng)
+
+
 def upload_samples() -> list[Sample]:
     """The JPEG files /read-file asks for (written into UPLOAD_DIR by write_uploads)."""
     return [sample(photo, bucket, "JPEG") for bucket in UPLOAD_BUCKETS for photo in PHOTO_NAMES]

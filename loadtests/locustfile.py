@@ -18,17 +18,22 @@ Environment: LOADTEST_API_KEY (sent as X-API-Key), LOADTEST_SEED (reproducible c
 LOADTEST_BUCKETS (e.g. `0.25MP,1MP` to leave big images out), LOADTEST_READ_FILE_PATHS
 (comma list relative to the server's UPLOAD_DIR; default: what `python -m loadtests.inputs
 write-uploads` writes), LOADTEST_MAX_BACKOFF (cap, seconds, on honouring Retry-After [10]),
-and the shape's STEP_USERS, STEP_SECONDS, MAX_USERS, RUN_SECONDS (loadtests/steps.py).
+LOADTEST_REPEAT_SHARE (share of uploads that repeat bytes sent before [0.3]; the rest are
+fresh bytes of the same images, which the result cache cannot know), LOADTEST_CACHE_FILE
+(where the run's X-Cache counts are written), and the shape's STEP_USERS, STEP_SECONDS,
+MAX_USERS, RUN_SECONDS (loadtests/steps.py).
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import logging
 import os
 import random
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,6 +55,11 @@ __all__ = [
 
 log = logging.getLogger("loadtest")
 _seeds = itertools.count()
+# How often a user sends a photo it (or another user) sent before: real traffic repeats (a
+# shop re-uploads its catalogue, a retry sends the same bytes), and the service caches.
+DEFAULT_REPEAT_SHARE = 0.3
+# X-Cache of every successful single-result response: the hit ratio of the run.
+CACHE_OUTCOMES: Counter[str] = Counter()
 
 
 def _buckets() -> list[str]:
@@ -64,6 +74,14 @@ def _buckets() -> list[str]:
 def _read_file_paths() -> list[str]:
     raw = os.environ.get("LOADTEST_READ_FILE_PATHS", "")
     return [item.strip() for item in raw.split(",") if item.strip()] or inputs.read_file_paths()
+
+
+@events.quitting.add_listener
+def _write_cache_outcomes(**_: Any) -> None:
+    """The run's X-Cache counts, for loadtests/summarize.py (LOADTEST_CACHE_FILE)."""
+    path = os.environ.get("LOADTEST_CACHE_FILE")
+    if path:
+        Path(path).write_text(json.dumps(dict(CACHE_OUTCOMES)))
 
 
 @events.init.add_listener
@@ -93,6 +111,8 @@ class ServiceUser(FastHttpUser):
         self.auth = {"X-API-Key": key} if key else {}
         self.backoff = 0.0
         self.max_backoff = float(os.environ.get("LOADTEST_MAX_BACKOFF", "10"))
+        self.repeat_share = float(os.environ.get("LOADTEST_REPEAT_SHARE",
+                                                 DEFAULT_REPEAT_SHARE))
 
     def wait_time(self) -> float:
         backoff, self.backoff = self.backoff, 0.0
@@ -117,6 +137,8 @@ class ServiceUser(FastHttpUser):
                     self._honour_retry_after(response.headers.get("Retry-After"))
             else:
                 problem = check(response)
+                if outcome := response.headers.get("X-Cache"):
+                    CACHE_OUTCOMES[outcome] += 1
             if problem:
                 response.failure(problem)
             else:
@@ -132,6 +154,9 @@ class ServiceUser(FastHttpUser):
     def pick(self, buckets: list[str] | None = None) -> inputs.Sample:
         return inputs.pick(self.rng, buckets or _buckets())
 
+    def upload(self, item: inputs.Sample) -> bytes:
+        return inputs.upload_bytes(item, self.rng, self.repeat_share)
+
 
 class RemoveBackgroundUser(ServiceUser):
     weight = 6
@@ -141,7 +166,7 @@ class RemoveBackgroundUser(ServiceUser):
         item = self.pick()
         opts = options.random_options(self.rng)
         body, content_type = options.multipart(
-            opts, [("file", item.filename, item.mimetype, item.data)])
+            opts, [("file", item.filename, item.mimetype, self.upload(item))])
         expected = options.expected_mimetype(opts)
         self.send("POST", "/remove-background", f"/remove-background [{item.bucket}]",
                   lambda r: options.check_image(r.headers.get("Content-Type"),
@@ -157,7 +182,7 @@ class PreviewUser(ServiceUser):
         item = self.pick()
         opts = options.random_options(self.rng)
         body, content_type = options.multipart(
-            opts, [("file", item.filename, item.mimetype, item.data)])
+            opts, [("file", item.filename, item.mimetype, self.upload(item))])
         expected = options.expected_mimetype(opts)
         self.send("POST", "/remove-background-preview",
                   f"/remove-background-preview [{item.bucket}]",
@@ -173,7 +198,7 @@ class Base64User(ServiceUser):
     def base64(self) -> None:
         item = self.pick()
         opts = options.json_options(options.random_options(self.rng))
-        image = item.base64
+        image = base64.b64encode(self.upload(item)).decode("ascii")
         if self.rng.random() < self.data_url_share:
             image = f"data:{item.mimetype};base64,{image}"
         expected = options.expected_mimetype(opts)
@@ -198,7 +223,7 @@ class BatchUser(ServiceUser):
                  for photo in photos]
         opts = options.random_options(self.rng)
         body, content_type = options.multipart(
-            opts, [("files", item.filename, item.mimetype, item.data) for item in files])
+            opts, [("files", item.filename, item.mimetype, self.upload(item)) for item in files])
         self.send("POST", "/remove-background-batch", f"/remove-background-batch [{bucket}]",
                   lambda r: options.check_batch(r.headers.get("Content-Type"),
                                                 r.content or b"", count),

@@ -31,6 +31,7 @@ missing paths once and idles.
 Environment:
   STEP_USERS [2]  STEP_SECONDS [30]  MAX_USERS [10]  RUN_SECONDS [300]  SPAWN_RATE
   LOADTEST_API_KEY  LOADTEST_SEED  LOADTEST_BUCKETS (e.g. 0.25MP,1MP)  LOADTEST_MAX_BACKOFF
+  LOADTEST_REPEAT_SHARE [0.3: share of uploads repeating bytes sent before]
   LOADTEST_READ_FILE_PATHS  UPLOAD_DIR  RESULTS_DIR  PYTHON [.venv/bin/python]
 USAGE
 }
@@ -68,6 +69,7 @@ fi
 
 echo "results: $OUT"
 status=0
+LOADTEST_CACHE_FILE="$OUT/cache.json" \
 "$PYTHON" -m locust -f loadtests/locustfile.py --headless --host "$HOST" \
     --csv "$OUT/locust" --csv-full-history --html "$OUT/report.html" \
     --logfile "$OUT/locust.log" "$@" || status=$?

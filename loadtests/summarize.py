@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import sys
 from collections import Counter, defaultdict
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 AGGREGATED = "Aggregated"
+CACHE_FILE = "cache.json"  # written by the locustfile through LOADTEST_CACHE_FILE
 _HTTP = re.compile(r"HTTP (\d{3}) ([^'\"\s)]+)")
 _CATCH = re.compile(r"^CatchResponseError\((['\"])(.*)\1\)$")
 
@@ -130,8 +132,29 @@ def _percent(part: int, whole: int) -> str:
     return "–" if whole == 0 else f"{100 * part / whole:.1f}%"
 
 
+def read_cache_outcomes(path: Path) -> dict[str, int]:
+    """The X-Cache counts the locustfile wrote (LOADTEST_CACHE_FILE); empty when absent."""
+    if not path.exists():
+        return {}
+    counts = json.loads(path.read_text())
+    return {str(name): int(count) for name, count in counts.items()}
+
+
+def cache_lines(outcomes: dict[str, int]) -> list[str]:
+    total = sum(outcomes.values())
+    if total == 0:
+        return []
+    cells = ", ".join(f"{name} {outcomes.get(name, 0)}" for name in ("hit", "mask", "miss"))
+    reused = outcomes.get("hit", 0) + outcomes.get("mask", 0)
+    return ["", "## Result cache", "",
+            f"{total} single-result responses: {cells}. Hit ratio "
+            f"{_percent(outcomes.get('hit', 0), total)} (finished result reused); model skipped "
+            f"for {_percent(reused, total)} (hit or mask)."]
+
+
 def render(rows: Sequence[Row], failures: Sequence[Failure],
-           history: dict[str, float] | None = None, host: str | None = None) -> str:
+           history: dict[str, float] | None = None, host: str | None = None,
+           cache: dict[str, int] | None = None) -> str:
     history = history or {}
     lines = ["# Load-test summary", ""]
     facts = []
@@ -173,6 +196,7 @@ def render(rows: Sequence[Row], failures: Sequence[Failure],
             totals[failure.kind] += failure.count
         lines.append(line("**total**", total, totals))
 
+    lines += cache_lines(cache or {})
     lines += ["", "## Failures", ""]
     if not failures:
         lines.append("none")
@@ -188,7 +212,8 @@ def summarize(results: Path, prefix: str = "locust", host: str | None = None) ->
     rows = read_stats(results / f"{prefix}_stats.csv")
     failures = read_failures(results / f"{prefix}_failures.csv")
     history = read_history(results / f"{prefix}_stats_history.csv")
-    return render(rows, failures, history, host)
+    cache = read_cache_outcomes(results / CACHE_FILE)
+    return render(rows, failures, history, host, cache)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

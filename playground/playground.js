@@ -193,6 +193,28 @@ function buildRequest(file) {
   return data;
 }
 
+const CACHE_TEXT = {
+  hit: "hit: this exact result was made before",
+  mask: "mask: the photo was seen before, the model did not run again",
+  miss: "miss: made from scratch",
+};
+
+// "decode;dur=5.1, inference;dur=190.2, total;dur=260.0, cache;desc=miss" ->
+// {stages: [["decode", 5.1], ["inference", 190.2]], cache: "miss"} (total is shown apart).
+function parseServerTiming(header) {
+  const stages = [];
+  let cache = null;
+  for (const entry of (header ?? "").split(",")) {
+    const [name, ...params] = entry.trim().split(";");
+    const values = Object.fromEntries(params.map((param) => param.trim().split("=")));
+    if (name === "cache") cache = values.desc ?? null;
+    else if (name && name !== "total" && values.dur !== undefined) {
+      stages.push([name, Number(values.dur)]);
+    }
+  }
+  return { stages, cache };
+}
+
 function showResult(blob, headers, elapsedMs) {
   const number = (name, fallback) => Number(headers.get(name) ?? fallback);
   const size = number("X-Optimized-Size", blob.size);
@@ -205,6 +227,10 @@ function showResult(blob, headers, elapsedMs) {
     `${headers.get("X-Image-Width")} × ${headers.get("X-Image-Height")} px`;
   $("stat-time").textContent =
     `${headers.get("X-Processing-Time-Ms")} ms on the server, ${Math.round(elapsedMs)} ms in all`;
+  const timing = parseServerTiming(headers.get("Server-Timing"));
+  $("stat-stages").textContent = timing.stages
+    .map(([name, ms]) => `${name} ${Math.round(ms)} ms`).join(" · ") || "–";
+  $("stat-cache").textContent = CACHE_TEXT[headers.get("X-Cache") ?? timing.cache] ?? "–";
   $("stats").hidden = false;
 
   const extension = (blob.type.split("/")[1] || "png").replace("jpeg", "jpg");

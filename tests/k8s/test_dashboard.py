@@ -44,6 +44,7 @@ REQUIRED = [
     ("bentoml_service_adaptive_batch_size_bucket", "batch size"),
     ("bg_remover_output_bytes_sum", "output bytes"),
     ("bg_remover_compression_ratio_bucket", "compression ratio"),
+    ("bg_remover_cache_requests_total", "hit ratio"),
 ]
 
 PROMQL_WORDS = {

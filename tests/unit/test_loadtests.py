@@ -347,3 +347,26 @@ def test_summarize_cli_writes_the_file(results, capsys):
     out = results / "summary.md"
     assert summarize.main([str(results), "--out", str(out)]) == 0
     assert out.read_text(encoding="utf-8") == capsys.readouterr().out
+
+
+def test_repeat_share_decides_between_known_and_fresh_bytes() -> None:
+    item = inputs.sample("chelsea", "0.25MP", "JPEG")
+    rng = random.Random(7)
+    sent = [inputs.upload_bytes(item, rng, repeat_share=0.3) for _ in range(400)]
+    repeats = sum(data == item.data for data in sent)
+    assert 80 < repeats < 160  # about 30 %
+    fresh = [data for data in sent if data != item.data]
+    assert len(set(fresh)) == len(fresh)  # never the same fresh bytes twice
+    assert all(data.startswith(item.data) for data in fresh)
+    with Image.open(io.BytesIO(fresh[0])) as decoded:  # still the same, decodable image
+        assert decoded.size == (item.width, item.height)
+    assert all(inputs.upload_bytes(item, rng, 1.0) == item.data for _ in range(20))
+
+
+def test_summary_reports_the_hit_ratio(tmp_path: Path) -> None:
+    (tmp_path / summarize.CACHE_FILE).write_text(json.dumps({"hit": 30, "mask": 20, "miss": 50}))
+    text = summarize.cache_lines(summarize.read_cache_outcomes(tmp_path / summarize.CACHE_FILE))
+    joined = "\n".join(text)
+    assert "## Result cache" in joined and "hit 30, mask 20, miss 50" in joined
+    assert "Hit ratio 30.0%" in joined and "model skipped for 50.0%" in joined
+    assert summarize.cache_lines(summarize.read_cache_outcomes(tmp_path / "absent.json")) == []
