@@ -59,13 +59,15 @@ def server_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("served")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: `server` differs per layer, and a session-scoped fixture would keep
+# the first layer's server for every later one when both layers run in one session.
+@pytest.fixture(scope="module")
 def client(server: Any) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=120) as http:
         yield http
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def upload_dir(server: Any) -> Path:
     return Path(server.env["UPLOAD_DIR"])
 

@@ -1,9 +1,10 @@
 """The browser playground (playground/) in a real Chromium against real `bentoml serve`s.
 
-Three servers, each started on first use: generous limits; one /remove-background an hour;
-`API_KEYS=secret-key`. Every test gets a fresh browser context (no shared sessionStorage).
-A successful run leaves a screenshot in test-artifacts/playground.png; with
-PLAYGROUND_DOCS_SCREENSHOT=1 it also rewrites docs/playground.png (small, quantized).
+Three servers: the session's `server` (generous limits), and two of this module's, each started
+on first use: one /remove-background an hour; `API_KEYS=secret-key`. Every test gets a fresh
+browser context (no shared sessionStorage). A successful run leaves a screenshot in
+test-artifacts/playground.png; with PLAYGROUND_DOCS_SCREENSHOT=1 it also rewrites
+docs/playground.png (small, quantized).
 """
 
 from __future__ import annotations
@@ -56,11 +57,6 @@ def browser() -> Iterator[Browser]:
 def _serve(tmp_path_factory: pytest.TempPathFactory, **env: str) -> Iterator[BentoServer]:
     with BentoServer(tmp_path_factory.mktemp("playground"), env=env) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServer]:
-    yield from _serve(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -151,11 +147,11 @@ def error_text(page: Page) -> str:
 
 
 def test_a_photo_comes_back_cut_out_with_the_numbers_of_the_response(
-    page: Page, open_server: BentoServer, photo_file: Path
+    page: Page, server: BentoServer, photo_file: Path
 ) -> None:
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    open_playground(page, open_server, photo_file)
+    open_playground(page, server, photo_file)
     expect(page.get_by_role("img", name="The original image")).to_be_visible()
 
     response = submit(page)
@@ -188,7 +184,7 @@ def test_a_photo_comes_back_cut_out_with_the_numbers_of_the_response(
     )
     expect(page.locator("#rate")).to_contain_text("resets at")
     outside = [url for url in requested
-               if not url.startswith((open_server.url, "blob:", "data:"))]
+               if not url.startswith((server.url, "blob:", "data:"))]
     assert not outside, f"the page must work on a closed network, but it fetched {outside}"
 
 
@@ -225,10 +221,10 @@ OPTIONS: dict[str, tuple[Callable[[Page], object], dict[str, str]]] = {
 
 @pytest.mark.parametrize("option", OPTIONS)
 def test_each_option_goes_into_the_request(
-    page: Page, open_server: BentoServer, photo_file: Path, option: str
+    page: Page, server: BentoServer, photo_file: Path, option: str
 ) -> None:
     choose, sent = OPTIONS[option]
-    open_playground(page, open_server, photo_file)
+    open_playground(page, server, photo_file)
     if option == "preset":  # the list comes from GET /presets, with each preset's settings
         expect(page.locator("#preset option[value=thumbnail]")).to_have_text(
             "thumbnail — WEBP, quality 60, fits 300×300"
@@ -243,11 +239,11 @@ def test_each_option_goes_into_the_request(
 
 
 def test_a_file_that_is_not_an_image_gets_a_readable_415(
-    page: Page, open_server: BentoServer, tmp_path: Path
+    page: Page, server: BentoServer, tmp_path: Path
 ) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("shopping list: milk, eggs\n")
-    open_playground(page, open_server, notes)
+    open_playground(page, server, notes)
 
     response = submit(page)
 
@@ -260,9 +256,9 @@ def test_a_file_that_is_not_an_image_gets_a_readable_415(
 
 
 def test_a_network_failure_and_a_too_large_image_read_as_sentences(
-    page: Page, open_server: BentoServer, photo_file: Path
+    page: Page, server: BentoServer, photo_file: Path
 ) -> None:
-    open_playground(page, open_server, photo_file)
+    open_playground(page, server, photo_file)
     page.route("**/remove-background", lambda route: route.abort("connectionrefused"))
     page.get_by_role("button", name="Remove background").click()
     assert "Could not reach the service." in error_text(page)
@@ -315,9 +311,9 @@ def test_an_api_key_is_asked_for_then_used(
 
 
 def test_download_saves_the_bytes_the_api_returned(
-    page: Page, open_server: BentoServer, photo_file: Path
+    page: Page, server: BentoServer, photo_file: Path
 ) -> None:
-    open_playground(page, open_server, photo_file)
+    open_playground(page, server, photo_file)
     page.get_by_label("Format").select_option("WEBP")
     response = submit(page)
     assert response.status == 200

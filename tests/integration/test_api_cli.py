@@ -1,4 +1,5 @@
-"""The `bg-remover` command line against a real `bentoml serve` and the real model."""
+"""The `bg-remover` command line against the whole HTTP API served in process and the real
+model."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pytest
 from PIL import Image
 
 from tests import images
-from tests.e2e.server import ROOT, BentoServer
+from tests.integration.api_server import InProcessServer
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[2]
 FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 RATE_LIMIT = 3
 CLI_TIMEOUT_S = 600
@@ -47,7 +49,7 @@ def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_folder_to_webp_with_alpha(server: BentoServer, tmp_path: Path) -> None:
+def test_folder_to_webp_with_alpha(server: InProcessServer, tmp_path: Path) -> None:
     inputs = write_photos(tmp_path / "photos")
     assert len(inputs) >= 10
 
@@ -69,7 +71,7 @@ def test_folder_to_webp_with_alpha(server: BentoServer, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_second_run_skips_everything(server: BentoServer, tmp_path: Path) -> None:
+def test_second_run_skips_everything(server: InProcessServer, tmp_path: Path) -> None:
     write_photos(tmp_path / "photos")
     first = run_cli("photos", "--url", server.url, cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -82,7 +84,7 @@ def test_second_run_skips_everything(server: BentoServer, tmp_path: Path) -> Non
     assert "Processed    0" in again.stdout
 
 
-def test_a_bad_file_fails_alone(server: BentoServer, tmp_path: Path) -> None:
+def test_a_bad_file_fails_alone(server: InProcessServer, tmp_path: Path) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()
     (folder / "good.jpg").write_bytes(images.photo("chelsea", "JPEG"))
@@ -104,7 +106,8 @@ def test_rate_limit_beyond_max_wait_fails_fast(tmp_path: Path) -> None:
     for n in range(5):
         (folder / f"cat{n}.jpg").write_bytes(images.photo("chelsea", "JPEG"))
 
-    with BentoServer(tmp_path, env={"RATE_LIMIT_REMOVE_BG_PER_HOUR": str(RATE_LIMIT)}) as server:
+    limits = {"RATE_LIMIT_REMOVE_BG_PER_HOUR": str(RATE_LIMIT)}
+    with InProcessServer(tmp_path, env=limits) as server:
         started = time.monotonic()
         done = run_cli("five", "--url", server.url, "--concurrency", "1", "--retries", "2",
                        "--max-wait", "60", cwd=tmp_path)
