@@ -172,16 +172,18 @@ class TestLogs:
     def test_one_json_line_per_request(self, ops: BentoServer, ops_dir: Path,
                                        connect: Connect) -> None:
         address = fresh_address()
-        response = remove(connect(ops, address))
+        photo = images.fresh(PHOTO)  # never seen: a cache miss runs every stage
+        response = remove(connect(ops, address), photo)
         assert_ok(response)
         lines = logged(ops_dir, response.headers["x-request-id"])
         assert len(lines) == 1, lines
         line = lines[0]
         assert line["endpoint"] == "/remove-background"
         assert line["status"] == 200
-        assert line["input_bytes"] == len(PHOTO)
+        assert line["cache"] == "miss"
+        assert line["input_bytes"] == len(photo)
         assert line["output_bytes"] == len(response.content)
-        ratio = round((1 - len(response.content) / len(PHOTO)) * 100)
+        ratio = round((1 - len(response.content) / len(photo)) * 100)
         assert line["compression_ratio"] == f"{ratio}%"
         client = str(line["client"])
         assert re.fullmatch(r"[0-9a-f]{16}", client), client
