@@ -266,8 +266,8 @@ class Application:
     async def health(self) -> HealthReport:
         redis_ok, redis_detail = await self.limiter.check_backend()
         cache = await self.producer.check()
-        if cache is not None and self.settings.redis_url:
-            redis_ok, redis_detail = redis_ok and cache[0], f"{redis_detail}; {cache[1]}"
+        if cache is not None and self.settings.redis_url and not cache[0]:
+            redis_ok, redis_detail = False, f"{redis_detail}; {cache[1]}"
         folders = [self.settings.upload_dir, self.settings.output_dir]
         checks = {
             "app": health.Check(True, "serving"),
