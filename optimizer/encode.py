@@ -7,11 +7,13 @@ from __future__ import annotations
 import io
 import zlib
 
+import isal
 import PIL
 from PIL import Image
 
 from optimizer.compose import on_background
 from optimizer.options import OutputFormat
+from optimizer.png import DEFLATE_LEVEL, MOSTLY_TRANSPARENT, encode_png, fast_png_suits
 
 WHITE = (255, 255, 255, 255)
 PNG_COMPRESS_LEVEL = 2
@@ -24,6 +26,7 @@ PALETTE_COLOURS = 256
 # Changes whenever an encoder setting or the library does: cached results keyed by it are
 # never served by a service that would encode differently.
 ENCODER_ID = (f"pillow{PIL.__version__}-png{PNG_COMPRESS_LEVEL}.{PNG_STRATEGY}"
+              f"-isal{isal.__version__}.up{DEFLATE_LEVEL}.{MOSTLY_TRANSPARENT}"
               f"-webp{WEBP_METHOD}-avif{AVIF_SPEED}-palette{PALETTE_COLOURS}")
 
 
@@ -43,6 +46,9 @@ def encode(image: Image.Image, fmt: OutputFormat, quality: int, lossless_png: bo
 
 
 def _png(image: Image.Image, buffer: io.BytesIO, lossless: bool) -> None:
+    if lossless and fast_png_suits(image):
+        buffer.write(encode_png(image))
+        return
     if not lossless and image.mode in ("RGB", "RGBA"):
         # FASTOCTREE is the quantizer Pillow offers for RGBA; the palette carries alpha (tRNS).
         image = image.quantize(PALETTE_COLOURS, method=Image.Quantize.FASTOCTREE)

@@ -1,0 +1,53 @@
+"""Writing lossless PNGs fast: one `Up` row filter computed with numpy, deflated by ISA-L.
+
+Pillow's PNG encoder picks a filter for every row by trying them all, which is most of its
+48 ms on a 1 MP cut-out; a fixed `Up` filter costs under a millisecond and ISA-L's deflate
+about six, for files 4-10 % larger on photos whose subject fills much of the frame
+(`.venv/bin/python bench/encoders.py`). Where most of the picture is transparent, Pillow's
+per-row choice pays (a small subject: up to 26 % smaller), and it is cheap there, so such
+cut-outs keep Pillow's encoder.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+from isal import isal_zlib
+from PIL import Image
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COLOUR_TYPES = {"L": 0, "RGB": 2, "RGBA": 6}
+UP_FILTER = 2
+DEFLATE_LEVEL = 2  # ISA-L's levels are 0-3; 2 gave the smallest files on cut-outs
+# Above this share of fully transparent pixels, Pillow's adaptive filters win on size.
+MOSTLY_TRANSPARENT = 0.6
+
+
+def fast_png_suits(image: Image.Image) -> bool:
+    if image.mode not in COLOUR_TYPES:
+        return False
+    if image.mode != "RGBA":
+        return True
+    alpha = np.asarray(image.getchannel("A"))
+    return np.count_nonzero(alpha == 0) < MOSTLY_TRANSPARENT * alpha.size
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """An 8-bit greyscale, RGB or RGBA PNG without metadata."""
+    pixels = np.asarray(image)
+    height, width = pixels.shape[:2]
+    rows = pixels.reshape(height, -1)
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = UP_FILTER
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    header = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPES[image.mode], 0, 0, 0)
+    return b"".join((SIGNATURE, _chunk(b"IHDR", header),
+                     _chunk(b"IDAT", isal_zlib.compress(filtered, DEFLATE_LEVEL)),
+                     _chunk(b"IEND", b"")))
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    crc = isal_zlib.crc32(data, isal_zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
