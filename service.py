@@ -41,6 +41,7 @@ def open_session(stored: bentoml.Model) -> SegmentationSession:
     return SegmentationSession(
         stored.path_of(STORE_MODEL_FILE), get_spec(stored.tag.name),
         threads=settings.model_threads, run_batch=settings.inference_run_batch,
+        spinning=settings.model_thread_spinning,
     )
 
 
@@ -129,6 +130,8 @@ class BackgroundRemover:
     segmenter = bentoml.depends(Segmenter)
 
     def __init__(self) -> None:
+        if settings.api_worker_nice:
+            os.nice(settings.api_worker_nice)  # the model worker wins the cores when both want them
         application = Application.from_settings(settings, ModelServiceClient(self.segmenter))
         application.start_housekeeping()
         api.state.application = application

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     u2net_home: Path | None = None  # rembg's cache, as rembg reads it
     model_workers: int = Field(1, gt=0)
     model_threads: int = Field(2, gt=0)
+    model_thread_spinning: bool = False  # onnxruntime's busy-waiting intra-op threads
+    api_worker_nice: int = Field(0, ge=0, le=19)  # lower the API worker's CPU priority
     max_batch_size: int = Field(8, gt=0)
     # Images per onnxruntime run inside a batch: 1 on CPU (see segmentation/session.py).
     inference_run_batch: int = Field(1, gt=0)

@@ -15,14 +15,15 @@ import onnxruntime as ort
 from segmentation.catalog import ModelSpec
 
 
-def session_options(threads: int) -> ort.SessionOptions:
+def session_options(threads: int, spinning: bool = False) -> ort.SessionOptions:
     options = ort.SessionOptions()
-    # Parallelism comes from several workers; spinning threads would only steal their cores.
+    # Spinning keeps idle intra-op threads busy-waiting for the next operator: faster for a
+    # model alone on its cores, CPU taken from the API worker when they share them.
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     # Memory patterns are planned per input shape and kept: measured 0.6 GB against 0.4 GB
     # per worker at batch 1, same speed.
     options.enable_mem_pattern = False
@@ -34,12 +35,12 @@ class SegmentationSession:
     """One onnxruntime session for one model; `predict` takes and returns uint8 batches."""
 
     def __init__(self, model_path: Path, spec: ModelSpec, threads: int = 1,
-                 run_batch: int = 1) -> None:
+                 run_batch: int = 1, spinning: bool = False) -> None:
         ort.disable_telemetry_events()
         self.spec = spec
         self.run_batch = run_batch
         self._session = ort.InferenceSession(
-            str(model_path), sess_options=session_options(threads),
+            str(model_path), sess_options=session_options(threads, spinning),
             providers=["CPUExecutionProvider"],
         )
         self._input_name = self._session.get_inputs()[0].name
