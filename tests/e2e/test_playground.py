@@ -179,6 +179,14 @@ def test_a_photo_comes_back_cut_out_with_the_numbers_of_the_response(
     expect(page.locator("#stat-time")).to_contain_text(
         f"{headers['x-processing-time-ms']} ms on the server"
     )
+    # Server-Timing's stages and the cache outcome, as the response gave them.
+    expect(page.locator("#stat-cache")).to_contain_text(headers["x-cache"])
+    stages = [entry.split(";")[0].strip() for entry in headers["server-timing"].split(",")]
+    for stage in stages:
+        if stage not in ("total", "cache"):
+            expect(page.locator("#stat-stages")).to_contain_text(stage)
+    if headers["x-cache"] != "hit":
+        expect(page.locator("#stat-stages")).to_contain_text("decode")
     expect(page.locator("#rate")).to_contain_text(
         f"{headers['x-ratelimit-remaining']} of {headers['x-ratelimit-limit']} requests left"
     )
