@@ -25,7 +25,7 @@ THE TARGET MUST BE STARTED WITH ITS RATE LIMITS RAISED, or most requests are 429
 loadtests/serve-for-load.sh starts a local server that way (limits off, UPLOAD_DIR filled).
 
 /read-file needs the samples in the server's UPLOAD_DIR: set UPLOAD_DIR=<that folder> here
-(for a server on this machine) and this script writes them; otherwise ReadFileUser logs the
+(for a server on the same host) and this script writes them; otherwise ReadFileUser logs the
 missing paths once and idles.
 
 Environment:

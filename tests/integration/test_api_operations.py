@@ -135,7 +135,7 @@ class TestHardening:
 
 
 class TestErrorsOutsideRoutes:
-    """"Every error is JSON with a stable machine-readable `code`" (API.md, Errors)."""
+    """"Every error is JSON with a stable machine-readable `code`" (docs/api.md, "Errors")."""
 
     def test_unknown_path_is_json_not_found(self, ops: InProcessServer, connect: Connect) -> None:
         response = connect(ops).get("/no-such-route")
