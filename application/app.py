@@ -21,14 +21,17 @@ from application.admission import Admission, memory_budget_bytes
 from application.batch import BatchEntry, batch_archive, unique_names
 from application.caching import CachedProcessor, Produced
 from application.files import read_upload, resolve_upload_path
-from application.image_url import fetch_image_url
-from application.inputs import decode_base64_image
+from application.inputs import decode_base64_image, decoded_or_none
 from application.models import ModelService
 from application.processing import ImageProcessor
 from application.replies import Caller, Reply, Upload, json_reply
 from application.results import (
+    IMAGE,
+    REMOVEBG_JSON,
     content_disposition,
     download_name,
+    etag_matches,
+    json_representation,
     result_headers,
     result_json,
     server_timing,
@@ -55,21 +58,6 @@ from settings import Settings
 ZIP = "application/zip"
 BATCH_ARCHIVE_NAME = "images_no_bg.zip"
 RETENTION_SWEEP_S = 600
-# Representations of one result, each with its own ETag.
-IMAGE, REMOVEBG_JSON = "image", "removebg-json"
-
-
-def json_representation(options: Options) -> str:
-    """The JSON result also names the preset, so it is part of that representation."""
-    return f"json:{options.preset}"
-
-
-def etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 If-None-Match: `*`, or any listed tag equal under the weak comparison."""
-    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-    return "*" in tags or etag in tags
-
-
 def cache_store_for(settings: Settings) -> CacheStore | None:
     if not settings.cache_enabled:
         return None
@@ -77,21 +65,6 @@ def cache_store_for(settings: Settings) -> CacheStore | None:
                       max_item_bytes=settings.cache_max_item_bytes, ttl_s=settings.cache_ttl_s,
                       timeout=settings.redis_socket_timeout,
                       retry_interval=settings.redis_retry_interval)
-
-
-def _decoded_or_none(value: Any) -> bytes | None:
-    try:
-        return decode_base64_image(value)
-    except ServiceError:
-        return None
-
-
-def _removebg_sent_bytes(fields: Mapping[str, Any], upload: Upload | None) -> bytes | None:
-    """The image bytes a remove.bg request carries itself (an image_url is never fetched
-    just to answer a revalidation)."""
-    if upload is not None:
-        return upload.data
-    return _decoded_or_none(fields.get("image_file_b64"))
 
 
 def limiter_for(settings: Settings) -> RateLimiter:
@@ -170,7 +143,7 @@ class Application:
         """Base64 (or a data URL) in JSON in, the JSON result out."""
         started = self.clock()
         raw_options = {key: value for key, value in body.items() if key != "image"}
-        data = _decoded_or_none(body.get("image"))
+        data = decoded_or_none(body.get("image"))
         if unchanged := await self._unchanged(caller, data, lambda: parse_options(raw_options),
                                               json_representation):
             return unchanged
@@ -211,12 +184,12 @@ class Application:
         started = self.clock()
         representation = REMOVEBG_JSON if json_wanted else IMAGE
         if unchanged := await self._unchanged(
-                caller, _removebg_sent_bytes(fields, upload),
+                caller, removebg.sent_image_bytes(fields, upload),
                 lambda: removebg.parse_removebg(fields).options, lambda _: representation):
             return unchanged
         async with self._request(caller, routes.REMOVEBG):
             request = removebg.parse_removebg(fields)
-            data = await self._removebg_image(fields, upload)
+            data = await removebg.image_bytes(fields, upload, self.settings)
             if request.archive:
                 return await self._removebg_zip(data, request.options, json_wanted)
             produced = await self._produce(caller, data, request.options)
@@ -362,28 +335,6 @@ class Application:
             return await asyncio.to_thread(lambda: json_reply(
                 removebg.json_result(zipped.data, zipped.foreground), reply_headers))
         return Reply(zipped.data, ZIP, reply_headers)
-
-    async def _removebg_image(self, fields: Mapping[str, Any], upload: Upload | None) -> bytes:
-        sent = {name for name in removebg.IMAGE_SOURCES if fields.get(name) not in (None, "")}
-        if upload is not None:
-            sent.add("image_file")
-        if len(sent) != 1:
-            raise InvalidParameter("Send exactly one of image_file, image_file_b64, image_url")
-        if upload is not None:
-            return upload.data
-        if "image_file" in sent:
-            raise InvalidParameter("image_file must be a file upload; send base64 as "
-                                   "image_file_b64")
-        if "image_file_b64" in sent:
-            return decode_base64_image(fields["image_file_b64"], "image_file_b64")
-        if not self.settings.allow_image_url:
-            raise InvalidParameter("image_url is disabled on this server (ALLOW_IMAGE_URL)")
-        url = fields["image_url"]
-        if not isinstance(url, str):
-            raise InvalidParameter("image_url must be a string")
-        return await fetch_image_url(url, max_bytes=self.settings.max_content_length,
-                                     timeout=self.settings.image_url_timeout_s,
-                                     ports=self.settings.image_url_ports)
 
     async def _json_result(self, produced: Produced, options: Options,
                            started: float) -> Reply:

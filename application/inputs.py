@@ -25,3 +25,11 @@ def decode_base64_image(value: Any, field: str = "image") -> bytes:
     if not data:
         raise InvalidImage(f"'{field}' decodes to an empty file")
     return data
+
+
+def decoded_or_none(value: Any) -> bytes | None:
+    """The image bytes a base64 value holds, or None when it holds none."""
+    try:
+        return decode_base64_image(value)
+    except InvalidImage:
+        return None

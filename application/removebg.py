@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from application.image_url import fetch_image_url
+from application.inputs import decode_base64_image, decoded_or_none
+from application.replies import Upload
 from contract import headers
 from contract.errors import InvalidParameter, ServiceError
 from optimizer import Options, OutputFormat, PreparedImage, parse_options
@@ -26,6 +29,7 @@ from optimizer.encode import encode
 from optimizer.geometry import Bounds, subject_bounds
 from optimizer.options import Margin, require_single_values
 from optimizer.pipeline import shape_layers
+from settings import Settings
 
 MEGAPIXEL = 1_000_000
 SIZE_PIXELS = {
@@ -171,3 +175,36 @@ def account(credits: int) -> dict[str, Any]:
 
 def error_body(error: ServiceError) -> dict[str, Any]:
     return {"errors": [{"title": error.title, "code": error.code, "detail": error.details}]}
+
+
+def sent_image_bytes(fields: Mapping[str, Any], upload: Upload | None) -> bytes | None:
+    """The image bytes the request carries itself (an image_url is never fetched just to
+    answer a revalidation)."""
+    if upload is not None:
+        return upload.data
+    return decoded_or_none(fields.get("image_file_b64"))
+
+
+async def image_bytes(fields: Mapping[str, Any], upload: Upload | None,
+                      settings: Settings) -> bytes:
+    """The one image source the request names: an upload, base64, or (when allowed) a URL."""
+    sent = {name for name in IMAGE_SOURCES if fields.get(name) not in (None, "")}
+    if upload is not None:
+        sent.add("image_file")
+    if len(sent) != 1:
+        raise InvalidParameter("Send exactly one of image_file, image_file_b64, image_url")
+    if upload is not None:
+        return upload.data
+    if "image_file" in sent:
+        raise InvalidParameter("image_file must be a file upload; send base64 as "
+                               "image_file_b64")
+    if "image_file_b64" in sent:
+        return decode_base64_image(fields["image_file_b64"], "image_file_b64")
+    if not settings.allow_image_url:
+        raise InvalidParameter("image_url is disabled on this server (ALLOW_IMAGE_URL)")
+    url = fields["image_url"]
+    if not isinstance(url, str):
+        raise InvalidParameter("image_url must be a string")
+    return await fetch_image_url(url, max_bytes=settings.max_content_length,
+                                 timeout=settings.image_url_timeout_s,
+                                 ports=settings.image_url_ports)

@@ -87,3 +87,18 @@ def server_timing(timings_ms: dict[str, float], total_ms: float, cache: str | No
     if cache is not None:
         parts.append(f"cache;desc={cache}")
     return ", ".join(parts)
+
+
+# Representations of one result, each with its own ETag.
+IMAGE, REMOVEBG_JSON = "image", "removebg-json"
+
+
+def json_representation(options: Options) -> str:
+    """The JSON result also names the preset, so it is part of that representation."""
+    return f"json:{options.preset}"
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 If-None-Match: `*`, or any listed tag equal under the weak comparison."""
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from application.app import etag_matches
+from application.results import etag_matches
 from cache import CacheKeys, MemoryStore, codec, input_digest
 from optimizer import parse_options
 from optimizer.pipeline import output_id
