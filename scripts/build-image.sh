@@ -180,4 +180,8 @@ podman build --network host --secret "id=extra-ca,src=$extra_ca" \
   || { tail -n 40 "$WORK/podman-build.log" >&2; exit 1; }
 rm -rf "$WORK/context" "$WORK/bento.tar" "$extra_ca"
 log "tagged $IMAGE:$version and $IMAGE:latest"
+# Earlier builds' tags only hold space (the build stage stays cached for the next build).
+for old in $(podman images --format '{{.Repository}}:{{.Tag}}' "$IMAGE"); do
+  [[ "$old" == "$IMAGE:$version" || "$old" == "$IMAGE:latest" ]] || podman rmi "$old" >/dev/null 2>&1 || true
+done
 print_size
