@@ -72,9 +72,11 @@ EOF
 }
 
 print_size() {
-  local bytes
+  local bytes version
   bytes=$(podman image inspect --format '{{.Size}}' "$IMAGE:latest")
-  echo "$IMAGE:latest ($(podman image inspect --format '{{index .Labels "org.opencontainers.image.version"}}' "$IMAGE:latest")): $((bytes / 1000000)) MB"
+  version=$(podman image inspect \
+    --format '{{index .Labels "org.opencontainers.image.version"}}' "$IMAGE:latest")
+  echo "$IMAGE:latest ($version): $((bytes / 1000000)) MB"
 }
 
 debian_mirror() {
@@ -111,7 +113,8 @@ deb ${mirror%/debian}/debian-security bookworm-security main
 EOF
   tar -C "$rootfs" -c . | podman import --change 'CMD ["bash"]' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    - "$DEBIAN_BASE" >/dev/null
+    - "$DEBIAN_BASE" >"$WORK/base-build.log" 2>&1 \
+    || { tail -n 20 "$WORK/base-build.log" >&2; exit 1; }
   rm -rf "$rootfs"
 }
 
@@ -125,9 +128,9 @@ choose_base() {
     log "no registry answered: Python 3.11 from Debian's packages"
     make_debian_base
     if ! podman image exists "$DEBIAN_PYTHON_BASE"; then
-      podman build -q --network host --build-arg DEBIAN_IMAGE="$DEBIAN_BASE" \
+      podman build --network host --build-arg DEBIAN_IMAGE="$DEBIAN_BASE" \
         -f deploy/container/python-base.Containerfile -t "$DEBIAN_PYTHON_BASE" deploy/container \
-        >/dev/null
+        >"$WORK/base-build.log" 2>&1 || { tail -n 20 "$WORK/base-build.log" >&2; exit 1; }
     fi
     echo "$DEBIAN_PYTHON_BASE"
   fi
@@ -147,7 +150,8 @@ if ! $force && [[ $(podman image inspect --format "{{index .Labels \"$HASH_LABEL
   exit 0
 fi
 
-.venv/bin/python import_model.py >/dev/null  # idempotent; the Bento packs the stored model
+.venv/bin/python import_model.py >/dev/null 2>&1 \
+  || .venv/bin/python import_model.py  # idempotent; the Bento packs the stored model
 base=$(choose_base)
 log "base image $base"
 
@@ -155,9 +159,11 @@ tag=$(.venv/bin/bentoml build -o tag | sed -n 's/^__tag__://p')
 version=${tag#*:}
 log "built Bento $tag"
 rm -rf "$WORK/context" "$WORK/bento.tar"
-.venv/bin/bentoml export "$tag" "$PWD/$WORK/bento.tar" >/dev/null  # relative paths resolve elsewhere
-mkdir "$WORK/context"
-tar -C "$WORK/context" -xf "$WORK/bento.tar"
+# An absolute path: bentoml resolves a relative one elsewhere.
+.venv/bin/bentoml export "$tag" "$PWD/$WORK/bento.tar" >/dev/null
+mkdir -p "$WORK/context/bento"
+tar -C "$WORK/context/bento" -xf "$WORK/bento.tar"
+cp deploy/container/entrypoint.py "$WORK/context/"
 # Files owned by root in the image and readable by the service's user: the export keeps the
 # store's owner-only modes.
 chmod -R u=rwX,go=rX "$WORK/context"
@@ -182,6 +188,7 @@ rm -rf "$WORK/context" "$WORK/bento.tar" "$extra_ca"
 log "tagged $IMAGE:$version and $IMAGE:latest"
 # Earlier builds' tags only hold space (the build stage stays cached for the next build).
 for old in $(podman images --format '{{.Repository}}:{{.Tag}}' "$IMAGE"); do
-  [[ "$old" == "$IMAGE:$version" || "$old" == "$IMAGE:latest" ]] || podman rmi "$old" >/dev/null 2>&1 || true
+  [[ "$old" == "$IMAGE:$version" || "$old" == "$IMAGE:latest" ]] \
+    || podman rmi "$old" >/dev/null 2>&1 || true
 done
 print_size
