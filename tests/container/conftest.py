@@ -85,7 +85,6 @@ class PodSpec:
 
     args: list[str]
     options: list[str]
-    memory_limit: str
     user: str
 
     @classmethod
@@ -108,7 +107,7 @@ class PodSpec:
         user = f"{security['runAsUser']}:{security['runAsGroup']}"
         memory = container["resources"]["limits"]["memory"]
         options += ["--user", user, "--memory", str(quantity_bytes(memory))]
-        return cls(args=list(container["args"]), options=options, memory_limit=memory, user=user)
+        return cls(args=list(container["args"]), options=options, user=user)
 
 
 @dataclass

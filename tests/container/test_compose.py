@@ -18,6 +18,7 @@ import io
 import ipaddress
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -60,7 +61,9 @@ def unused_subnets(count: int) -> list[str]:
     networks = json.loads(podman("network", "inspect", *names).stdout) if names else []
     taken = {ipaddress.ip_network(subnet["subnet"])
              for network in networks for subnet in network.get("subnets") or []}
-    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    ip = shutil.which("ip")
+    routes = subprocess.run([ip, "-4", "route"], capture_output=True, text=True).stdout \
+        if ip else ""
     taken |= {ipaddress.ip_network(word, strict=False) for word in re.findall(
         r"^(\d+\.\d+\.\d+\.\d+/\d+)", routes, re.MULTILINE)}
     free = (f"172.30.{n}.0/24" for n in range(120, 250)
