@@ -1,7 +1,9 @@
 """Every setting of the service, in one object.
 
 Values come from the environment or a `.env` file in the working directory; real environment
-variables win. Nothing else in the project reads `os.environ`.
+variables win. An empty value counts as unset (its default applies): container images declare
+variables they cannot unset, and Kubernetes cannot remove an image's variable either. Nothing
+else in the project reads `os.environ`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ def _split_commas(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     # Rate limits
     redis_url: str | None = None

@@ -133,9 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_server_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--url", type=http_url, default=os.environ.get(URL_ENV, DEFAULT_URL),
+    # An empty variable counts as unset, as it does for the service's settings.
+    group.add_argument("--url", type=http_url, default=os.environ.get(URL_ENV) or DEFAULT_URL,
                        help=f"service base URL (default: ${URL_ENV} or {DEFAULT_URL})")
-    group.add_argument("--api-key", metavar="KEY", default=os.environ.get(KEY_ENV),
+    group.add_argument("--api-key", metavar="KEY", default=os.environ.get(KEY_ENV) or None,
                        help=f"sent as X-API-Key (default: ${KEY_ENV})")
     group.add_argument("--timeout", type=positive_float, default=120.0, metavar="S",
                        help="seconds to wait for one response (default: 120)")

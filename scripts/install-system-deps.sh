@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # System packages the tests use: redis-server (own instances for the fault tests) and Debian's
 # chromium (driven by Playwright in the playground tests; Playwright's own browser download is
-# never used). Installs with apt-get when missing and we are root; otherwise says what to install.
+# never used), podman with runc and debootstrap (tests/container build and run the image with
+# scripts/build-image.sh). Installs with apt-get when missing and we are root; otherwise says
+# what to install.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 [[ -x ${CHROMIUM_PATH:-/usr/bin/chromium} ]] || missing+=(chromium)
+for tool in podman runc debootstrap; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   apt-get update -qq
