@@ -119,6 +119,9 @@ class ModelServiceClient:
                 raise Overloaded("The model queue is full",
                                  headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S}) from None
             raise Unavailable(f"The model service failed: {exc}") from None
+        except Exception as exc:  # the hop itself failed: the model service is stopping or gone
+            raise Unavailable(f"The model service did not answer: {type(exc).__name__}",
+                              headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S}) from None
 
 
 api = create_api()
