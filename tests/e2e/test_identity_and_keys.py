@@ -12,10 +12,10 @@ import base64
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests import images
+from tests.answers import assert_error
 from tests.e2e.server import BentoServer
 from tests.serving import Connect
 
@@ -41,10 +41,6 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServer]:
     with BentoServer(tmp_path_factory.mktemp("identity"), env=env) as server:
         yield server
 
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["code"] == code
 
 
 # --- /metrics: refused by our middleware, served by BentoML ----------------------------------

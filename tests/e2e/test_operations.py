@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import images
+from tests.answers import assert_ok
 from tests.e2e.server import BentoServer
 from tests.serving import Connect, fresh_address
 
@@ -71,9 +72,6 @@ def rate_limited(client: httpx.Client) -> httpx.Response:
     assert response.status_code == 429, response.text
     return response
 
-
-def assert_ok(response: httpx.Response) -> None:
-    assert response.status_code == 200, response.text
 
 
 # --- health ------------------------------------------------------------------------------------

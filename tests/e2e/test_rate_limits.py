@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from tests import images
+from tests.answers import assert_budget, assert_limited, assert_ok
 from tests.e2e.server import BentoServer
 from tests.redis_server import RedisServer, running_redis
 from tests.serving import Connect, fresh_address
@@ -81,28 +82,7 @@ def bad(client: httpx.Client, path: str) -> httpx.Response:
                        data={"quality": "5"})
 
 
-def assert_budget(response: httpx.Response, limit: int, remaining: int) -> None:
-    headers = response.headers
-    assert headers.get("x-ratelimit-limit") == str(limit), (response.status_code, headers)
-    assert headers.get("x-ratelimit-remaining") == str(remaining), (response.status_code, headers)
-    reset = int(headers["x-ratelimit-reset"])
-    now = time.time()
-    assert now - 5 < reset <= now + HOUR + 5
 
-
-def assert_limited(response: httpx.Response, limit: int, remaining: int = 0) -> None:
-    received = time.time()
-    assert response.status_code == 429, response.text
-    assert response.json()["code"] == "rate_limited"
-    assert_budget(response, limit, remaining)
-    retry_after = response.headers["retry-after"]
-    assert retry_after.isdigit(), retry_after
-    assert int(retry_after) >= 1
-    assert received + int(retry_after) >= int(response.headers["x-ratelimit-reset"])
-
-
-def assert_ok(response: httpx.Response) -> None:
-    assert response.status_code == 200, response.text
 
 
 def health(server: BentoServer) -> httpx.Response:

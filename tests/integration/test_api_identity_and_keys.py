@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests import images
+from tests.answers import assert_error, assert_limited
 from tests.integration.api_server import InProcessServer
 from tests.serving import Connect, fresh_address
 
@@ -83,14 +84,6 @@ def assert_spent(response: httpx.Response, remaining: int, limit: int = READ_LIM
     assert response.headers["x-ratelimit-remaining"] == str(remaining)
 
 
-def assert_limited(response: httpx.Response) -> None:
-    assert response.status_code == 429, response.text
-    assert response.json()["code"] == "rate_limited"
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["code"] == code
 
 
 def spoofed(n: int) -> list[dict[str, str]]:

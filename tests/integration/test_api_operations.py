@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests import images
+from tests.answers import assert_ok
 from tests.integration.api_server import InProcessServer
 from tests.serving import Connect
 
@@ -83,9 +84,6 @@ def rate_limited(client: httpx.Client) -> httpx.Response:
     assert response.status_code == 429, response.text
     return response
 
-
-def assert_ok(response: httpx.Response) -> None:
-    assert response.status_code == 200, response.text
 
 
 # --- HTTP hardening ----------------------------------------------------------------------------

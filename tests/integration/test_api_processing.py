@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests import images
+from tests.answers import assert_error
 from tests.integration.api_server import InProcessServer
 
 pytestmark = pytest.mark.slow
@@ -31,12 +32,6 @@ def post_file(client: httpx.Client, path: str, data: bytes, name: str = "photo.p
               **options: str) -> httpx.Response:
     return client.post(path, files={"file": (name, data)}, data=options)
 
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code
-    assert {"error", "code", "solution", "details"} <= body.keys()
 
 
 class TestRemoveBackground:
