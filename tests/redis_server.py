@@ -7,7 +7,6 @@ sharing one Redis, Redis outages). Nothing here touches the shared Redis on 6379
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,13 +17,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.serving import free_port
+
 START_TIMEOUT_S = 5
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def answers(url: str) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
+from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = ROOT / "deploy" / "container" / "containers.conf"
@@ -46,11 +47,6 @@ def podman(*args: str, check: bool = True, timeout: float = 300,
                              f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_ready(url: str, timeout_s: float, alive: Any = None) -> float:
