@@ -33,7 +33,6 @@ settings = get_settings()
 # who the client is must be decided by TRUSTED_PROXIES alone (gateway/identity.py).
 os.environ["FORWARDED_ALLOW_IPS"] = ""
 configure_logging(settings.log_level, settings.log_format, settings.log_file)
-return_freed_memory_promptly()  # in every worker: resident memory follows admitted memory
 MODEL_QUEUE_RETRY_AFTER_S = "5"
 
 
@@ -133,6 +132,7 @@ class BackgroundRemover:
     segmenter = bentoml.depends(Segmenter)
 
     def __init__(self) -> None:
+        return_freed_memory_promptly()  # resident memory follows the memory admitted to images
         if settings.api_worker_nice:
             os.nice(settings.api_worker_nice)  # the model worker wins the cores when both want them
         application = Application.from_settings(settings, ModelServiceClient(self.segmenter))
