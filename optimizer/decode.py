@@ -52,10 +52,11 @@ def decode_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
-            upright = ImageOps.exif_transpose(image)
+            # In place: an image without a rotation is not copied.
+            ImageOps.exif_transpose(image, in_place=True)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as exc:
         raise InvalidImage(f"Image could not be decoded: {exc}") from None
-    return to_rgb_or_rgba(upright)
+    return to_rgb_or_rgba(image)
 
 
 def _open(data: bytes) -> Image.Image:

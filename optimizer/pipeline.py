@@ -53,7 +53,8 @@ class Result:
 
 def model_input(image: Image.Image, size: int) -> np.ndarray:
     """The uint8 HxWx3 array rembg feeds its model: RGB, Lanczos-resized to a square."""
-    rgb = image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    rgb = rgb.resize((size, size), Image.Resampling.LANCZOS)
     return np.asarray(rgb, dtype=np.uint8)
 
 
