@@ -15,12 +15,16 @@ import io
 import math
 import random
 import sys
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from PIL import Image
+
+T = TypeVar("T")
 
 PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket")
 # Bucket label -> megapixels. Small images are what most clients send: weigh them more.
@@ -127,10 +131,22 @@ def fresh_bytes(data: bytes, rng: random.Random) -> bytes:
     return data + b"\0" + rng.randbytes(16)
 
 
-def upload_bytes(item: Sample, rng: random.Random, repeat_share: float) -> bytes:
-    """The sample as sent: the corpus' own bytes (a repeat the cache may know) with
-    probability `repeat_share`, else fresh bytes of the same image."""
-    return item.data if rng.random() < repeat_share else fresh_bytes(item.data, rng)
+class RecentRequests(Generic[T]):
+    """The last requests sent, for sending one of them again exactly (the same bytes and
+    options): a retry after a timeout, a re-uploaded catalogue, a second client asking for
+    the same picture."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.items: deque[T] = deque(maxlen=size)
+
+    def remember(self, item: T) -> None:
+        self.items.append(item)
+
+    def replay(self, rng: random.Random, share: float) -> T | None:
+        """One of them with probability `share` (once any was sent), else None."""
+        if self.items and rng.random() < share:
+            return rng.choice(self.items)
+        return None
 
 
 def upload_samples() -> list[Sample]:

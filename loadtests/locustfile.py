@@ -18,8 +18,9 @@ Environment: LOADTEST_API_KEY (sent as X-API-Key), LOADTEST_SEED (reproducible c
 LOADTEST_BUCKETS (e.g. `0.25MP,1MP` to leave big images out), LOADTEST_READ_FILE_PATHS
 (comma list relative to the server's UPLOAD_DIR; default: what `python -m loadtests.inputs
 write-uploads` writes), LOADTEST_MAX_BACKOFF (cap, seconds, on honouring Retry-After [10]),
-LOADTEST_REPEAT_SHARE (share of uploads that repeat bytes sent before [0.3]; the rest are
-fresh bytes of the same images, which the result cache cannot know), LOADTEST_CACHE_FILE
+LOADTEST_REPEAT_SHARE (share of image requests that repeat one of the last 32 exactly
+[0.3]; every other upload is bytes never sent, which the result cache cannot know),
+LOADTEST_CACHE_FILE
 (where the run's X-Cache counts are written), and the shape's STEP_USERS, STEP_SECONDS,
 MAX_USERS, RUN_SECONDS (loadtests/steps.py).
 """
@@ -55,11 +56,15 @@ __all__ = [
 
 log = logging.getLogger("loadtest")
 _seeds = itertools.count()
-# How often a user sends a photo it (or another user) sent before: real traffic repeats (a
-# shop re-uploads its catalogue, a retry sends the same bytes), and the service caches.
+# How often a request repeats one of the last ones exactly (same image bytes, same options):
+# real traffic repeats (a retry after a timeout, a re-uploaded catalogue, two clients asking
+# for the same picture), and the service caches. Every other upload is bytes never sent.
 DEFAULT_REPEAT_SHARE = 0.3
 # X-Cache of every successful single-result response: the hit ratio of the run.
 CACHE_OUTCOMES: Counter[str] = Counter()
+# (method, path, name, check, body, content type) of the image requests sent lately.
+Request = tuple[str, str, str, Callable[[Any], str | None], bytes, str]
+RECENT: inputs.RecentRequests[Request] = inputs.RecentRequests()
 
 
 def _buckets() -> list[str]:
@@ -155,7 +160,15 @@ class ServiceUser(FastHttpUser):
         return inputs.pick(self.rng, buckets or _buckets())
 
     def upload(self, item: inputs.Sample) -> bytes:
-        return inputs.upload_bytes(item, self.rng, self.repeat_share)
+        return inputs.fresh_bytes(item.data, self.rng)
+
+    def send_image_request(self, build: Callable[[], Request]) -> None:
+        """A repeat of a recent request (LOADTEST_REPEAT_SHARE of the time), else a new one."""
+        request = RECENT.replay(self.rng, self.repeat_share)
+        if request is None:
+            request = build()
+            RECENT.remember(request)
+        self.send(*request)
 
 
 class RemoveBackgroundUser(ServiceUser):
@@ -163,15 +176,18 @@ class RemoveBackgroundUser(ServiceUser):
 
     @task
     def remove_background(self) -> None:
+        self.send_image_request(self.build)
+
+    def build(self) -> Request:
         item = self.pick()
         opts = options.random_options(self.rng)
         body, content_type = options.multipart(
             opts, [("file", item.filename, item.mimetype, self.upload(item))])
         expected = options.expected_mimetype(opts)
-        self.send("POST", "/remove-background", f"/remove-background [{item.bucket}]",
-                  lambda r: options.check_image(r.headers.get("Content-Type"),
-                                                r.content or b"", expected),
-                  body, content_type)
+        return ("POST", "/remove-background", f"/remove-background [{item.bucket}]",
+                lambda r: options.check_image(r.headers.get("Content-Type"),
+                                              r.content or b"", expected),
+                body, content_type)
 
 
 class PreviewUser(ServiceUser):
@@ -179,15 +195,18 @@ class PreviewUser(ServiceUser):
 
     @task
     def preview(self) -> None:
+        self.send_image_request(self.build)
+
+    def build(self) -> Request:
         item = self.pick()
         opts = options.random_options(self.rng)
         body, content_type = options.multipart(
             opts, [("file", item.filename, item.mimetype, self.upload(item))])
         expected = options.expected_mimetype(opts)
-        self.send("POST", "/remove-background-preview",
-                  f"/remove-background-preview [{item.bucket}]",
-                  lambda r: options.check_json_result(r.content or b"", expected),
-                  body, content_type)
+        return ("POST", "/remove-background-preview",
+                f"/remove-background-preview [{item.bucket}]",
+                lambda r: options.check_json_result(r.content or b"", expected),
+                body, content_type)
 
 
 class Base64User(ServiceUser):
@@ -196,16 +215,19 @@ class Base64User(ServiceUser):
 
     @task
     def base64(self) -> None:
+        self.send_image_request(self.build)
+
+    def build(self) -> Request:
         item = self.pick()
         opts = options.json_options(options.random_options(self.rng))
         image = base64.b64encode(self.upload(item)).decode("ascii")
         if self.rng.random() < self.data_url_share:
             image = f"data:{item.mimetype};base64,{image}"
         expected = options.expected_mimetype(opts)
-        self.send("POST", "/remove-background-base64",
-                  f"/remove-background-base64 [{item.bucket}]",
-                  lambda r: options.check_json_result(r.content or b"", expected),
-                  json.dumps({"image": image, **opts}).encode(), "application/json")
+        return ("POST", "/remove-background-base64",
+                f"/remove-background-base64 [{item.bucket}]",
+                lambda r: options.check_json_result(r.content or b"", expected),
+                json.dumps({"image": image, **opts}).encode(), "application/json")
 
 
 class BatchUser(ServiceUser):
@@ -215,6 +237,9 @@ class BatchUser(ServiceUser):
 
     @task
     def batch(self) -> None:
+        self.send_image_request(self.build)
+
+    def build(self) -> Request:
         allowed = [name for name in self.buckets if name in _buckets()] or [_buckets()[0]]
         bucket = self.pick(allowed).bucket
         count = self.rng.randint(2, 4)
@@ -224,10 +249,10 @@ class BatchUser(ServiceUser):
         opts = options.random_options(self.rng)
         body, content_type = options.multipart(
             opts, [("files", item.filename, item.mimetype, self.upload(item)) for item in files])
-        self.send("POST", "/remove-background-batch", f"/remove-background-batch [{bucket}]",
-                  lambda r: options.check_batch(r.headers.get("Content-Type"),
-                                                r.content or b"", count),
-                  body, content_type)
+        return ("POST", "/remove-background-batch", f"/remove-background-batch [{bucket}]",
+                lambda r: options.check_batch(r.headers.get("Content-Type"),
+                                              r.content or b"", count),
+                body, content_type)
 
 
 class ReadFileUser(ServiceUser):

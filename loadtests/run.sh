@@ -31,7 +31,7 @@ missing paths once and idles.
 Environment:
   STEP_USERS [2]  STEP_SECONDS [30]  MAX_USERS [10]  RUN_SECONDS [300]  SPAWN_RATE
   LOADTEST_API_KEY  LOADTEST_SEED  LOADTEST_BUCKETS (e.g. 0.25MP,1MP)  LOADTEST_MAX_BACKOFF
-  LOADTEST_REPEAT_SHARE [0.3: share of uploads repeating bytes sent before]
+  LOADTEST_REPEAT_SHARE [0.3: share of image requests repeating a recent one exactly]
   LOADTEST_READ_FILE_PATHS  UPLOAD_DIR  RESULTS_DIR  PYTHON [.venv/bin/python]
 USAGE
 }

@@ -349,18 +349,26 @@ def test_summarize_cli_writes_the_file(results, capsys):
     assert out.read_text(encoding="utf-8") == capsys.readouterr().out
 
 
-def test_repeat_share_decides_between_known_and_fresh_bytes() -> None:
+def test_fresh_bytes_are_new_every_time_and_the_same_image() -> None:
     item = inputs.sample("chelsea", "0.25MP", "JPEG")
     rng = random.Random(7)
-    sent = [inputs.upload_bytes(item, rng, repeat_share=0.3) for _ in range(400)]
-    repeats = sum(data == item.data for data in sent)
-    assert 80 < repeats < 160  # about 30 %
-    fresh = [data for data in sent if data != item.data]
-    assert len(set(fresh)) == len(fresh)  # never the same fresh bytes twice
-    assert all(data.startswith(item.data) for data in fresh)
-    with Image.open(io.BytesIO(fresh[0])) as decoded:  # still the same, decodable image
+    sent = [inputs.fresh_bytes(item.data, rng) for _ in range(50)]
+    assert len(set(sent)) == 50 and all(data.startswith(item.data) for data in sent)
+    with Image.open(io.BytesIO(sent[0])) as decoded:  # still the same, decodable image
         assert decoded.size == (item.width, item.height)
-    assert all(inputs.upload_bytes(item, rng, 1.0) == item.data for _ in range(20))
+
+
+def test_recent_requests_are_replayed_at_the_repeat_share() -> None:
+    recent: inputs.RecentRequests[int] = inputs.RecentRequests(size=4)
+    rng = random.Random(3)
+    assert recent.replay(rng, 1.0) is None  # nothing sent yet
+    for request in range(10):
+        recent.remember(request)
+    replays = [recent.replay(rng, 0.3) for _ in range(1000)]
+    repeated = [request for request in replays if request is not None]
+    assert 240 < len(repeated) < 360  # about 30 %
+    assert set(repeated) == {6, 7, 8, 9}  # only the last `size` are kept
+    assert recent.replay(rng, 0.0) is None
 
 
 def test_summary_reports_the_hit_ratio(tmp_path: Path) -> None:
