@@ -40,7 +40,7 @@ def open_session(stored: bentoml.Model) -> SegmentationSession:
     return SegmentationSession(
         stored.path_of(STORE_MODEL_FILE), get_spec(stored.tag.name),
         threads=settings.model_threads, run_batch=settings.inference_run_batch,
-        spinning=settings.model_thread_spinning,
+        spinning=settings.model_thread_spinning, parallel_runs=settings.model_parallel_runs,
     )
 
 

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     model_workers: int = Field(1, gt=0)
     model_threads: int = Field(2, gt=0)
     model_thread_spinning: bool = False  # onnxruntime's busy-waiting intra-op threads
+    # Batches run as this many single-thread runs side by side (1: one run, MODEL_THREADS).
+    model_parallel_runs: int = Field(1, gt=0)
     api_worker_nice: int = Field(0, ge=0, le=19)  # lower the API worker's CPU priority
     max_batch_size: int = Field(8, gt=0)
     # Images per onnxruntime run inside a batch: 1 on CPU (see segmentation/session.py).
