@@ -784,6 +784,7 @@ def cpu_model() -> str:
 def served_settings() -> str:
     served = Settings()  # what the served process will read: environment, .env, defaults
     return (f"MODEL_WORKERS={served.model_workers}, MODEL_THREADS={served.model_threads}, "
+            f"MODEL_PARALLEL_RUNS={served.model_parallel_runs}, "
             f"MODEL_THREAD_SPINNING={str(served.model_thread_spinning).lower()}, "
             f"API_WORKER_NICE={served.api_worker_nice}, MAX_BATCH_SIZE={served.max_batch_size}, "
             f"CACHE_ENABLED={str(served.cache_enabled).lower()} (the service's settings; "
