@@ -53,6 +53,8 @@ from bench.perf_report import (  # noqa: E402
     CACHE_MASK,
     CACHE_MASK_PNG,
     CACHE_MISS,
+    CACHE_MISS_PNG,
+    CACHE_MISS_WEBP,
     CACHE_OFF,
     CACHE_ON,
     SIZE_LARGE,
@@ -89,10 +91,11 @@ READY_TIMEOUT_S = 180.0
 MIXED_USERS = 24
 MIXED_REPEAT_SHARE = "0.3"
 MIXED_SEED = "bench-performance"
-LAYOUT_GRID = tuple(Layout(workers, threads, spinning, nice)
-                    for workers, threads in ((1, 2), (2, 1))
-                    for spinning in (False, True)
-                    for nice in (0, 10))
+LAYOUT_GRID = (*(Layout(workers, threads, spinning, nice)
+                  for workers, threads in ((1, 2), (2, 1))
+                  for spinning in (False, True)
+                  for nice in (0, 10)),
+               Layout(1, 2, False, 0, parallel_runs=2))
 # Limits off, and the JSON request log in every run (the profile needs it), so that the API
 # worker's logging CPU is the same in each.
 SERVICE_ENV = {"BENTOML_DO_NOT_TRACK": "true", "RATE_LIMIT_ENABLED": "false",
@@ -473,25 +476,30 @@ def size_latency(base: str, images: dict[str, bytes], count: int,
     return latencies
 
 
-# probe -> (extra form fields, expected media type, expected X-Cache), in the order sent
+# probe -> (extra form fields, expected media type, expected X-Cache), in the order sent; a
+# probe expecting a miss is sent fresh bytes, the others the bytes of the last miss.
 CACHE_REQUESTS: dict[str, tuple[dict[str, str], str, str]] = {
     CACHE_MISS: ({}, "image/png", "miss"),
     CACHE_HIT: ({}, "image/png", "hit"),
     CACHE_MASK: ({"format": "WEBP"}, "image/webp", "mask"),
     CACHE_MASK_PNG: ({"max_width": "1200"}, "image/png", "mask"),
+    CACHE_MISS_WEBP: ({"format": "WEBP"}, "image/webp", "miss"),
+    CACHE_MISS_PNG: ({"max_width": "1200"}, "image/png", "miss"),
 }
 
 
 def cache_latency(base: str, image: bytes, count: int, notes: list[str]) -> dict[str, list[float]]:
-    """`count` fresh inputs, one at a time, each sent as every probe in turn: a miss, the same
-    request again (a full-result hit), then other options (mask hits). An answer whose
-    X-Cache is not the one expected is left out and counted in a note."""
+    """`count` rounds, one request at a time: a miss, the same request again (a full-result
+    hit), the same bytes with other options (mask hits), then fresh bytes with those options
+    (their misses). An answer whose X-Cache is not the one expected is left out and counted
+    in a note."""
     latencies: dict[str, list[float]] = {probe: [] for probe in CACHE_REQUESTS}
     unexpected: Counter[str] = Counter()
     with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
         for _ in range(count):
-            body = fresh(image)
             for probe, (extra, media_type, expected) in CACHE_REQUESTS.items():
+                if expected == "miss":
+                    body = fresh(image)
                 sent = time.perf_counter()
                 response = OURS.post(client, base, body, extra)
                 elapsed = time.perf_counter() - sent
@@ -896,9 +904,14 @@ def measure_layout(layout: Layout, images: dict[str, bytes], plan: Plan, scratch
         time.sleep(2)
         results = []
         for concurrency, seconds in ((1, plan.level_s / 3), (8, plan.level_s)):
+            trace = RssTrace()
+            sampler = RssSampler(server, trace)
+            sampler.start()
             with CpuShare() as share:
                 result = run_level(OURS, server, images["1mp"], concurrency, seconds, [])
-            result.other_cpu = share.other
+            sampler.stopped.set()
+            sampler.join()
+            result.other_cpu, result.peak_rss = share.other, trace.peak(sampler.phase)
             results.append(result)
         return results
     finally:

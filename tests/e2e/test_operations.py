@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests import images
 from tests.answers import assert_ok
 from tests.e2e.server import BentoServer
-from tests.serving import Connect, fresh_address
+from tests.serving import Connect, fresh_address, meet_base64_limit
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,6 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
 }
 CHECKS = {"app", "model", "redis", "disk_space", "memory"}
-
 
 
 def serve(workdir: Path, env: dict[str, str]) -> BentoServer:
@@ -60,18 +59,6 @@ def ops(ops_dir: Path) -> Iterator[BentoServer]:
 
 def remove(client: httpx.Client, data: bytes = PHOTO, **options: str) -> httpx.Response:
     return client.post("/remove-background", files={"file": ("cat.jpg", data)}, data=options)
-
-
-def rate_limited(client: httpx.Client) -> httpx.Response:
-    """Spend the base64 budget with a refused option, then meet the 429."""
-    for _ in range(BASE64_LIMIT):
-        refused = client.post("/remove-background-base64", json={"image": PHOTO_B64,
-                                                                 "quality": 5})
-        assert refused.status_code == 400, refused.text
-    response = client.post("/remove-background-base64", json={"image": PHOTO_B64})
-    assert response.status_code == 429, response.text
-    return response
-
 
 
 # --- health ------------------------------------------------------------------------------------
@@ -117,7 +104,7 @@ class TestMetrics:
         before = scrape(ops)
         client = connect(ops)
         assert_ok(remove(client))
-        rate_limited(client)
+        meet_base64_limit(client, PHOTO_B64, BASE64_LIMIT)
         after = scrape(ops)
 
         def delta(name: str, **labels: str) -> float:

@@ -16,7 +16,7 @@ import pytest
 from tests import images
 from tests.answers import assert_ok
 from tests.integration.api_server import InProcessServer
-from tests.serving import Connect
+from tests.serving import Connect, meet_base64_limit
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,6 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
 }
 CONCURRENT_REQUESTS = 4
-
 
 
 def serve(workdir: Path, env: dict[str, str]) -> InProcessServer:
@@ -74,18 +73,6 @@ def remove(client: httpx.Client, data: bytes = PHOTO, **options: str) -> httpx.R
     return client.post("/remove-background", files={"file": ("cat.jpg", data)}, data=options)
 
 
-def rate_limited(client: httpx.Client) -> httpx.Response:
-    """Spend the base64 budget with a refused option, then meet the 429."""
-    for _ in range(BASE64_LIMIT):
-        refused = client.post("/remove-background-base64", json={"image": PHOTO_B64,
-                                                                 "quality": 5})
-        assert refused.status_code == 400, refused.text
-    response = client.post("/remove-background-base64", json={"image": PHOTO_B64})
-    assert response.status_code == 429, response.text
-    return response
-
-
-
 # --- HTTP hardening ----------------------------------------------------------------------------
 
 
@@ -105,7 +92,7 @@ SECURED = {
     "200": lambda client: remove(client),
     "400": lambda client: remove(client, quality="5"),
     "404": lambda client: client.post("/read-file", json={"path": "missing.jpg"}),
-    "429": rate_limited,
+    "429": lambda client: meet_base64_limit(client, PHOTO_B64, BASE64_LIMIT),
     "health": lambda client: client.get("/health"),
 }
 

@@ -14,6 +14,8 @@ from bench.perf_report import (
     CACHE_MASK,
     CACHE_MASK_PNG,
     CACHE_MISS,
+    CACHE_MISS_PNG,
+    CACHE_MISS_WEBP,
     CACHE_OFF,
     CACHE_ON,
     MODEL_ROLE,
@@ -168,7 +170,8 @@ def sample_measurements(**changes) -> Measurements:
                LoadResult("rembg s", 8, 10.0, latencies_s=[4.0] * 20)],
         size_latency={SIZE_SMALL: [0.40, 0.42, 0.41], SIZE_LARGE: [0.50, 0.52, 0.60]},
         cache_latency={CACHE_MISS: [0.30, 0.32, 0.34], CACHE_HIT: [0.005, 0.006, 0.007],
-                       CACHE_MASK: [0.12, 0.13, 0.14], CACHE_MASK_PNG: [0.08, 0.08, 0.09]},
+                       CACHE_MASK: [0.12, 0.13, 0.14], CACHE_MASK_PNG: [0.08, 0.08, 0.09],
+                       CACHE_MISS_WEBP: [0.38, 0.40, 0.42], CACHE_MISS_PNG: [0.26]},
         mixed=[MixedRun(CACHE_ON, 24, 60.0, 300, 0, 240, 2000.0,
                         {"hit": 30, "mask": 45, "miss": 150}),
                MixedRun(CACHE_OFF, 24, 60.0, 210, 0, 168, 3000.0, {"miss": 200})],
@@ -209,7 +212,7 @@ def test_evaluate_computes_each_ratio():
     assert hit.measured == pytest.approx(320 / 6)
     assert hit.status == "PASS"
     mask = find(targets, "mask hit")
-    assert mask.measured == pytest.approx(320 / 130)  # the WEBP probe, not the PNG one
+    assert mask.measured == pytest.approx(400 / 130)  # against the WEBP miss, not the PNG one
     assert mask.status == "PASS"
     mixed = find(targets, "mixed load")
     assert mixed.measured == pytest.approx(5.0 / 3.5)
@@ -230,8 +233,9 @@ def test_evaluate_computes_each_ratio():
         ({"ceiling_cpu_ms": {SERVED_LAYOUT: 480.0}}, "model worker CPU", "PASS"),  # 1.02×
         ({"cache_latency": {CACHE_MISS: [0.3], CACHE_HIT: [0.01], CACHE_MASK: [0.2]}},
          "full-result hit", "MISS"),  # 30×
-        ({"cache_latency": {CACHE_MISS: [0.3], CACHE_HIT: [0.001], CACHE_MASK: [0.2]}},
-         "mask hit", "MISS"),  # 1.5×
+        ({"cache_latency": {CACHE_MISS: [0.9], CACHE_HIT: [0.001], CACHE_MASK: [0.2],
+                            CACHE_MISS_WEBP: [0.3]}},
+         "mask hit", "MISS"),  # 1.5×: a faster default miss does not count
         ({"served_layout": None}, "model worker CPU", "N/A"),
         ({"mixed": []}, "mixed load", "N/A"),
     ],
@@ -310,7 +314,8 @@ def test_render_splits_cpu_by_process_and_the_api_worker_by_stage():
 def test_render_shows_the_cache():
     report = render(sample_measurements())
     assert "| hit: the same bytes and options again | 3 | 6.0 | 6.9 | 53.3× |" in report
-    assert "| mask: the same bytes, format=WEBP | 3 | 130.0 | 139.0 | 2.5× |" in report
+    assert "| mask: the same bytes, format=WEBP | 3 | 130.0 | 139.0 | 3.1× |" in report
+    assert "| miss: fresh bytes, format=WEBP | 3 | 400.0 | 418.0 | 1.0× |" in report
     assert ("| cache on | 24 | 60 | 300 | 0 | 5.00 | 4.00 | 2,000 | hit 30, mask 45, miss 150 "
             "| 13% | 33% | – | – | – | – |") in report
     m = sample_measurements()
@@ -414,6 +419,8 @@ def test_layouts_pool_rounds_and_pick_the_fastest():
                                    (b, lone),
                                    (c, layout_result(3.25, 2.1)), (c, layout_result(3.31, 2.1)),
                                    (b, layout_result(3.2, 2.2)), (a, layout_result(3.0, 2.4))])
+    summaries[1].results[0].peak_rss = 1_250_000_000
+    summaries[1].results[1].peak_rss = 1_300_000_000
     assert [s.layout for s in summaries] == [a, b, c]
     assert summaries[1].singles == [lone]  # concurrency 1 is kept apart from the c=8 figures
     assert summaries[1].single_p50_ms == pytest.approx(340)
@@ -427,8 +434,10 @@ def test_layouts_pool_rounds_and_pick_the_fastest():
     assert best_layout(summaries).layout == b  # now 3.155: more than 1% behind
     report = render_layouts(summaries, {"1 process × 2 threads": (4.2, 455.0)},
                             {"mode": "layouts"}, ["a note"])
-    assert ("| 2 | 1 | off | 0 | 3.30 | 3.40 / 3.20 | 2,200 | 2,200 | 340 | 1.2 | 15.2 | 0 | – "
-            "| **best** |") in report
+    assert ("| 2 | 1 | 1 | off | 0 | 3.30 | 3.40 / 3.20 | 2,200 | 2,200 | 340 | 1.2 | 15.2 "
+            "| 1,300 | 0 | – | **best** |") in report  # peak RSS: the highest of the rounds
+    assert "| 1 | 2 | 1 | off | 0 | 3.00 | 3.00 / 3.00 | 2,400 | 2,400 | – | 1.3 | 16.7 | – |" \
+        in report
     assert report.count("**best**") == 1
     assert "| 1 process × 2 threads | 4.20 | 455.0 |" in report
     assert "- a note" in report
@@ -437,5 +446,6 @@ def test_layouts_pool_rounds_and_pick_the_fastest():
 def test_layout_settings():
     layout = Layout(2, 1, True, 10)
     assert layout.env == {"MODEL_WORKERS": "2", "MODEL_THREADS": "1",
-                          "MODEL_THREAD_SPINNING": "true", "API_WORKER_NICE": "10"}
+                          "MODEL_THREAD_SPINNING": "true", "API_WORKER_NICE": "10",
+                          "MODEL_PARALLEL_RUNS": "1"}
     assert best_layout([]) is None
