@@ -52,7 +52,8 @@ PILLOW_SETTINGS: list[tuple[str, str, dict]] = [
 ]
 
 
-# The service's own PNG writer (optimizer/png.py): fixed Up filter, ISA-L deflate.
+# The service's own PNG writer (optimizer/png.py): fixed Up filter, ISA-L deflate. The service
+# uses it for cut-outs of JPEGs; this cut-out comes from a lossless resize, its worst case.
 OWN_ENCODERS: list[tuple[str, str, Callable[[Image.Image], bytes]]] = [
     ("PNG", "Up filter + ISA-L level 2 (optimizer/png.py)", encode_png),
 ]

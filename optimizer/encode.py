@@ -26,14 +26,16 @@ PALETTE_COLOURS = 256
 # Changes whenever an encoder setting or the library does: cached results keyed by it are
 # never served by a service that would encode differently.
 ENCODER_ID = (f"pillow{PIL.__version__}-png{PNG_COMPRESS_LEVEL}.{PNG_STRATEGY}"
-              f"-isal{isal.__version__}.up{DEFLATE_LEVEL}.{MOSTLY_TRANSPARENT}"
+              f"-isal{isal.__version__}.up{DEFLATE_LEVEL}.{MOSTLY_TRANSPARENT}.jpeg"
               f"-webp{WEBP_METHOD}-avif{AVIF_SPEED}-palette{PALETTE_COLOURS}")
 
 
-def encode(image: Image.Image, fmt: OutputFormat, quality: int, lossless_png: bool) -> bytes:
+def encode(image: Image.Image, fmt: OutputFormat, quality: int, lossless_png: bool,
+           *, from_jpeg: bool = False) -> bytes:
+    """`from_jpeg`: the image came from a JPEG, whose lossless PNG may take the fast writer."""
     buffer = io.BytesIO()
     if fmt is OutputFormat.PNG:
-        _png(image, buffer, lossless_png)
+        _png(image, buffer, lossless_png, from_jpeg)
     elif fmt is OutputFormat.JPEG:
         flat = on_background(image, WHITE)
         flat.save(buffer, "JPEG", quality=quality, progressive=True, optimize=True,
@@ -45,8 +47,8 @@ def encode(image: Image.Image, fmt: OutputFormat, quality: int, lossless_png: bo
     return buffer.getvalue()
 
 
-def _png(image: Image.Image, buffer: io.BytesIO, lossless: bool) -> None:
-    if lossless and fast_png_suits(image):
+def _png(image: Image.Image, buffer: io.BytesIO, lossless: bool, from_jpeg: bool) -> None:
+    if lossless and from_jpeg and fast_png_suits(image):
         buffer.write(encode_png(image))
         return
     if not lossless and image.mode in ("RGB", "RGBA"):

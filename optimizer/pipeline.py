@@ -19,6 +19,7 @@ from optimizer.encode import ENCODER_ID, encode
 from optimizer.geometry import Bounds, fit_size, subject_bounds
 from optimizer.memory import bytes_needed
 from optimizer.options import Margin, Options, OutputFormat
+from optimizer.png import is_jpeg
 
 RESAMPLE = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0  # box-reduce first, Lanczos the rest: same look, a fraction of the time
@@ -30,6 +31,7 @@ class PreparedImage:
     model_input: np.ndarray | None  # None when the mask is known already
     input_bytes: int
     timings_ms: dict[str, float] = field(default_factory=dict)
+    from_jpeg: bool = False  # decides the PNG writer (optimizer/png.py)
 
 
 @dataclass
@@ -81,13 +83,15 @@ def prepare(
     image = decode_image(data, max_input_pixels=max_input_pixels, **draft_limits(options))
     decoded = time.perf_counter()
     if model_size is None:
-        return PreparedImage(image, None, len(data), {"decode": _ms(started, decoded)})
+        return PreparedImage(image, None, len(data), {"decode": _ms(started, decoded)},
+                             from_jpeg=is_jpeg(data))
     tensor = model_input(image, model_size)
     return PreparedImage(
         image=image,
         model_input=tensor,
         input_bytes=len(data),
         timings_ms={"decode": _ms(started, decoded), "preprocess": _ms(decoded)},
+        from_jpeg=is_jpeg(data),
     )
 
 
@@ -122,7 +126,8 @@ def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Resul
         if options.bg_color is not None:
             picture = on_background(picture, options.bg_color)
     composed = time.perf_counter()
-    data = encode(picture, options.format, options.quality, options.lossless_png)
+    data = encode(picture, options.format, options.quality, options.lossless_png,
+                  from_jpeg=prepared.from_jpeg)
     timings = {**prepared.timings_ms, "compose": _ms(started, composed), "encode": _ms(composed)}
     return Result(data, options.format, picture.width, picture.height, prepared.input_bytes,
                   timings, subject_bounds(alpha, Margin()))

@@ -2,10 +2,11 @@
 
 Pillow's PNG encoder picks a filter for every row by trying them all and deflates with zlib:
 46 ms on a 1 MP cut-out. A fixed `Up` filter costs under a millisecond and ISA-L's deflate about
-five, for files 4-10 % larger on cut-outs of JPEG photos (more on smooth lossless sources; see
-the README's encoder table and `.venv/bin/python bench/encoders.py`). Where most of the picture
-is transparent, Pillow's per-row choice pays (a small subject: up to 26 % smaller), and it is
-cheap there, so such cut-outs keep Pillow's encoder.
+five. On cut-outs of JPEG photos the files are 4-10 % larger (JPEG's own noise leaves Pillow's
+Paeth filter little to win); on cut-outs of lossless sources, smooth where JPEGs are noisy, up
+to 23 % larger, so those keep Pillow's encoder (README, "Encoder settings";
+`.venv/bin/python bench/encoders.py`). Where most of the picture is transparent, Pillow's
+per-row choice pays too (a small subject: up to 26 % smaller), and it is cheap there.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ DEFLATE_LEVEL = 2  # ISA-L's levels are 0-3; 2 gave the smallest files on cut-ou
 MOSTLY_TRANSPARENT = 0.6
 
 
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+
+
+def is_jpeg(data: bytes) -> bool:
+    return data.startswith(JPEG_SIGNATURE)
+
+
 def fast_png_suits(image: Image.Image) -> bool:
+    """Whether the fast writer stays close to Pillow's size for this cut-out of a JPEG."""
     if image.mode not in COLOUR_TYPES:
         return False
     if image.mode != "RGBA":

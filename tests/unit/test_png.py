@@ -1,5 +1,6 @@
 """The fast PNG writer: lossless, readable by Pillow, at most 10 % larger than Pillow's own
-encoder on real cut-outs, and the cut-out itself pixel for pixel what it was before."""
+encoder on real cut-outs of JPEG photos, used for those only, and the cut-out itself pixel for
+pixel what it was before."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from PIL import Image, ImageChops
 from optimizer import OutputFormat, parse_options, prepare
 from optimizer.compose import cutout
 from optimizer.encode import PNG_COMPRESS_LEVEL, PNG_STRATEGY, encode
-from optimizer.pipeline import shape_layers
-from optimizer.png import encode_png, fast_png_suits
+from optimizer.pipeline import finish, shape_layers
+from optimizer.png import encode_png, fast_png_suits, is_jpeg
 from segmentation import SegmentationSession, get_spec
 from tests import images
 
@@ -88,7 +89,34 @@ def test_real_cutouts_look_the_same_and_grow_at_most_10_percent(
     made = cutout(image, alpha)
     before = previous_cutout(image, alpha)
     assert np.array_equal(np.asarray(made), np.asarray(before))  # the same pixels
-    data = encode(made, OutputFormat.PNG, 100, lossless_png=True)
+    data = encode(made, OutputFormat.PNG, 100, lossless_png=True, from_jpeg=True)
+    assert (data == encode_png(made)) == fast_png_suits(made)  # unless mostly transparent
     with Image.open(io.BytesIO(data)) as decoded:
         assert np.array_equal(np.asarray(decoded), np.asarray(before))
     assert len(data) <= SIZE_GROWTH_ALLOWED * len(pillow_png(before)), photo
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_cutouts_of_lossless_sources_keep_pillows_encoder(
+        session: SegmentationSession, fmt: str) -> None:
+    options = parse_options({})
+    source = images.photo("coffee", fmt, lossless=True) if fmt == "WEBP" else \
+        images.photo("coffee", fmt)
+    prepared = prepare(source, options, max_input_pixels=10**8, model_size=320)
+    assert not prepared.from_jpeg
+    assert prepared.model_input is not None
+    mask = session.predict(prepared.model_input[np.newaxis])[0]
+    image, alpha = shape_layers(prepared, mask, options)
+    made = cutout(image, alpha)
+    assert fast_png_suits(made)  # as a JPEG's cut-out, it would take the fast writer
+    assert finish(prepared, mask, options).data == pillow_png(made)
+
+
+def test_only_jpeg_data_counts_as_a_jpeg_source() -> None:
+    options = parse_options({})
+    jpeg = prepare(images.photo("chelsea", "JPEG"), options, max_input_pixels=10**8,
+                   model_size=None)
+    png = prepare(images.photo("chelsea", "PNG"), options, max_input_pixels=10**8,
+                  model_size=None)
+    assert jpeg.from_jpeg and not png.from_jpeg
+    assert is_jpeg(b"\xff\xd8\xff\xe0") and not is_jpeg(b"\x89PNG\r\n") and not is_jpeg(b"")
