@@ -14,6 +14,7 @@ import uvicorn
 
 from application import Application, InProcessModels
 from gateway.api import asgi_app
+from operations.resources import return_freed_memory_promptly
 from segmentation import SegmentationSession, get_spec
 from settings import Settings
 from tests.serving import GENEROUS_LIMITS, free_port
@@ -51,6 +52,7 @@ class InProcessServer:
             **(env or {}),
         }
         self.settings = settings_from(self.env)
+        return_freed_memory_promptly()  # as the API worker does (service.py)
         self.application = Application.from_settings(self.settings, shared_models())
         # As BentoML runs uvicorn: proxy headers are never trusted by uvicorn itself.
         config = uvicorn.Config(asgi_app(self.application, self.settings), host="127.0.0.1",
