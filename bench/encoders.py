@@ -53,7 +53,8 @@ PILLOW_SETTINGS: list[tuple[str, str, dict]] = [
 
 
 # The service's own PNG writer (optimizer/png.py): fixed Up filter, ISA-L deflate. The service
-# uses it for cut-outs of JPEGs; this cut-out comes from a lossless resize, its worst case.
+# uses it for cut-outs of JPEGs up to q90; this cut-out comes from a lossless resize, for which
+# the service keeps Pillow's encoder.
 OWN_ENCODERS: list[tuple[str, str, Callable[[Image.Image], bytes]]] = [
     ("PNG", "Up filter + ISA-L level 2 (optimizer/png.py)", encode_png),
 ]

@@ -17,6 +17,10 @@ from contract.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
 from optimizer.geometry import Box, fit_size
 
 DECODABLE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "AVIF")
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+# libjpeg's luminance table at quality 50 (ITU T.81, Annex K) sums to this; other qualities
+# scale it by 5000 / q below 50 and by 200 - 2q above.
+STANDARD_LUMINANCE_SUM = 3688
 ORIENTATION_TAG = 0x0112
 SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that rotate by 90 degrees
 
@@ -125,3 +129,19 @@ def identify_format(data: bytes) -> str:
     """The format name of an image we decode, from its header alone."""
     with _open(data) as image:
         return image.format or "unknown"
+
+
+def jpeg_quality(data: bytes) -> float | None:
+    """The libjpeg quality setting a JPEG's luminance table matches (about 99 for a table of
+    ones); None for anything that is not a readable JPEG. Reads the header only."""
+    if not data.startswith(JPEG_SIGNATURE):
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
+            tables = getattr(image, "quantization", None) or {}
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return None
+    if not tables:
+        return None
+    scale = 100 * sum(tables[min(tables)]) / STANDARD_LUMINANCE_SUM
+    return 100 - scale / 2 if scale <= 100 else 5000 / scale

@@ -13,7 +13,13 @@ from PIL import Image
 
 from optimizer.compose import on_background
 from optimizer.options import OutputFormat
-from optimizer.png import DEFLATE_LEVEL, MOSTLY_TRANSPARENT, encode_png, fast_png_suits
+from optimizer.png import (
+    DEFLATE_LEVEL,
+    FINEST_JPEG_QUALITY,
+    MOSTLY_TRANSPARENT,
+    encode_png,
+    fast_png_suits,
+)
 
 WHITE = (255, 255, 255, 255)
 PNG_COMPRESS_LEVEL = 2
@@ -26,16 +32,17 @@ PALETTE_COLOURS = 256
 # Changes whenever an encoder setting or the library does: cached results keyed by it are
 # never served by a service that would encode differently.
 ENCODER_ID = (f"pillow{PIL.__version__}-png{PNG_COMPRESS_LEVEL}.{PNG_STRATEGY}"
-              f"-isal{isal.__version__}.up{DEFLATE_LEVEL}.{MOSTLY_TRANSPARENT}.jpeg"
+              f"-isal{isal.__version__}.up{DEFLATE_LEVEL}.{MOSTLY_TRANSPARENT}.jpeg{FINEST_JPEG_QUALITY}"
               f"-webp{WEBP_METHOD}-avif{AVIF_SPEED}-palette{PALETTE_COLOURS}")
 
 
 def encode(image: Image.Image, fmt: OutputFormat, quality: int, lossless_png: bool,
-           *, from_jpeg: bool = False) -> bytes:
-    """`from_jpeg`: the image came from a JPEG, whose lossless PNG may take the fast writer."""
+           *, source_jpeg_quality: float | None = None) -> bytes:
+    """`source_jpeg_quality`: the image came from a JPEG of that quality, whose lossless PNG
+    may take the fast writer (optimizer/png.py)."""
     buffer = io.BytesIO()
     if fmt is OutputFormat.PNG:
-        _png(image, buffer, lossless_png, from_jpeg)
+        _png(image, buffer, lossless_png, source_jpeg_quality)
     elif fmt is OutputFormat.JPEG:
         flat = on_background(image, WHITE)
         flat.save(buffer, "JPEG", quality=quality, progressive=True, optimize=True,
@@ -47,8 +54,9 @@ def encode(image: Image.Image, fmt: OutputFormat, quality: int, lossless_png: bo
     return buffer.getvalue()
 
 
-def _png(image: Image.Image, buffer: io.BytesIO, lossless: bool, from_jpeg: bool) -> None:
-    if lossless and from_jpeg and fast_png_suits(image):
+def _png(image: Image.Image, buffer: io.BytesIO, lossless: bool,
+         source_jpeg_quality: float | None) -> None:
+    if lossless and fast_png_suits(image, source_jpeg_quality):
         buffer.write(encode_png(image))
         return
     if not lossless and image.mode in ("RGB", "RGBA"):

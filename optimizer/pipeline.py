@@ -14,12 +14,11 @@ import numpy as np
 from PIL import Image
 
 from optimizer.compose import cutout, on_background
-from optimizer.decode import decode_image, open_image
+from optimizer.decode import decode_image, jpeg_quality, open_image
 from optimizer.encode import ENCODER_ID, encode
 from optimizer.geometry import Bounds, fit_size, subject_bounds
 from optimizer.memory import bytes_needed
 from optimizer.options import Margin, Options, OutputFormat
-from optimizer.png import is_jpeg
 
 RESAMPLE = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0  # box-reduce first, Lanczos the rest: same look, a fraction of the time
@@ -31,7 +30,7 @@ class PreparedImage:
     model_input: np.ndarray | None  # None when the mask is known already
     input_bytes: int
     timings_ms: dict[str, float] = field(default_factory=dict)
-    from_jpeg: bool = False  # decides the PNG writer (optimizer/png.py)
+    source_jpeg_quality: float | None = None  # decides the PNG writer (optimizer/png.py)
 
 
 @dataclass
@@ -84,14 +83,14 @@ def prepare(
     decoded = time.perf_counter()
     if model_size is None:
         return PreparedImage(image, None, len(data), {"decode": _ms(started, decoded)},
-                             from_jpeg=is_jpeg(data))
+                             source_jpeg_quality=jpeg_quality(data))
     tensor = model_input(image, model_size)
     return PreparedImage(
         image=image,
         model_input=tensor,
         input_bytes=len(data),
         timings_ms={"decode": _ms(started, decoded), "preprocess": _ms(decoded)},
-        from_jpeg=is_jpeg(data),
+        source_jpeg_quality=jpeg_quality(data),
     )
 
 
@@ -127,7 +126,7 @@ def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Resul
             picture = on_background(picture, options.bg_color)
     composed = time.perf_counter()
     data = encode(picture, options.format, options.quality, options.lossless_png,
-                  from_jpeg=prepared.from_jpeg)
+                  source_jpeg_quality=prepared.source_jpeg_quality)
     timings = {**prepared.timings_ms, "compose": _ms(started, composed), "encode": _ms(composed)}
     return Result(data, options.format, picture.width, picture.height, prepared.input_bytes,
                   timings, subject_bounds(alpha, Margin()))

@@ -2,11 +2,12 @@
 
 Pillow's PNG encoder picks a filter for every row by trying them all and deflates with zlib:
 46 ms on a 1 MP cut-out. A fixed `Up` filter costs under a millisecond and ISA-L's deflate about
-five. On cut-outs of JPEG photos the files are 4-10 % larger (JPEG's own noise leaves Pillow's
-Paeth filter little to win); on cut-outs of lossless sources, smooth where JPEGs are noisy, up
-to 23 % larger, so those keep Pillow's encoder (README, "Encoder settings";
-`.venv/bin/python bench/encoders.py`). Where most of the picture is transparent, Pillow's
-per-row choice pays too (a small subject: up to 26 % smaller), and it is cheap there.
+five. On cut-outs of JPEGs up to quality 90 the files were at most 10 % larger (JPEG's own
+noise leaves Pillow's Paeth filter little to win); from finer JPEGs up to 13 %, and from
+lossless sources, smooth where JPEGs are noisy, up to 23 %, so those keep Pillow's encoder
+(README, "Encoder settings"; `.venv/bin/python bench/encoders.py`). Where most of the picture
+is transparent, Pillow's per-row choice pays too (a small subject: up to 26 % smaller), and it
+is cheap there.
 """
 
 from __future__ import annotations
@@ -23,17 +24,15 @@ UP_FILTER = 2
 DEFLATE_LEVEL = 2  # ISA-L's levels are 0-3; 2 gave the smallest files on cut-outs
 # Above this share of fully transparent pixels, Pillow's adaptive filters win on size.
 MOSTLY_TRANSPARENT = 0.6
+# The finest source JPEG (libjpeg quality) whose cut-outs stay within 10 % of Pillow's size.
+FINEST_JPEG_QUALITY = 90
 
 
-JPEG_SIGNATURE = b"\xff\xd8\xff"
-
-
-def is_jpeg(data: bytes) -> bool:
-    return data.startswith(JPEG_SIGNATURE)
-
-
-def fast_png_suits(image: Image.Image) -> bool:
-    """Whether the fast writer stays close to Pillow's size for this cut-out of a JPEG."""
+def fast_png_suits(image: Image.Image, source_jpeg_quality: float | None) -> bool:
+    """Whether the fast writer stays within 10 % of Pillow's size for this cut-out of a source
+    JPEG of that quality (None: the source was not a JPEG)."""
+    if source_jpeg_quality is None or round(source_jpeg_quality) > FINEST_JPEG_QUALITY:
+        return False
     if image.mode not in COLOUR_TYPES:
         return False
     if image.mode != "RGBA":

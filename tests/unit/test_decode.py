@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from contract.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
-from optimizer.decode import decode_image, identify_format, to_rgb_or_rgba
+from optimizer.decode import decode_image, identify_format, jpeg_quality, to_rgb_or_rgba
 from optimizer.geometry import fit_size
 from tests import images
 
@@ -253,3 +253,15 @@ def test_to_rgb_or_rgba_keeps_an_rgb_image_as_is() -> None:
 def test_float_grey_is_scaled_from_unit_range() -> None:
     image = Image.fromarray(np.full((4, 4), 0.5, dtype=np.float32), mode="F")
     assert to_rgb_or_rgba(image).getpixel((0, 0)) == (127, 127, 127)
+
+
+@pytest.mark.parametrize("quality", [30, 50, 75, 90, 91, 95, 100])
+def test_jpeg_quality_is_read_from_the_luminance_table(quality: int) -> None:
+    data = images.photo("chelsea", "JPEG", quality=quality)
+    assert jpeg_quality(data) == pytest.approx(quality, abs=1)
+
+
+@pytest.mark.parametrize("data", [b"", b"\xff\xd8\xff", images.photo("chelsea", "PNG"),
+                                  images.photo("chelsea", "WEBP")])
+def test_jpeg_quality_is_none_for_anything_but_a_readable_jpeg(data: bytes) -> None:
+    assert jpeg_quality(data) is None

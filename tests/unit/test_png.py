@@ -1,6 +1,6 @@
 """The fast PNG writer: lossless, readable by Pillow, at most 10 % larger than Pillow's own
-encoder on real cut-outs of JPEG photos, used for those only, and the cut-out itself pixel for
-pixel what it was before."""
+encoder on real cut-outs of JPEGs up to quality 90, used for those only, and the cut-out itself
+pixel for pixel what it was before."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from optimizer import OutputFormat, parse_options, prepare
 from optimizer.compose import cutout
 from optimizer.encode import PNG_COMPRESS_LEVEL, PNG_STRATEGY, encode
 from optimizer.pipeline import finish, shape_layers
-from optimizer.png import encode_png, fast_png_suits, is_jpeg
+from optimizer.png import FINEST_JPEG_QUALITY, encode_png, fast_png_suits
 from segmentation import SegmentationSession, get_spec
 from tests import images
 
@@ -66,10 +66,18 @@ def test_chunks_carry_valid_checksums() -> None:
 def test_mostly_transparent_cutouts_keep_pillows_encoder() -> None:
     small_subject = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
     small_subject.paste((200, 10, 10, 255), (40, 40, 60, 60))
-    assert not fast_png_suits(small_subject)
+    assert not fast_png_suits(small_subject, 80)
     large_subject = Image.new("RGBA", (100, 100), (200, 10, 10, 255))
-    assert fast_png_suits(large_subject)
-    assert not fast_png_suits(Image.new("P", (10, 10)))
+    assert fast_png_suits(large_subject, 80)
+    assert not fast_png_suits(Image.new("P", (10, 10)), 80)
+
+
+def test_only_cutouts_of_coarse_enough_jpegs_take_the_fast_writer() -> None:
+    opaque = Image.new("RGB", (10, 10), (200, 10, 10))
+    assert fast_png_suits(opaque, FINEST_JPEG_QUALITY)
+    assert fast_png_suits(opaque, FINEST_JPEG_QUALITY + 0.4)  # the estimate is not exact
+    assert not fast_png_suits(opaque, FINEST_JPEG_QUALITY + 1)
+    assert not fast_png_suits(opaque, None)  # not a JPEG
 
 
 @pytest.fixture(scope="module")
@@ -81,42 +89,34 @@ def session(stored_model_path: Path) -> SegmentationSession:
 def test_real_cutouts_look_the_same_and_grow_at_most_10_percent(
         session: SegmentationSession, photo: str) -> None:
     options = parse_options({})
-    prepared = prepare(images.photo(photo, "JPEG"), options, max_input_pixels=10**8,
-                       model_size=320)
+    # The finest JPEGs that take the fast writer: the largest growth over Pillow's size.
+    prepared = prepare(images.photo(photo, "JPEG", quality=FINEST_JPEG_QUALITY), options,
+                       max_input_pixels=10**8, model_size=320)
     assert prepared.model_input is not None
     mask = session.predict(prepared.model_input[np.newaxis])[0]
     image, alpha = shape_layers(prepared, mask, options)
     made = cutout(image, alpha)
     before = previous_cutout(image, alpha)
     assert np.array_equal(np.asarray(made), np.asarray(before))  # the same pixels
-    data = encode(made, OutputFormat.PNG, 100, lossless_png=True, from_jpeg=True)
-    assert (data == encode_png(made)) == fast_png_suits(made)  # unless mostly transparent
+    quality = prepared.source_jpeg_quality
+    assert quality == pytest.approx(FINEST_JPEG_QUALITY, abs=0.5)
+    data = encode(made, OutputFormat.PNG, 100, lossless_png=True, source_jpeg_quality=quality)
+    assert (data == encode_png(made)) == fast_png_suits(made, quality)  # unless mostly clear
     with Image.open(io.BytesIO(data)) as decoded:
         assert np.array_equal(np.asarray(decoded), np.asarray(before))
     assert len(data) <= SIZE_GROWTH_ALLOWED * len(pillow_png(before)), photo
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
-def test_cutouts_of_lossless_sources_keep_pillows_encoder(
-        session: SegmentationSession, fmt: str) -> None:
-    options = parse_options({})
-    source = images.photo("coffee", fmt, lossless=True) if fmt == "WEBP" else \
-        images.photo("coffee", fmt)
-    prepared = prepare(source, options, max_input_pixels=10**8, model_size=320)
-    assert not prepared.from_jpeg
+@pytest.mark.parametrize(("fmt", "options"), [
+    ("PNG", {}), ("WEBP", {"lossless": True}), ("JPEG", {"quality": 95}),
+])
+def test_cutouts_of_fine_sources_keep_pillows_encoder(
+        session: SegmentationSession, fmt: str, options: dict) -> None:
+    source = images.photo("coffee", fmt, **options)
+    prepared = prepare(source, parse_options({}), max_input_pixels=10**8, model_size=320)
     assert prepared.model_input is not None
     mask = session.predict(prepared.model_input[np.newaxis])[0]
-    image, alpha = shape_layers(prepared, mask, options)
+    image, alpha = shape_layers(prepared, mask, parse_options({}))
     made = cutout(image, alpha)
-    assert fast_png_suits(made)  # as a JPEG's cut-out, it would take the fast writer
-    assert finish(prepared, mask, options).data == pillow_png(made)
-
-
-def test_only_jpeg_data_counts_as_a_jpeg_source() -> None:
-    options = parse_options({})
-    jpeg = prepare(images.photo("chelsea", "JPEG"), options, max_input_pixels=10**8,
-                   model_size=None)
-    png = prepare(images.photo("chelsea", "PNG"), options, max_input_pixels=10**8,
-                  model_size=None)
-    assert jpeg.from_jpeg and not png.from_jpeg
-    assert is_jpeg(b"\xff\xd8\xff\xe0") and not is_jpeg(b"\x89PNG\r\n") and not is_jpeg(b"")
+    assert fast_png_suits(made, 90)  # as a cut-out of a q90 JPEG, it would take the fast writer
+    assert finish(prepared, mask, parse_options({})).data == pillow_png(made)
