@@ -898,23 +898,23 @@ def measure_layout(layout: Layout, images: dict[str, bytes], plan: Plan, scratch
     queue wait and holds a lone request back for it, which would be measured instead.
     """
     server = serve_ours(f"layout-{index}", scratch, layout.env)
+    trace = RssTrace()
+    sampler = RssSampler(server, trace)
+    sampler.start()
     try:
         server.wait_ready()
         warm_up(OURS, server.url, images, notes)
         time.sleep(2)
         results = []
         for concurrency, seconds in ((1, plan.level_s / 3), (8, plan.level_s)):
-            trace = RssTrace()
-            sampler = RssSampler(server, trace)
-            sampler.start()
+            sampler.phase = f"c={concurrency}"
             with CpuShare() as share:
                 result = run_level(OURS, server, images["1mp"], concurrency, seconds, [])
-            sampler.stopped.set()
-            sampler.join()
             result.other_cpu, result.peak_rss = share.other, trace.peak(sampler.phase)
             results.append(result)
         return results
     finally:
+        sampler.stopped.set()
         server.stop()
 
 

@@ -17,7 +17,6 @@ from contract.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
 from optimizer.geometry import Box, fit_size
 
 DECODABLE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "AVIF")
-JPEG_SIGNATURE = b"\xff\xd8\xff"
 # libjpeg's luminance table at quality 50 (ITU T.81, Annex K) sums to this; other qualities
 # scale it by 5000 / q below 50 and by 200 - 2q above.
 STANDARD_LUMINANCE_SUM = 3688
@@ -134,8 +133,6 @@ def identify_format(data: bytes) -> str:
 def jpeg_quality(data: bytes) -> float | None:
     """The libjpeg quality setting a JPEG's luminance table matches (about 99 for a table of
     ones); None for anything that is not a readable JPEG. Reads the header only."""
-    if not data.startswith(JPEG_SIGNATURE):
-        return None
     try:
         with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
             tables = getattr(image, "quantization", None) or {}

@@ -81,16 +81,17 @@ def prepare(
     started = time.perf_counter()
     image = decode_image(data, max_input_pixels=max_input_pixels, **draft_limits(options))
     decoded = time.perf_counter()
+    quality = jpeg_quality(data)
     if model_size is None:
         return PreparedImage(image, None, len(data), {"decode": _ms(started, decoded)},
-                             source_jpeg_quality=jpeg_quality(data))
+                             source_jpeg_quality=quality)
     tensor = model_input(image, model_size)
     return PreparedImage(
         image=image,
         model_input=tensor,
         input_bytes=len(data),
         timings_ms={"decode": _ms(started, decoded), "preprocess": _ms(decoded)},
-        source_jpeg_quality=jpeg_quality(data),
+        source_jpeg_quality=quality,
     )
 
 
