@@ -38,9 +38,12 @@ MODEL_QUEUE_RETRY_AFTER_S = "5"
 
 def open_session(stored: bentoml.Model) -> SegmentationSession:
     return SegmentationSession(
-        stored.path_of(STORE_MODEL_FILE), get_spec(stored.tag.name),
-        threads=settings.model_threads, run_batch=settings.inference_run_batch,
-        spinning=settings.model_thread_spinning, parallel_runs=settings.model_parallel_runs,
+        stored.path_of(STORE_MODEL_FILE),
+        get_spec(stored.tag.name),
+        threads=settings.model_threads,
+        run_batch=settings.inference_run_batch,
+        spinning=settings.model_thread_spinning,
+        parallel_runs=settings.model_parallel_runs,
     )
 
 
@@ -80,7 +83,8 @@ class Segmenter:
     def models(self) -> dict[str, int]:
         """Models this service can run: name -> square input size."""
         stored = [
-            model.tag.name for model in bentoml.models.list()
+            model.tag.name
+            for model in bentoml.models.list()
             if STORE_LABELS.items() <= model.info.labels.items()
         ]
         return {name: get_spec(name).input_size for name in {*stored, settings.model}}
@@ -115,12 +119,15 @@ class ModelServiceClient:
             return await call
         except bentoml.exceptions.BentoMLException as exc:
             if exc.error_code == 503:
-                raise Overloaded("The model queue is full",
-                                 headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S}) from None
+                raise Overloaded(
+                    "The model queue is full", headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S}
+                ) from None
             raise Unavailable(f"The model service failed: {exc}") from None
         except Exception as exc:  # the hop itself failed: the model service is stopping or gone
-            raise Unavailable(f"The model service did not answer: {type(exc).__name__}",
-                              headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S}) from None
+            raise Unavailable(
+                f"The model service did not answer: {type(exc).__name__}",
+                headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S},
+            ) from None
 
 
 api = create_api()

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     api_keys: CommaList = []
     cors_origins: CommaList = []
     metrics_allow: NetworkList = Field(
-        default_factory=lambda: parse_networks(DEFAULT_METRICS_ALLOW))
+        default_factory=lambda: parse_networks(DEFAULT_METRICS_ALLOW)
+    )
     client_ipv6_prefix: int = Field(64, ge=32, le=128)  # IPv6 clients share a budget per /64
 
     # Limits on what a client controls

@@ -9,6 +9,11 @@ from application.models import InProcessModels, ModelService
 from application.replies import Caller, Reply, Upload
 
 __all__ = [
-    "Application", "Caller", "HealthReport", "InProcessModels", "ModelService", "Reply",
+    "Application",
+    "Caller",
+    "HealthReport",
+    "InProcessModels",
+    "ModelService",
+    "Reply",
     "Upload",
 ]

@@ -52,8 +52,10 @@ class Admission:
     @contextmanager
     def request(self) -> Iterator[None]:
         if self.in_flight >= self.max_requests:
-            raise Overloaded(f"More than {self.max_requests} requests in flight",
-                             headers={"Retry-After": str(REQUESTS_RETRY_AFTER_S)})
+            raise Overloaded(
+                f"More than {self.max_requests} requests in flight",
+                headers={"Retry-After": str(REQUESTS_RETRY_AFTER_S)},
+            )
         self.in_flight += 1
         try:
             yield
@@ -67,14 +69,17 @@ class Admission:
         if needed > self.memory_budget:
             raise PayloadTooLarge(
                 f"Processing this image needs about {needed // MIB} MiB; this server takes on "
-                f"at most {self.memory_budget // MIB} MiB at once. Send fewer pixels.")
+                f"at most {self.memory_budget // MIB} MiB at once. Send fewer pixels."
+            )
         async with self._room:
             try:
                 await asyncio.wait_for(self._room.wait_for(lambda: self._fits(needed)), wait_s)
             except TimeoutError:
                 retry_after = str(max(1, math.ceil(self.wait_s)))
-                raise Overloaded("Not enough memory free for this image right now",
-                                 headers={"Retry-After": retry_after}) from None
+                raise Overloaded(
+                    "Not enough memory free for this image right now",
+                    headers={"Retry-After": retry_after},
+                ) from None
             self._take(needed)
         try:
             yield

@@ -58,13 +58,19 @@ from settings import Settings
 ZIP = "application/zip"
 BATCH_ARCHIVE_NAME = "images_no_bg.zip"
 RETENTION_SWEEP_S = 600
+
+
 def cache_store_for(settings: Settings) -> CacheStore | None:
     if not settings.cache_enabled:
         return None
-    return open_store(settings.redis_url, max_bytes=settings.cache_max_bytes,
-                      max_item_bytes=settings.cache_max_item_bytes, ttl_s=settings.cache_ttl_s,
-                      timeout=settings.redis_socket_timeout,
-                      retry_interval=settings.redis_retry_interval)
+    return open_store(
+        settings.redis_url,
+        max_bytes=settings.cache_max_bytes,
+        max_item_bytes=settings.cache_max_item_bytes,
+        ttl_s=settings.cache_ttl_s,
+        timeout=settings.redis_socket_timeout,
+        retry_interval=settings.redis_retry_interval,
+    )
 
 
 def limiter_for(settings: Settings) -> RateLimiter:
@@ -89,17 +95,24 @@ class HealthReport:
 
 
 class Application:
-    def __init__(self, settings: Settings, models: ModelService, limiter: RateLimiter,
-                 clock: Callable[[], float] = time.perf_counter,
-                 store: CacheStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        models: ModelService,
+        limiter: RateLimiter,
+        clock: Callable[[], float] = time.perf_counter,
+        store: CacheStore | None = None,
+    ) -> None:
         self.settings = settings
         self.limiter = limiter
         self.clock = clock
         self.processor = ImageProcessor(models, settings.model, settings.max_image_pixels, clock)
-        self.admission = Admission(settings.max_concurrency, memory_budget_bytes(settings),
-                                   settings.memory_wait_s)
-        self.producer = CachedProcessor(self.processor, self.admission, store,
-                                        settings.max_image_pixels)
+        self.admission = Admission(
+            settings.max_concurrency, memory_budget_bytes(settings), settings.memory_wait_s
+        )
+        self.producer = CachedProcessor(
+            self.processor, self.admission, store, settings.max_image_pixels
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, models: ModelService) -> Application:
@@ -112,13 +125,15 @@ class Application:
             folder.mkdir(parents=True, exist_ok=True)
         return start_retention(folders, self.settings.file_ttl_hours * 3600, RETENTION_SWEEP_S)
 
-    async def remove_file(self, caller: Caller, upload: Upload | None,
-                          raw_options: Mapping[str, Any]) -> Reply:
+    async def remove_file(
+        self, caller: Caller, upload: Upload | None, raw_options: Mapping[str, Any]
+    ) -> Reply:
         """Image in, image out, named for download."""
         started = self.clock()
         data = upload.data if upload else None
-        if unchanged := await self._unchanged(caller, data, lambda: parse_options(raw_options),
-                                              lambda _: IMAGE):
+        if unchanged := await self._unchanged(
+            caller, data, lambda: parse_options(raw_options), lambda _: IMAGE
+        ):
             return unchanged
         async with self._request(caller, routes.REMOVE):
             options, produced = await self._produce_upload(caller, upload, raw_options)
@@ -127,13 +142,15 @@ class Application:
         reply_headers[headers.CONTENT_DISPOSITION] = content_disposition(name)
         return Reply(produced.result.data, produced.result.format.mimetype, reply_headers)
 
-    async def preview(self, caller: Caller, upload: Upload | None,
-                      raw_options: Mapping[str, Any]) -> Reply:
+    async def preview(
+        self, caller: Caller, upload: Upload | None, raw_options: Mapping[str, Any]
+    ) -> Reply:
         """Image in, the JSON result out."""
         started = self.clock()
         data = upload.data if upload else None
-        if unchanged := await self._unchanged(caller, data, lambda: parse_options(raw_options),
-                                              json_representation):
+        if unchanged := await self._unchanged(
+            caller, data, lambda: parse_options(raw_options), json_representation
+        ):
             return unchanged
         async with self._request(caller, routes.PREVIEW):
             options, produced = await self._produce_upload(caller, upload, raw_options)
@@ -144,17 +161,18 @@ class Application:
         started = self.clock()
         raw_options = {key: value for key, value in body.items() if key != "image"}
         data = decoded_or_none(body.get("image"))
-        if unchanged := await self._unchanged(caller, data, lambda: parse_options(raw_options),
-                                              json_representation):
+        if unchanged := await self._unchanged(
+            caller, data, lambda: parse_options(raw_options), json_representation
+        ):
             return unchanged
         async with self._request(caller, routes.BASE64):
             options = parse_options(raw_options)
-            produced = await self._produce(caller, decode_base64_image(body.get("image")),
-                                           options)
+            produced = await self._produce(caller, decode_base64_image(body.get("image")), options)
             return await self._json_result(produced, options, started)
 
-    async def remove_batch(self, caller: Caller, uploads: Sequence[Upload],
-                           raw_options: Mapping[str, Any]) -> Reply:
+    async def remove_batch(
+        self, caller: Caller, uploads: Sequence[Upload], raw_options: Mapping[str, Any]
+    ) -> Reply:
         """Several images in, a zip of the results and `manifest.json` out. Each file spends
         one unit; one that fails does not fail the others. At most BATCH_PARALLELISM files
         are in work at once, each admitted by its own memory needs."""
@@ -163,29 +181,38 @@ class Application:
             if not uploads:
                 raise InvalidImage("No images were sent in the 'files' field")
             if len(uploads) > self.settings.max_batch_files:
-                raise InvalidParameter(
-                    f"At most {self.settings.max_batch_files} files per batch")
+                raise InvalidParameter(f"At most {self.settings.max_batch_files} files per batch")
             options = parse_options(raw_options)
             names = unique_names(download_name(upload.filename, options) for upload in uploads)
             in_work = asyncio.Semaphore(self.settings.batch_parallelism)
-            entries = await asyncio.gather(*(
-                self._batch_entry(caller, upload, name, options, in_work)
-                for upload, name in zip(uploads, names, strict=True)
-            ))
+            entries = await asyncio.gather(
+                *(
+                    self._batch_entry(caller, upload, name, options, in_work)
+                    for upload, name in zip(uploads, names, strict=True)
+                )
+            )
             archive = await asyncio.to_thread(batch_archive, entries)
-        return Reply(archive, ZIP, {
-            headers.CONTENT_DISPOSITION: content_disposition(BATCH_ARCHIVE_NAME),
-            headers.SERVER_TIMING: server_timing({}, self._ms_since(started), None),
-        })
+        return Reply(
+            archive,
+            ZIP,
+            {
+                headers.CONTENT_DISPOSITION: content_disposition(BATCH_ARCHIVE_NAME),
+                headers.SERVER_TIMING: server_timing({}, self._ms_since(started), None),
+            },
+        )
 
-    async def removebg(self, caller: Caller, fields: Mapping[str, Any], upload: Upload | None,
-                       json_wanted: bool) -> Reply:
+    async def removebg(
+        self, caller: Caller, fields: Mapping[str, Any], upload: Upload | None, json_wanted: bool
+    ) -> Reply:
         """remove.bg's API: its parameters, headers and result shapes."""
         started = self.clock()
         representation = REMOVEBG_JSON if json_wanted else IMAGE
         if unchanged := await self._unchanged(
-                caller, removebg.sent_image_bytes(fields, upload),
-                lambda: removebg.parse_removebg(fields).options, lambda _: representation):
+            caller,
+            removebg.sent_image_bytes(fields, upload),
+            lambda: removebg.parse_removebg(fields).options,
+            lambda _: representation,
+        ):
             return unchanged
         async with self._request(caller, routes.REMOVEBG):
             request = removebg.parse_removebg(fields)
@@ -194,13 +221,20 @@ class Application:
                 return await self._removebg_zip(data, request.options, json_wanted)
             produced = await self._produce(caller, data, request.options)
             result = produced.result
-            reply_headers = removebg.response_headers((result.width, result.height),
-                                                      result.foreground)
-            reply_headers.update(self._single_headers(produced, request.options,
-                                                      representation, started, described=False))
+            reply_headers = removebg.response_headers(
+                (result.width, result.height), result.foreground
+            )
+            reply_headers.update(
+                self._single_headers(
+                    produced, request.options, representation, started, described=False
+                )
+            )
             if json_wanted:
-                return await asyncio.to_thread(lambda: json_reply(
-                    removebg.json_result(result.data, result.foreground), reply_headers))
+                return await asyncio.to_thread(
+                    lambda: json_reply(
+                        removebg.json_result(result.data, result.foreground), reply_headers
+                    )
+                )
         return Reply(result.data, result.format.mimetype, reply_headers)
 
     async def read_file(self, caller: Caller, body: Mapping[str, Any]) -> Reply:
@@ -209,13 +243,17 @@ class Application:
             path = resolve_upload_path(self.settings.upload_dir, body.get("path"))
             data = await asyncio.to_thread(read_upload, path, self.settings.max_content_length)
             image_format = identify_format(data)
-            return await asyncio.to_thread(lambda: json_reply({
-                "success": True,
-                "filename": path.name,
-                "mimetype": f"image/{image_format.lower()}",
-                "size": len(data),
-                "image": base64.b64encode(data).decode("ascii"),
-            }))
+            return await asyncio.to_thread(
+                lambda: json_reply(
+                    {
+                        "success": True,
+                        "filename": path.name,
+                        "mimetype": f"image/{image_format.lower()}",
+                        "size": len(data),
+                        "image": base64.b64encode(data).decode("ascii"),
+                    }
+                )
+            )
 
     async def account(self, caller: Caller) -> Reply:
         """remove.bg's account call: the remaining /remove-background budget as credits."""
@@ -230,11 +268,20 @@ class Application:
         """The models `model=` accepts, with their input size and precision."""
         sizes = await self.processor.available()
         default = self.settings.model
-        return json_reply({"default": default, "models": [
-            {"name": name, "input_size": size, "precision": CATALOG[name].precision,
-             "batched": name == default}
-            for name, size in sorted(sizes.items())
-        ]})
+        return json_reply(
+            {
+                "default": default,
+                "models": [
+                    {
+                        "name": name,
+                        "input_size": size,
+                        "precision": CATALOG[name].precision,
+                        "batched": name == default,
+                    }
+                    for name, size in sorted(sizes.items())
+                ],
+            }
+        )
 
     async def health(self) -> HealthReport:
         redis_ok, redis_detail = await self.limiter.check_backend()
@@ -245,8 +292,9 @@ class Application:
         checks = {
             "app": health.Check(True, "serving"),
             "model": await self.processor.model_check(),
-            "redis": health.Check(redis_ok, redis_detail,
-                                  critical=not self.settings.rate_limit_fail_open),
+            "redis": health.Check(
+                redis_ok, redis_detail, critical=not self.settings.rate_limit_fail_open
+            ),
             "disk_space": health.disk_space(folders, self.settings.disk_min_free_mb),
             "memory": health.memory(self.settings.memory_max_percent),
         }
@@ -277,24 +325,30 @@ class Application:
         if status is not None:
             caller.headers.update(status.headers())
 
-    async def _produce_upload(self, caller: Caller, upload: Upload | None,
-                              raw_options: Mapping[str, Any]) -> tuple[Options, Produced]:
+    async def _produce_upload(
+        self, caller: Caller, upload: Upload | None, raw_options: Mapping[str, Any]
+    ) -> tuple[Options, Produced]:
         options = parse_options(raw_options)
         if upload is None:
             raise InvalidImage("No image was sent in the 'file' field")
         return options, await self._produce(caller, upload.data, options)
 
-    async def _produce(self, caller: Caller, data: bytes, options: Options,
-                       wait_s: float | None = None) -> Produced:
+    async def _produce(
+        self, caller: Caller, data: bytes, options: Options, wait_s: float | None = None
+    ) -> Produced:
         produced = await self.producer.produce(data, options, wait_s)
         self._observe(caller, produced)
         if self.settings.save_outputs:
             await asyncio.to_thread(self._save, caller, produced.result)
         return produced
 
-    async def _unchanged(self, caller: Caller, data: bytes | None,
-                         options_of: Callable[[], Options],
-                         representation: Callable[[Options], str]) -> Reply | None:
+    async def _unchanged(
+        self,
+        caller: Caller,
+        data: bytes | None,
+        options_of: Callable[[], Options],
+        representation: Callable[[Options], str],
+    ) -> Reply | None:
         """304 when the client already holds exactly this result: no model run and no budget
         spent (the ETag follows from the input and the options alone)."""
         if caller.if_none_match is None or data is None:
@@ -310,13 +364,20 @@ class Application:
         CACHE_REQUESTS.labels(result="not_modified").inc()
         return Reply(b"", "", {headers.ETAG: etag, **self._cache_control()}, not_modified=True)
 
-    async def _batch_entry(self, caller: Caller, upload: Upload, name: str, options: Options,
-                           in_work: asyncio.Semaphore) -> BatchEntry:
+    async def _batch_entry(
+        self,
+        caller: Caller,
+        upload: Upload,
+        name: str,
+        options: Options,
+        in_work: asyncio.Semaphore,
+    ) -> BatchEntry:
         entry = BatchEntry(upload.filename or "image", name, len(upload.data))
         try:
             async with in_work:
-                produced = await self._produce(caller, upload.data, options,
-                                               wait_s=self.settings.request_timeout_s)
+                produced = await self._produce(
+                    caller, upload.data, options, wait_s=self.settings.request_timeout_s
+                )
         except ServiceError as error:  # that file's alone
             entry.error = error
         else:
@@ -332,30 +393,43 @@ class Application:
             zipped = await asyncio.to_thread(removebg.zip_result, prepared, mask, options)
         reply_headers = removebg.response_headers(zipped.size, zipped.foreground)
         if json_wanted:
-            return await asyncio.to_thread(lambda: json_reply(
-                removebg.json_result(zipped.data, zipped.foreground), reply_headers))
+            return await asyncio.to_thread(
+                lambda: json_reply(
+                    removebg.json_result(zipped.data, zipped.foreground), reply_headers
+                )
+            )
         return Reply(zipped.data, ZIP, reply_headers)
 
-    async def _json_result(self, produced: Produced, options: Options,
-                           started: float) -> Reply:
-        reply_headers = self._single_headers(produced, options, json_representation(options),
-                                             started)
+    async def _json_result(self, produced: Produced, options: Options, started: float) -> Reply:
+        reply_headers = self._single_headers(
+            produced, options, json_representation(options), started
+        )
         return await asyncio.to_thread(
-            lambda: json_reply(result_json(produced.result, options), reply_headers))
+            lambda: json_reply(result_json(produced.result, options), reply_headers)
+        )
 
-    def _single_headers(self, produced: Produced, options: Options, representation: str,
-                        started: float, described: bool = True) -> dict[str, str]:
+    def _single_headers(
+        self,
+        produced: Produced,
+        options: Options,
+        representation: str,
+        started: float,
+        described: bool = True,
+    ) -> dict[str, str]:
         """Headers of a response carrying one result: the contract's result headers (unless
         remove.bg's replace them), its ETag, cache outcome and Server-Timing."""
         elapsed = self._ms_since(started)
         reply_headers = result_headers(produced.result, options, elapsed) if described else {}
-        reply_headers.update({
-            headers.ETAG: produced.keys.etag(representation),
-            headers.X_CACHE: produced.cache,
-            headers.SERVER_TIMING: server_timing(produced.result.timings_ms, elapsed,
-                                                 produced.cache),
-            **self._cache_control(),
-        })
+        reply_headers.update(
+            {
+                headers.ETAG: produced.keys.etag(representation),
+                headers.X_CACHE: produced.cache,
+                headers.SERVER_TIMING: server_timing(
+                    produced.result.timings_ms, elapsed, produced.cache
+                ),
+                **self._cache_control(),
+            }
+        )
         return reply_headers
 
     def _cache_control(self) -> dict[str, str]:
@@ -367,11 +441,16 @@ class Application:
         fmt = result.format.value
         OUTPUT_BYTES.labels(format=fmt).observe(result.output_bytes)
         COMPRESSION_RATIO.labels(format=fmt).observe(1 - result.output_bytes / result.input_bytes)
-        caller.log.update({
-            "input_bytes": result.input_bytes, "output_bytes": result.output_bytes,
-            "compression_ratio": result.compression_ratio, "format": fmt,
-            "cache": produced.cache, **result.timings_ms,
-        })
+        caller.log.update(
+            {
+                "input_bytes": result.input_bytes,
+                "output_bytes": result.output_bytes,
+                "compression_ratio": result.compression_ratio,
+                "format": fmt,
+                "cache": produced.cache,
+                **result.timings_ms,
+            }
+        )
 
     def _save(self, caller: Caller, result: Result) -> None:
         name = f"{caller.request_id}-{time.time_ns()}.{result.format.extension}"

@@ -32,22 +32,29 @@ class Produced:
 
 
 class CachedProcessor:
-    def __init__(self, processor: ImageProcessor, admission: Admission,
-                 store: CacheStore | None, max_input_pixels: int) -> None:
+    def __init__(
+        self,
+        processor: ImageProcessor,
+        admission: Admission,
+        store: CacheStore | None,
+        max_input_pixels: int,
+    ) -> None:
         self.processor = processor
         self.admission = admission
         self.store = store
         self.max_input_pixels = max_input_pixels
 
     async def keys(self, data: bytes, options: Options) -> CacheKeys:
-        digest = (await asyncio.to_thread(input_digest, data) if len(data) > LARGE_INPUT_BYTES
-                  else input_digest(data))
+        digest = (
+            await asyncio.to_thread(input_digest, data)
+            if len(data) > LARGE_INPUT_BYTES
+            else input_digest(data)
+        )
         model = options.model or self.processor.default_model
         spec = CATALOG.get(model)
         return CacheKeys(digest, f"{model}:{spec.md5 if spec else ''}", output_id(options))
 
-    async def produce(self, data: bytes, options: Options,
-                      wait_s: float | None = None) -> Produced:
+    async def produce(self, data: bytes, options: Options, wait_s: float | None = None) -> Produced:
         keys = await self.keys(data, options)
         found = await self.store.lookup(keys) if self.store is not None else Lookup()
         cached = _cached_result(found.result, len(data)) if found.result is not None else None
@@ -76,7 +83,8 @@ class CachedProcessor:
         if self.store is None:
             return
         entries: list[tuple[str, dict[str, Any], bytes]] = [
-            (keys.result, _result_metadata(result), result.data)]
+            (keys.result, _result_metadata(result), result.data)
+        ]
         if mask is not None:
             entries.append((keys.mask, {}, await asyncio.to_thread(mask_to_png, mask)))
         await self.store.save(entries)
@@ -85,8 +93,12 @@ class CachedProcessor:
 
 
 def _result_metadata(result: Result) -> dict[str, Any]:
-    return {"format": result.format.value, "width": result.width, "height": result.height,
-            "foreground": list(result.foreground) if result.foreground else None}
+    return {
+        "format": result.format.value,
+        "width": result.width,
+        "height": result.height,
+        "foreground": list(result.foreground) if result.foreground else None,
+    }
 
 
 def _cached_result(entry: tuple[dict[str, Any], bytes], input_bytes: int) -> Result | None:
@@ -95,8 +107,14 @@ def _cached_result(entry: tuple[dict[str, Any], bytes], input_bytes: int) -> Res
     try:
         foreground = metadata.get("foreground")
         bounds = tuple(int(side) for side in foreground) if foreground else None
-        return Result(data, OutputFormat(metadata["format"]), int(metadata["width"]),
-                      int(metadata["height"]), input_bytes, {},
-                      bounds)  # type: ignore[arg-type]
+        return Result(
+            data,
+            OutputFormat(metadata["format"]),
+            int(metadata["width"]),
+            int(metadata["height"]),
+            input_bytes,
+            {},
+            bounds,
+        )  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError):
         return None

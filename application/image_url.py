@@ -39,8 +39,10 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]
     found = [address.ipv4_mapped, address.sixtofour]
     if address.teredo is not None:
         found.extend(address.teredo)
-    if any(address in network for network in EMBEDDING_LAST_32_BITS) \
-            and int(address) & 0xFFFFFFFF > 1:  # `::` and `::1` are not IPv4 forms
+    if (
+        any(address in network for network in EMBEDDING_LAST_32_BITS)
+        and int(address) & 0xFFFFFFFF > 1
+    ):  # `::` and `::1` are not IPv4 forms
         found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     return [ipv4 for ipv4 in found if ipv4 is not None]
 
@@ -61,8 +63,13 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
 
 
 async def fetch_image_url(
-    url: str, *, max_bytes: int, timeout: float, ports: Collection[int] = (80, 443),
-    resolver: Resolver = resolve, allowed: Callable[[IPAddress], bool] = is_public,
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float,
+    ports: Collection[int] = (80, 443),
+    resolver: Resolver = resolve,
+    allowed: Callable[[IPAddress], bool] = is_public,
 ) -> bytes:
     parts = urlsplit(url)
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
@@ -96,22 +103,27 @@ def _with_address(parts: object, address: IPAddress, port: int) -> str:
     return urlunsplit((scheme, f"{literal}:{port}", path or "/", query, ""))
 
 
-async def _download(url: str, host: str, host_header: str, max_bytes: int,
-                    timeout: float) -> bytes:
+async def _download(url: str, host: str, host_header: str, max_bytes: int, timeout: float) -> bytes:
     chunks, received = [], 0
     try:
         # The TLS name stays the host's: certificates are checked against it, not the IP.
         async with (
             httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-            client.stream("GET", url, headers={"Host": host_header, "Accept-Encoding": "identity"},
-                          extensions={"sni_hostname": host}) as response,
+            client.stream(
+                "GET",
+                url,
+                headers={"Host": host_header, "Accept-Encoding": "identity"},
+                extensions={"sni_hostname": host},
+            ) as response,
         ):
             if response.status_code != 200:
                 raise InvalidImage(f"image_url answered HTTP {response.status_code}")
             encoding = response.headers.get("content-encoding", "").strip().lower()
             if encoding not in IDENTITY_ENCODINGS:
-                raise InvalidImage(f"image_url answered with Content-Encoding '{encoding[:40]}';"
-                                   " only uncompressed bodies are accepted")
+                raise InvalidImage(
+                    f"image_url answered with Content-Encoding '{encoding[:40]}';"
+                    " only uncompressed bodies are accepted"
+                )
             async for chunk in response.aiter_raw():
                 received += len(chunk)
                 if received > max_bytes:

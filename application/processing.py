@@ -25,8 +25,13 @@ MODEL_RECENTLY_S = 30.0
 
 
 class ImageProcessor:
-    def __init__(self, models: ModelService, default_model: str, max_input_pixels: int,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        models: ModelService,
+        default_model: str,
+        max_input_pixels: int,
+        clock: Callable[[], float],
+    ) -> None:
         self.models = models
         self.default_model = default_model
         self.max_input_pixels = max_input_pixels
@@ -34,26 +39,32 @@ class ImageProcessor:
         self.model_sizes: dict[str, int] = {}
         self.model_answered_at = -MODEL_RECENTLY_S
 
-    async def process(self, data: bytes, options: Options,
-                      mask: np.ndarray | None = None) -> tuple[Result, np.ndarray]:
+    async def process(
+        self, data: bytes, options: Options, mask: np.ndarray | None = None
+    ) -> tuple[Result, np.ndarray]:
         """The result, and the mask it was made with (`mask` when given: no model run)."""
         if mask is None:
             prepared, mask = await self.infer(data, options)
         else:
             prepared = await asyncio.to_thread(
-                prepare, data, options, max_input_pixels=self.max_input_pixels, model_size=None)
+                prepare, data, options, max_input_pixels=self.max_input_pixels, model_size=None
+            )
         return await asyncio.to_thread(finish, prepared, mask, options), mask
 
     async def infer(self, data: bytes, options: Options) -> tuple[PreparedImage, np.ndarray]:
         """Decode and run the model: the photo as prepared, and its mask at model size."""
         model_size = await self.model_size(options.model)
         prepared = await asyncio.to_thread(
-            prepare, data, options, max_input_pixels=self.max_input_pixels,
+            prepare,
+            data,
+            options,
+            max_input_pixels=self.max_input_pixels,
             model_size=model_size,
         )
         started = self.clock()
-        masks = await self._answer(self.models.segment(prepared.model_input[np.newaxis],
-                                                       self._named(options.model)))
+        masks = await self._answer(
+            self.models.segment(prepared.model_input[np.newaxis], self._named(options.model))
+        )
         prepared.timings_ms["inference"] = round((self.clock() - started) * 1000, 1)
         return prepared, masks[0]
 

@@ -33,9 +33,15 @@ from settings import Settings
 
 MEGAPIXEL = 1_000_000
 SIZE_PIXELS = {
-    "preview": MEGAPIXEL // 4, "small": MEGAPIXEL // 4, "regular": MEGAPIXEL // 4,
-    "medium": 3 * MEGAPIXEL // 2, "hd": 4 * MEGAPIXEL, "full": 25 * MEGAPIXEL,
-    "4k": 25 * MEGAPIXEL, "auto": 25 * MEGAPIXEL, "50mp": 50 * MEGAPIXEL,
+    "preview": MEGAPIXEL // 4,
+    "small": MEGAPIXEL // 4,
+    "regular": MEGAPIXEL // 4,
+    "medium": 3 * MEGAPIXEL // 2,
+    "hd": 4 * MEGAPIXEL,
+    "full": 25 * MEGAPIXEL,
+    "4k": 25 * MEGAPIXEL,
+    "auto": 25 * MEGAPIXEL,
+    "50mp": 50 * MEGAPIXEL,
 }
 DEFAULT_SIZE = "preview"  # remove.bg's default
 FORMATS = {"auto", "png", "jpg", "jpeg", "webp", "zip"}
@@ -58,26 +64,35 @@ class RemoveBgRequest:
 
 def parse_removebg(fields: Mapping[str, Any]) -> RemoveBgRequest:
     """remove.bg's form or JSON fields (image sources excluded) -> our options."""
-    given = {name: value for name, value in fields.items()
-             if value not in (None, "") and name not in IMAGE_SOURCES}
+    given = {
+        name: value
+        for name, value in fields.items()
+        if value not in (None, "") and name not in IMAGE_SOURCES
+    }
     require_single_values(given)
     unsupported = sorted(set(given) & UNSUPPORTED)
     if unsupported and not _all_off(given, unsupported):
         raise InvalidParameter(f"Not supported by this service: {', '.join(unsupported)}")
-    unknown = sorted(set(given) - UNSUPPORTED - IGNORED - {
-        "size", "format", "channels", "crop", "crop_margin", "bg_color"})
+    unknown = sorted(
+        set(given)
+        - UNSUPPORTED
+        - IGNORED
+        - {"size", "format", "channels", "crop", "crop_margin", "bg_color"}
+    )
     if unknown:
         raise InvalidParameter(f"Unknown parameter(s): {', '.join(unknown)[:200]}")
     fmt = str(given.get("format", "auto")).strip().lower()
     if fmt not in FORMATS:
         raise InvalidParameter("format must be auto, png, jpg, webp or zip")
-    options = parse_options({
-        "format": {"auto": "PNG", "zip": "PNG"}.get(fmt, fmt),
-        "crop": given.get("crop"),
-        "crop_margin": _margin(given.get("crop_margin")),
-        "bg_color": _color(given.get("bg_color")),
-        "only_mask": _only_mask(given.get("channels")),
-    })
+    options = parse_options(
+        {
+            "format": {"auto": "PNG", "zip": "PNG"}.get(fmt, fmt),
+            "crop": given.get("crop"),
+            "crop_margin": _margin(given.get("crop_margin")),
+            "bg_color": _color(given.get("bg_color")),
+            "only_mask": _only_mask(given.get("channels")),
+        }
+    )
     options = replace(options, max_output_pixels=_size_pixels(given.get("size")), explicit=True)
     if fmt == "auto" and _opaque(options):
         options = replace(options, format=OutputFormat.JPEG, quality=80)
@@ -121,21 +136,28 @@ def _opaque(options: Options) -> bool:
 def response_headers(size: tuple[int, int], bounds: Bounds | None) -> dict[str, str]:
     left, top, width, height = foreground(bounds)
     return {
-        headers.REMOVEBG_WIDTH: str(size[0]), headers.REMOVEBG_HEIGHT: str(size[1]),
+        headers.REMOVEBG_WIDTH: str(size[0]),
+        headers.REMOVEBG_HEIGHT: str(size[1]),
         headers.REMOVEBG_TYPE: "other",  # no foreground classifier here
         headers.REMOVEBG_CREDITS: CREDITS_PER_IMAGE,
-        headers.FOREGROUND_TOP: str(top), headers.FOREGROUND_LEFT: str(left),
-        headers.FOREGROUND_WIDTH: str(width), headers.FOREGROUND_HEIGHT: str(height),
+        headers.FOREGROUND_TOP: str(top),
+        headers.FOREGROUND_LEFT: str(left),
+        headers.FOREGROUND_WIDTH: str(width),
+        headers.FOREGROUND_HEIGHT: str(height),
     }
 
 
 def json_result(data: bytes, bounds: Bounds | None) -> dict[str, Any]:
     left, top, width, height = foreground(bounds)
-    return {"data": {
-        "result_b64": base64.b64encode(data).decode("ascii"),
-        "foreground_top": top, "foreground_left": left,
-        "foreground_width": width, "foreground_height": height,
-    }}
+    return {
+        "data": {
+            "result_b64": base64.b64encode(data).decode("ascii"),
+            "foreground_top": top,
+            "foreground_left": left,
+            "foreground_width": width,
+            "foreground_height": height,
+        }
+    }
 
 
 def foreground(bounds: Bounds | None) -> tuple[int, int, int, int]:
@@ -159,18 +181,24 @@ def zip_result(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Z
     color, alpha = shape_layers(prepared, mask, options)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(ZIP_COLOR, encode(color.convert("RGB"), OutputFormat.JPEG,
-                                           ZIP_JPEG_QUALITY, lossless_png=False))
+        archive.writestr(
+            ZIP_COLOR,
+            encode(color.convert("RGB"), OutputFormat.JPEG, ZIP_JPEG_QUALITY, lossless_png=False),
+        )
         archive.writestr(ZIP_ALPHA, encode(alpha, OutputFormat.PNG, 100, lossless_png=True))
     return ZipResult(buffer.getvalue(), color.size, subject_bounds(alpha, Margin()))
 
 
 def account(credits: int) -> dict[str, Any]:
     """remove.bg's `/account` shape, with this client's remaining budget as its credits."""
-    return {"data": {"attributes": {
-        "credits": {"total": credits, "subscription": 0, "payg": credits, "enterprise": 0},
-        "api": {"free_calls": credits, "sizes": "all"},
-    }}}
+    return {
+        "data": {
+            "attributes": {
+                "credits": {"total": credits, "subscription": 0, "payg": credits, "enterprise": 0},
+                "api": {"free_calls": credits, "sizes": "all"},
+            }
+        }
+    }
 
 
 def error_body(error: ServiceError) -> dict[str, Any]:
@@ -185,8 +213,9 @@ def sent_image_bytes(fields: Mapping[str, Any], upload: Upload | None) -> bytes 
     return decoded_or_none(fields.get("image_file_b64"))
 
 
-async def image_bytes(fields: Mapping[str, Any], upload: Upload | None,
-                      settings: Settings) -> bytes:
+async def image_bytes(
+    fields: Mapping[str, Any], upload: Upload | None, settings: Settings
+) -> bytes:
     """The one image source the request names: an upload, base64, or (when allowed) a URL."""
     sent = {name for name in IMAGE_SOURCES if fields.get(name) not in (None, "")}
     if upload is not None:
@@ -196,8 +225,7 @@ async def image_bytes(fields: Mapping[str, Any], upload: Upload | None,
     if upload is not None:
         return upload.data
     if "image_file" in sent:
-        raise InvalidParameter("image_file must be a file upload; send base64 as "
-                               "image_file_b64")
+        raise InvalidParameter("image_file must be a file upload; send base64 as image_file_b64")
     if "image_file_b64" in sent:
         return decode_base64_image(fields["image_file_b64"], "image_file_b64")
     if not settings.allow_image_url:
@@ -205,6 +233,9 @@ async def image_bytes(fields: Mapping[str, Any], upload: Upload | None,
     url = fields["image_url"]
     if not isinstance(url, str):
         raise InvalidParameter("image_url must be a string")
-    return await fetch_image_url(url, max_bytes=settings.max_content_length,
-                                 timeout=settings.image_url_timeout_s,
-                                 ports=settings.image_url_ports)
+    return await fetch_image_url(
+        url,
+        max_bytes=settings.max_content_length,
+        timeout=settings.image_url_timeout_s,
+        ports=settings.image_url_ports,
+    )

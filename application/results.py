@@ -74,15 +74,21 @@ def optimization_summary(result: Result, options: Options) -> dict[str, Any]:
 
 
 # Stages as Server-Timing names them; model-input preparation counts as decoding.
-TIMING_STAGES = {"decode": ("decode", "preprocess"), "inference": ("inference",),
-                 "compose": ("compose",), "encode": ("encode",)}
+TIMING_STAGES = {
+    "decode": ("decode", "preprocess"),
+    "inference": ("inference",),
+    "compose": ("compose",),
+    "encode": ("encode",),
+}
 
 
 def server_timing(timings_ms: dict[str, float], total_ms: float, cache: str | None) -> str:
     """`Server-Timing`: the stages that ran, the total, and the cache outcome."""
-    parts = [f"{name};dur={sum(timings_ms[part] for part in parts if part in timings_ms):.1f}"
-             for name, parts in TIMING_STAGES.items()
-             if any(part in timings_ms for part in parts)]
+    parts = [
+        f"{name};dur={sum(timings_ms[part] for part in parts if part in timings_ms):.1f}"
+        for name, parts in TIMING_STAGES.items()
+        if any(part in timings_ms for part in parts)
+    ]
     parts.append(f"total;dur={total_ms:.1f}")
     if cache is not None:
         parts.append(f"cache;desc={cache}")

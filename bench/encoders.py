@@ -47,8 +47,11 @@ PILLOW_SETTINGS: list[tuple[str, str, dict]] = [
     ("AVIF", "q80 speed=10", {"quality": 80, "speed": 10}),
     ("AVIF", "q80 speed=8", {"quality": 80, "speed": 8}),
     ("AVIF", "q80 speed=6 (default)", {"quality": 80, "speed": 6}),
-    ("JPEG", "q80 progressive optimize 4:2:0",
-     {"quality": 80, "progressive": True, "optimize": True, "subsampling": "4:2:0"}),
+    (
+        "JPEG",
+        "q80 progressive optimize 4:2:0",
+        {"quality": 80, "progressive": True, "optimize": True, "subsampling": "4:2:0"},
+    ),
 ]
 
 
@@ -92,8 +95,9 @@ def main() -> None:
     image = one_megapixel_cutout()
     print(f"Cut-out: {image.width}x{image.height} RGBA, median of {args.repeat} runs\n")
     print("| format | setting | ms | bytes |\n|---|---|---:|---:|")
-    encoders = [(fmt, label, partial(pillow_encoded, fmt, params))
-                for fmt, label, params in PILLOW_SETTINGS] + OWN_ENCODERS
+    encoders = [
+        (fmt, label, partial(pillow_encoded, fmt, params)) for fmt, label, params in PILLOW_SETTINGS
+    ] + OWN_ENCODERS
     for fmt, label, encode in encoders:
         size = len(encode(image))
         ms = median_ms(partial(encode, image), args.repeat)

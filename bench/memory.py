@@ -97,8 +97,10 @@ def measure_one(mode: str, fmt: str, megapixels: float) -> dict[str, float]:
     run(data)
     peak = vm_kib("VmHWM")
     pixels = side * side
-    return {"bytes_per_pixel": (peak - before) * 1024 / pixels,
-            "estimate_per_pixel": memory_needed(data, options, max_input_pixels=10**9) / pixels}
+    return {
+        "bytes_per_pixel": (peak - before) * 1024 / pixels,
+        "estimate_per_pixel": memory_needed(data, options, max_input_pixels=10**9) / pixels,
+    }
 
 
 def measure(mode: str, fmt: str, megapixels: float) -> dict[str, float]:
@@ -117,8 +119,10 @@ def main() -> None:
         mode, fmt, megapixels = args.one
         print(json.dumps(measure_one(mode, fmt, float(megapixels))))
         return
-    print(f"Peak bytes per decoded pixel, {args.megapixels:g} MP inputs, "
-          f"worst of {args.repeat} runs (estimate used for admission in brackets)\n")
+    print(
+        f"Peak bytes per decoded pixel, {args.megapixels:g} MP inputs, "
+        f"worst of {args.repeat} runs (estimate used for admission in brackets)\n"
+    )
     print("| input mode | " + " | ".join(FORMATS) + " |")
     print("|---|" + "---:|" * len(FORMATS))
     suggested: dict[str, dict[str, float]] = {}

@@ -55,8 +55,11 @@ CACHE_PROBES: dict[str, str] = {
 }
 # Each probe is compared with the miss of the same options: what the cache saves.
 CACHE_BASELINES: dict[str, str] = {
-    CACHE_MISS: CACHE_MISS, CACHE_HIT: CACHE_MISS, CACHE_MASK: CACHE_MISS_WEBP,
-    CACHE_MASK_PNG: CACHE_MISS_PNG, CACHE_MISS_WEBP: CACHE_MISS_WEBP,
+    CACHE_MISS: CACHE_MISS,
+    CACHE_HIT: CACHE_MISS,
+    CACHE_MASK: CACHE_MISS_WEBP,
+    CACHE_MASK_PNG: CACHE_MISS_PNG,
+    CACHE_MISS_WEBP: CACHE_MISS_WEBP,
     CACHE_MISS_PNG: CACHE_MISS_PNG,
 }
 CACHE_ON, CACHE_OFF = "cache on", "cache off"
@@ -75,8 +78,12 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def process_role(cmdline: Sequence[str], is_root: bool, api_service: str = API_SERVICE,
-                 model_service: str = MODEL_SERVICE) -> str:
+def process_role(
+    cmdline: Sequence[str],
+    is_root: bool,
+    api_service: str = API_SERVICE,
+    model_service: str = MODEL_SERVICE,
+) -> str:
     """Which part of a `bentoml serve` tree a process is, from its command line.
 
     The process `bentoml serve` itself runs is the arbiter: it holds the sockets and forks the
@@ -136,8 +143,12 @@ class CpuSplit:
         return self.seconds[role] / self.wall_s
 
 
-def cpu_split(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
-              requests: int, wall_s: float) -> CpuSplit:
+def cpu_split(
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+    requests: int,
+    wall_s: float,
+) -> CpuSplit:
     """The CPU each role used between two snapshots of pid -> (role, CPU seconds).
 
     A process that appeared in between counts from zero (all its CPU fell in the span); one
@@ -373,40 +384,91 @@ def evaluate(m: Measurements) -> list[Target]:
     cpu = level.cpu if level else None
     on, off = m.mixed_run(CACHE_ON), m.mixed_run(CACHE_OFF)
     targets = [
-        Target("served req/s at saturation / bare ceiling",
-               _ratio(ours.throughput if ours else None, best[1] if best else None),
-               MIN_CEILING_SHARE, at_least=True, unit="%"),
-        Target("served req/s at saturation / rembg s at saturation",
-               _ratio(ours.throughput if ours else None, theirs.throughput if theirs else None),
-               MIN_REMBG_SPEEDUP, at_least=True, note=rembg_note),
-        Target("p50 at concurrency 1 / rembg s p50 at concurrency 1",
-               _ratio(ours_p50, theirs_c1.latency_ms(50) if theirs_c1 else None),
-               MAX_P50_VS_REMBG, at_least=False, note=rembg_note),
-        Target("p50 at concurrency 1 / bare single-image inference (served layout)",
-               _ratio(ours_p50, m.bare_single_ms), MAX_P50_VS_BARE, at_least=False),
-        Target(f"API worker CPU per request at concurrency {CPU_LEVEL}",
-               cpu.ms_each(API_ROLE) if cpu else None, MAX_API_CPU_MS, at_least=False,
-               unit="ms"),
-        Target(f"model worker CPU per image at concurrency {CPU_LEVEL} / bare (served layout)",
-               _ratio(cpu.ms_each(MODEL_ROLE) if cpu else None, m.bare_cpu_ms),
-               MAX_MODEL_CPU_VS_BARE, at_least=False),
-        Target("cache: p50 of a miss / p50 of a full-result hit (concurrency 1)",
-               cache_speedup(m, CACHE_HIT), MIN_HIT_SPEEDUP, at_least=True),
-        Target("cache: p50 of a WEBP miss / p50 of a WEBP mask hit (concurrency 1)",
-               cache_speedup(m, CACHE_MASK), MIN_MASK_SPEEDUP, at_least=True),
-        Target("mixed load, 30% replayed requests: req/s with the cache / without",
-               _ratio(on.throughput if on else None, off.throughput if off else None),
-               MIN_MIXED_CACHE_GAIN, at_least=True, note=m.mixed_error or ""),
-        Target("p50 12 MP @1200 / p50 1 MP @1200 (concurrency 1)",
-               _ratio(percentile(large, 50) if large else None,
-                      percentile(small, 50) if small else None),
-               MAX_12MP_VS_1MP, at_least=False),
-        Target("peak RSS of the service's process tree at concurrency 8",
-               peak / MB if peak is not None else None, MAX_RSS_MB, at_least=False, unit="MB"),
+        Target(
+            "served req/s at saturation / bare ceiling",
+            _ratio(ours.throughput if ours else None, best[1] if best else None),
+            MIN_CEILING_SHARE,
+            at_least=True,
+            unit="%",
+        ),
+        Target(
+            "served req/s at saturation / rembg s at saturation",
+            _ratio(ours.throughput if ours else None, theirs.throughput if theirs else None),
+            MIN_REMBG_SPEEDUP,
+            at_least=True,
+            note=rembg_note,
+        ),
+        Target(
+            "p50 at concurrency 1 / rembg s p50 at concurrency 1",
+            _ratio(ours_p50, theirs_c1.latency_ms(50) if theirs_c1 else None),
+            MAX_P50_VS_REMBG,
+            at_least=False,
+            note=rembg_note,
+        ),
+        Target(
+            "p50 at concurrency 1 / bare single-image inference (served layout)",
+            _ratio(ours_p50, m.bare_single_ms),
+            MAX_P50_VS_BARE,
+            at_least=False,
+        ),
+        Target(
+            f"API worker CPU per request at concurrency {CPU_LEVEL}",
+            cpu.ms_each(API_ROLE) if cpu else None,
+            MAX_API_CPU_MS,
+            at_least=False,
+            unit="ms",
+        ),
+        Target(
+            f"model worker CPU per image at concurrency {CPU_LEVEL} / bare (served layout)",
+            _ratio(cpu.ms_each(MODEL_ROLE) if cpu else None, m.bare_cpu_ms),
+            MAX_MODEL_CPU_VS_BARE,
+            at_least=False,
+        ),
+        Target(
+            "cache: p50 of a miss / p50 of a full-result hit (concurrency 1)",
+            cache_speedup(m, CACHE_HIT),
+            MIN_HIT_SPEEDUP,
+            at_least=True,
+        ),
+        Target(
+            "cache: p50 of a WEBP miss / p50 of a WEBP mask hit (concurrency 1)",
+            cache_speedup(m, CACHE_MASK),
+            MIN_MASK_SPEEDUP,
+            at_least=True,
+        ),
+        Target(
+            "mixed load, 30% replayed requests: req/s with the cache / without",
+            _ratio(on.throughput if on else None, off.throughput if off else None),
+            MIN_MIXED_CACHE_GAIN,
+            at_least=True,
+            note=m.mixed_error or "",
+        ),
+        Target(
+            "p50 12 MP @1200 / p50 1 MP @1200 (concurrency 1)",
+            _ratio(
+                percentile(large, 50) if large else None, percentile(small, 50) if small else None
+            ),
+            MAX_12MP_VS_1MP,
+            at_least=False,
+        ),
+        Target(
+            "peak RSS of the service's process tree at concurrency 8",
+            peak / MB if peak is not None else None,
+            MAX_RSS_MB,
+            at_least=False,
+            unit="MB",
+        ),
     ]
     if m.soak_minutes:
-        targets.append(Target(f"RSS growth over the second half of a {m.soak_minutes:g} min soak",
-                              m.soak_growth, MAX_SOAK_GROWTH, at_least=False, unit="%"))
+        targets.append(
+            Target(
+                f"RSS growth over the second half of a {m.soak_minutes:g} min soak",
+                m.soak_growth,
+                MAX_SOAK_GROWTH,
+                at_least=False,
+                unit="%",
+            )
+        )
     return targets
 
 
@@ -459,8 +521,11 @@ def render(m: Measurements, title: str = "Performance benchmark") -> str:
 
 def contention_notes(m: Measurements) -> list[str]:
     """A warning when other processes took a large share of the CPU during a measurement."""
-    shares = [*m.ceiling_other_cpu.values(), *(r.other_cpu for r in [*m.served, *m.rembg]),
-              *(run.other_cpu for run in m.mixed)]
+    shares = [
+        *m.ceiling_other_cpu.values(),
+        *(r.other_cpu for r in [*m.served, *m.rembg]),
+        *(run.other_cpu for run in m.mixed),
+    ]
     return _contention(shares)
 
 
@@ -468,18 +533,23 @@ def _contention(shares: Iterable[float]) -> list[str]:
     shares = [share for share in shares if not math.isnan(share)]
     if not shares or max(shares) <= BUSY_MACHINE:
         return []
-    return [f"Other processes used up to {max(shares) * 100:.0f}% of all cores during the "
-            f"measurements (median {statistics.median(shares) * 100:.0f}%): absolute numbers "
-            "understate the hardware, and ratios between measurements taken under different "
-            "loads are unreliable. Rerun on a quiet machine to judge the targets."]
+    return [
+        f"Other processes used up to {max(shares) * 100:.0f}% of all cores during the "
+        f"measurements (median {statistics.median(shares) * 100:.0f}%): absolute numbers "
+        "understate the hardware, and ratios between measurements taken under different "
+        "loads are unreliable. Rerun on a quiet machine to judge the targets."
+    ]
 
 
 def _render_targets(m: Measurements) -> list[str]:
     rows = []
     for target in evaluate(m):
         limit = ("≥ " if target.at_least else "≤ ") + target.render_value(target.limit)
-        name = f"{target.name} ({target.note})" if target.note and target.status == "N/A" else (
-            target.name)
+        name = (
+            f"{target.name} ({target.note})"
+            if target.note and target.status == "N/A"
+            else (target.name)
+        )
         rows.append([name, target.render_value(target.measured), limit, target.status])
     return ["## Targets", "", *table(["target", "measured", "limit", "result"], rows), ""]
 
@@ -490,14 +560,34 @@ def _render_ceiling(m: Measurements) -> list[str]:
     best = m.best_ceiling
     rows = []
     for layout, rate in m.ceiling.items():
-        marks = [mark for mark, on in (("**best**", best and layout == best[0]),
-                                       ("served", layout == m.served_layout)) if on]
-        rows.append([layout, f"{rate:.2f}", f"{1000 / rate:.0f}" if rate else "–",
-                     _fmt(m.ceiling_run_ms.get(layout)), _fmt(m.ceiling_cpu_ms.get(layout)),
-                     _share(m.ceiling_other_cpu.get(layout)), ", ".join(marks)])
-    return ["## Bare onnxruntime ceiling (u2netp, 1×3×320×320 float32, warm)", "",
-            *table(["layout", "images/s", "ms/image", "p50 ms per run", "CPU ms/image",
-                    "other CPU", ""], rows), ""]
+        marks = [
+            mark
+            for mark, on in (
+                ("**best**", best and layout == best[0]),
+                ("served", layout == m.served_layout),
+            )
+            if on
+        ]
+        rows.append(
+            [
+                layout,
+                f"{rate:.2f}",
+                f"{1000 / rate:.0f}" if rate else "–",
+                _fmt(m.ceiling_run_ms.get(layout)),
+                _fmt(m.ceiling_cpu_ms.get(layout)),
+                _share(m.ceiling_other_cpu.get(layout)),
+                ", ".join(marks),
+            ]
+        )
+    return [
+        "## Bare onnxruntime ceiling (u2netp, 1×3×320×320 float32, warm)",
+        "",
+        *table(
+            ["layout", "images/s", "ms/image", "p50 ms per run", "CPU ms/image", "other CPU", ""],
+            rows,
+        ),
+        "",
+    ]
 
 
 def _render_served(m: Measurements) -> list[str]:
@@ -508,15 +598,40 @@ def _render_served(m: Measurements) -> list[str]:
         errors = str(result.error_count)
         if result.errors:
             errors += " (" + ", ".join(f"{k}: {v}" for k, v in result.errors.most_common(3)) + ")"
-        rows.append([
-            result.server, str(result.concurrency), str(result.ok), f"{result.throughput:.2f}",
-            _fmt(result.latency_ms(50)), _fmt(result.latency_ms(95)), _fmt(result.latency_ms(99)),
-            errors, "–" if share is None else f"{share * 100:.0f}%",
-            _fmt(result.mean_response_kb), _counts(result.cache), _share(result.other_cpu),
-        ])
+        rows.append(
+            [
+                result.server,
+                str(result.concurrency),
+                str(result.ok),
+                f"{result.throughput:.2f}",
+                _fmt(result.latency_ms(50)),
+                _fmt(result.latency_ms(95)),
+                _fmt(result.latency_ms(99)),
+                errors,
+                "–" if share is None else f"{share * 100:.0f}%",
+                _fmt(result.mean_response_kb),
+                _counts(result.cache),
+                _share(result.other_cpu),
+            ]
+        )
     lines = ["## Served throughput and latency (1 MP JPEG, fresh bytes → default PNG)", ""]
-    lines += table(["server", "conc.", "ok", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors",
-                    "of ceiling", "resp. KB", "X-Cache", "other CPU"], rows)
+    lines += table(
+        [
+            "server",
+            "conc.",
+            "ok",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "errors",
+            "of ceiling",
+            "resp. KB",
+            "X-Cache",
+            "other CPU",
+        ],
+        rows,
+    )
     if m.rembg_error:
         lines += ["", f"rembg s: {m.rembg_error}"]
     return [*lines, ""]
@@ -530,15 +645,49 @@ def _render_cpu(m: Measurements) -> list[str]:
     for result in measured:
         cpu = result.cpu
         assert cpu is not None
-        rows.append([result.server, str(result.concurrency), str(cpu.requests),
-                     *[_fmt(cpu.ms_each(role), 1) for role in ROLES],
-                     _fmt(cpu.total_ms_each, 1), _fmt(cpu.cores, 2)])
+        rows.append(
+            [
+                result.server,
+                str(result.concurrency),
+                str(cpu.requests),
+                *[_fmt(cpu.ms_each(role), 1) for role in ROLES],
+                _fmt(cpu.total_ms_each, 1),
+                _fmt(cpu.cores, 2),
+            ]
+        )
     if m.bare_cpu_ms is not None:
-        rows.append([f"bare onnxruntime, {m.served_layout}", "1", "–", "–",
-                     _fmt(m.bare_cpu_ms, 1), "–", "–", _fmt(m.bare_cpu_ms, 1), "–"])
-    lines = ["## CPU per request by process (ms, user + system, children excluded)", "",
-             *table(["server", "conc.", "requests", "API worker /req", "model worker /image",
-                     "arbiter /req", "other /req", "total /req", "cores busy"], rows), ""]
+        rows.append(
+            [
+                f"bare onnxruntime, {m.served_layout}",
+                "1",
+                "–",
+                "–",
+                _fmt(m.bare_cpu_ms, 1),
+                "–",
+                "–",
+                _fmt(m.bare_cpu_ms, 1),
+                "–",
+            ]
+        )
+    lines = [
+        "## CPU per request by process (ms, user + system, children excluded)",
+        "",
+        *table(
+            [
+                "server",
+                "conc.",
+                "requests",
+                "API worker /req",
+                "model worker /image",
+                "arbiter /req",
+                "other /req",
+                "total /req",
+                "cores busy",
+            ],
+            rows,
+        ),
+        "",
+    ]
     lost = sum(r.cpu.lost for r in measured if r.cpu)
     if lost:
         lines += [f"{lost} process(es) exited during a level: their CPU time is missing.", ""]
@@ -567,27 +716,53 @@ def _render_api_stages(m: Measurements) -> list[str]:
     cpu_ms = level.cpu.ms_each(API_ROLE)
     single_ms = single.cpu.ms_each(API_ROLE) if single and single.cpu else None
     rest_name = "HTTP, multipart and the rest"
-    rows = [[name, _fmt(stages.get(name), 1), _fmt(stages.get(name), 1),
-             _share(_ratio(stages.get(name), cpu_ms))] for name in API_STAGES]
+    rows = [
+        [
+            name,
+            _fmt(stages.get(name), 1),
+            _fmt(stages.get(name), 1),
+            _share(_ratio(stages.get(name), cpu_ms)),
+        ]
+        for name in API_STAGES
+    ]
     rest = api_stage_rest(cpu_ms, stages)
-    rows.append([rest_name, _fmt(api_stage_rest(single_ms, stages), 1), _fmt(rest, 1),
-                 _share(_ratio(rest, cpu_ms))])
+    rows.append(
+        [
+            rest_name,
+            _fmt(api_stage_rest(single_ms, stages), 1),
+            _fmt(rest, 1),
+            _share(_ratio(rest, cpu_ms)),
+        ]
+    )
     rows.append(["**API worker CPU per request**", _fmt(single_ms, 1), _fmt(cpu_ms, 1), "100%"])
-    return ["## API worker CPU by stage (ms per request)", "",
-            *table(["part", "at concurrency 1", f"at concurrency {CPU_LEVEL}",
-                    f"share at concurrency {CPU_LEVEL}"], rows), "",
-            "Stages: median wall time of the concurrency-1 requests in the log, where a request "
-            "has the cores to itself (under load a stage's wall time also holds waits for a "
-            f"core), in both columns. {rest_name} = the API worker's CPU per request at that "
-            "level minus the stages: HTTP, multipart parsing, the cache, the hop to the model "
-            "service, logging, and the worker's own background work spread over the requests "
-            "(more of it per request when fewer requests come).", ""]
+    return [
+        "## API worker CPU by stage (ms per request)",
+        "",
+        *table(
+            [
+                "part",
+                "at concurrency 1",
+                f"at concurrency {CPU_LEVEL}",
+                f"share at concurrency {CPU_LEVEL}",
+            ],
+            rows,
+        ),
+        "",
+        "Stages: median wall time of the concurrency-1 requests in the log, where a request "
+        "has the cores to itself (under load a stage's wall time also holds waits for a "
+        f"core), in both columns. {rest_name} = the API worker's CPU per request at that "
+        "level minus the stages: HTTP, multipart parsing, the cache, the hop to the model "
+        "service, logging, and the worker's own background work spread over the requests "
+        "(more of it per request when fewer requests come).",
+        "",
+    ]
 
 
 def cache_speedup(m: Measurements, probe: str) -> float | None:
     """p50 of the miss with the same options / p50 of this probe."""
-    return _ratio(_p50_ms(m.cache_latency.get(CACHE_BASELINES[probe])),
-                  _p50_ms(m.cache_latency.get(probe)))
+    return _ratio(
+        _p50_ms(m.cache_latency.get(CACHE_BASELINES[probe])), _p50_ms(m.cache_latency.get(probe))
+    )
 
 
 def _render_cache(m: Measurements) -> list[str]:
@@ -597,36 +772,82 @@ def _render_cache(m: Measurements) -> list[str]:
     for probe, label in CACHE_PROBES.items():
         values = m.cache_latency.get(probe, [])
         speedup = cache_speedup(m, probe)
-        rows.append([label, str(len(values)), _fmt(_p50_ms(values), 1),
-                     _fmt(percentile(values, 95) * 1000 if values else None, 1),
-                     "–" if speedup is None else f"{speedup:.1f}×"])
-    return ["## Result cache at concurrency 1 (1 MP JPEG)", "",
-            *table(["request", "n", "p50 ms", "p95 ms",
-                    "same-options miss p50 / this p50"], rows), ""]
+        rows.append(
+            [
+                label,
+                str(len(values)),
+                _fmt(_p50_ms(values), 1),
+                _fmt(percentile(values, 95) * 1000 if values else None, 1),
+                "–" if speedup is None else f"{speedup:.1f}×",
+            ]
+        )
+    return [
+        "## Result cache at concurrency 1 (1 MP JPEG)",
+        "",
+        *table(["request", "n", "p50 ms", "p95 ms", "same-options miss p50 / this p50"], rows),
+        "",
+    ]
 
 
 def _render_mixed(m: Measurements) -> list[str]:
     if not m.mixed and not m.mixed_error:
         return []
-    lines = ["## Result cache under mixed load (loadtests/locustfile.py, 30% replayed requests)",
-             ""]
-    rows = [[run.label, str(run.users), f"{run.seconds:g}", str(run.requests - run.failures),
-             str(run.failures), f"{run.throughput:.2f}", f"{run.image_throughput:.2f}",
-             _fmt(run.p50_ms), _counts(run.cache), _share(run.share("hit")),
-             _share(run.share("hit", "mask")),
-             *(_fmt(run.cpu.cores_of(role) if run.cpu else None, 2)
-               for role in (API_ROLE, MODEL_ROLE)),
-             _fmt(run.client_cores, 2), _share(run.other_cpu)] for run in m.mixed]
+    lines = [
+        "## Result cache under mixed load (loadtests/locustfile.py, 30% replayed requests)",
+        "",
+    ]
+    rows = [
+        [
+            run.label,
+            str(run.users),
+            f"{run.seconds:g}",
+            str(run.requests - run.failures),
+            str(run.failures),
+            f"{run.throughput:.2f}",
+            f"{run.image_throughput:.2f}",
+            _fmt(run.p50_ms),
+            _counts(run.cache),
+            _share(run.share("hit")),
+            _share(run.share("hit", "mask")),
+            *(
+                _fmt(run.cpu.cores_of(role) if run.cpu else None, 2)
+                for role in (API_ROLE, MODEL_ROLE)
+            ),
+            _fmt(run.client_cores, 2),
+            _share(run.other_cpu),
+        ]
+        for run in m.mixed
+    ]
     if rows:
-        lines += table(["run", "users", "s", "ok", "failures", "req/s", "image req/s", "p50 ms",
-                        "X-Cache", "hit ratio", "model skipped", "API worker cores",
-                        "model worker cores", "locust cores", "other CPU"], rows)
+        lines += table(
+            [
+                "run",
+                "users",
+                "s",
+                "ok",
+                "failures",
+                "req/s",
+                "image req/s",
+                "p50 ms",
+                "X-Cache",
+                "hit ratio",
+                "model skipped",
+                "API worker cores",
+                "model worker cores",
+                "locust cores",
+                "other CPU",
+            ],
+            rows,
+        )
     on, off = m.mixed_run(CACHE_ON), m.mixed_run(CACHE_OFF)
     if on and off:
         gain = _ratio(on.throughput, off.throughput)
         image_gain = _ratio(on.image_throughput, off.image_throughput)
-        lines += ["", f"With the cache: {_fmt(gain, 2)}× the req/s "
-                      f"({_fmt(image_gain, 2)}× the image requests/s)."]
+        lines += [
+            "",
+            f"With the cache: {_fmt(gain, 2)}× the req/s "
+            f"({_fmt(image_gain, 2)}× the image requests/s).",
+        ]
     if m.mixed_error:
         lines += ["", f"Mixed load: {m.mixed_error}"]
     return [*lines, ""]
@@ -638,21 +859,41 @@ def _render_rss(m: Measurements) -> list[str]:
     rows = []
     for server, trace in m.rss.items():
         soak = trace.peak("soak") if server == "ours" else None
-        rows.append([server, _mb(trace.last("idle")), _mb(trace.peak("c=8")),
-                     _mb(trace.last("after")), _mb(soak)])
-    return ["## Memory: total RSS of the process tree (MB, sampled every 0.5 s)", "",
-            *table(["server", "idle (warm)", "peak at c=8", "after load", "peak in soak"], rows),
-            ""]
+        rows.append(
+            [
+                server,
+                _mb(trace.last("idle")),
+                _mb(trace.peak("c=8")),
+                _mb(trace.last("after")),
+                _mb(soak),
+            ]
+        )
+    return [
+        "## Memory: total RSS of the process tree (MB, sampled every 0.5 s)",
+        "",
+        *table(["server", "idle (warm)", "peak at c=8", "after load", "peak in soak"], rows),
+        "",
+    ]
 
 
 def _render_sizes(m: Measurements) -> list[str]:
     if not m.size_latency:
         return []
-    rows = [[label, str(len(values)), _fmt(percentile(values, 50) * 1000),
-             _fmt(percentile(values, 95) * 1000)]
-            for label, values in m.size_latency.items()]
-    return ["## Input size: `max_width=1200`, default PNG, concurrency 1", "",
-            *table(["input", "requests", "p50 ms", "p95 ms"], rows), ""]
+    rows = [
+        [
+            label,
+            str(len(values)),
+            _fmt(percentile(values, 50) * 1000),
+            _fmt(percentile(values, 95) * 1000),
+        ]
+        for label, values in m.size_latency.items()
+    ]
+    return [
+        "## Input size: `max_width=1200`, default PNG, concurrency 1",
+        "",
+        *table(["input", "requests", "p50 ms", "p95 ms"], rows),
+        "",
+    ]
 
 
 def _render_profiles(m: Measurements) -> list[str]:
@@ -662,10 +903,20 @@ def _render_profiles(m: Measurements) -> list[str]:
     rows = []
     for label, stages in m.profiles.items():
         stage_sum = sum(stages.get(stage, 0.0) for stage in STAGES)
-        rows.append([label, *[_fmt(stages.get(stage), 1) for stage in STAGES],
-                     _fmt(stage_sum, 1), _fmt(stages.get("duration_ms"), 1)])
-    return ["## Per-stage profile (ms, median of the logged requests, from the JSON log)", "",
-            *table(header, rows), ""]
+        rows.append(
+            [
+                label,
+                *[_fmt(stages.get(stage), 1) for stage in STAGES],
+                _fmt(stage_sum, 1),
+                _fmt(stages.get("duration_ms"), 1),
+            ]
+        )
+    return [
+        "## Per-stage profile (ms, median of the logged requests, from the JSON log)",
+        "",
+        *table(header, rows),
+        "",
+    ]
 
 
 def median_stages(lines: Iterable[dict], request_ids: Iterable[str]) -> dict[str, float]:
@@ -695,10 +946,13 @@ class Layout:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"MODEL_WORKERS": str(self.workers), "MODEL_THREADS": str(self.threads),
-                "MODEL_THREAD_SPINNING": str(self.spinning).lower(),
-                "API_WORKER_NICE": str(self.nice),
-                "MODEL_PARALLEL_RUNS": str(self.parallel_runs)}
+        return {
+            "MODEL_WORKERS": str(self.workers),
+            "MODEL_THREADS": str(self.threads),
+            "MODEL_THREAD_SPINNING": str(self.spinning).lower(),
+            "API_WORKER_NICE": str(self.nice),
+            "MODEL_PARALLEL_RUNS": str(self.parallel_runs),
+        }
 
     @property
     def label(self) -> str:
@@ -760,8 +1014,12 @@ def best_layout(summaries: Sequence[LayoutSummary]) -> LayoutSummary | None:
     return min(close, key=lambda s: percentile(s.latencies_s, 50))
 
 
-def render_layouts(summaries: Sequence[LayoutSummary], bare: dict[str, tuple[float, float]],
-                   environment: dict[str, str], notes: Sequence[str]) -> str:
+def render_layouts(
+    summaries: Sequence[LayoutSummary],
+    bare: dict[str, tuple[float, float]],
+    environment: dict[str, str],
+    notes: Sequence[str],
+) -> str:
     """The `--layouts` report: one row per layout, the best marked; `bare` is layout label ->
     (images/s, CPU ms per image) of bare onnxruntime."""
     out = ["# Serving layouts", ""]
@@ -772,28 +1030,66 @@ def render_layouts(summaries: Sequence[LayoutSummary], bare: dict[str, tuple[flo
         rounds = " / ".join(f"{r.throughput:.2f}" for r in s.results)
         errors = sum(r.error_count for r in s.results)
         other = [r.other_cpu for r in s.results if not math.isnan(r.other_cpu)]
-        rows.append([
-            str(s.layout.workers), str(s.layout.threads), str(s.layout.parallel_runs),
-            "on" if s.layout.spinning else "off", str(s.layout.nice), f"{s.throughput:.2f}",
-            rounds,
-            _fmt(percentile(s.latencies_s, 50) * 1000), _fmt(percentile(s.latencies_s, 95) * 1000),
-            _fmt(s.single_p50_ms), _fmt(s.cpu_ms(API_ROLE), 1), _fmt(s.cpu_ms(MODEL_ROLE), 1),
-            _fmt(s.peak_rss_mb), str(errors),
-            _share(statistics.median(other) if other else math.nan),
-            "**best**" if s is best else "",
-        ])
-    out += ["", "## Concurrency 8, 1 MP JPEG with fresh bytes → default PNG", "",
-            *table(["MODEL_WORKERS", "MODEL_THREADS", "MODEL_PARALLEL_RUNS", "spinning",
-                    "API nice", "req/s", "req/s per round", "p50 ms", "p95 ms", "p50 ms at c=1",
-                    "API CPU ms/req", "model CPU ms/image", "peak RSS MB", "errors",
-                    "other CPU", ""], rows), "",
-            "Every column but *p50 ms at c=1* is concurrency 8; that one is the short "
-            "concurrency-1 level run before it, on the same server.", ""]
+        rows.append(
+            [
+                str(s.layout.workers),
+                str(s.layout.threads),
+                str(s.layout.parallel_runs),
+                "on" if s.layout.spinning else "off",
+                str(s.layout.nice),
+                f"{s.throughput:.2f}",
+                rounds,
+                _fmt(percentile(s.latencies_s, 50) * 1000),
+                _fmt(percentile(s.latencies_s, 95) * 1000),
+                _fmt(s.single_p50_ms),
+                _fmt(s.cpu_ms(API_ROLE), 1),
+                _fmt(s.cpu_ms(MODEL_ROLE), 1),
+                _fmt(s.peak_rss_mb),
+                str(errors),
+                _share(statistics.median(other) if other else math.nan),
+                "**best**" if s is best else "",
+            ]
+        )
+    out += [
+        "",
+        "## Concurrency 8, 1 MP JPEG with fresh bytes → default PNG",
+        "",
+        *table(
+            [
+                "MODEL_WORKERS",
+                "MODEL_THREADS",
+                "MODEL_PARALLEL_RUNS",
+                "spinning",
+                "API nice",
+                "req/s",
+                "req/s per round",
+                "p50 ms",
+                "p95 ms",
+                "p50 ms at c=1",
+                "API CPU ms/req",
+                "model CPU ms/image",
+                "peak RSS MB",
+                "errors",
+                "other CPU",
+                "",
+            ],
+            rows,
+        ),
+        "",
+        "Every column but *p50 ms at c=1* is concurrency 8; that one is the short "
+        "concurrency-1 level run before it, on the same server.",
+        "",
+    ]
     if bare:
-        out += ["## Bare onnxruntime, one image at a time", "",
-                *table(["layout", "images/s", "CPU ms/image"],
-                       [[label, f"{rate:.2f}", _fmt(cpu, 1)]
-                        for label, (rate, cpu) in bare.items()]), ""]
+        out += [
+            "## Bare onnxruntime, one image at a time",
+            "",
+            *table(
+                ["layout", "images/s", "CPU ms/image"],
+                [[label, f"{rate:.2f}", _fmt(cpu, 1)] for label, (rate, cpu) in bare.items()],
+            ),
+            "",
+        ]
     all_notes = [*_contention(r.other_cpu for s in summaries for r in s.results), *notes]
     if all_notes:
         out += ["## Notes", "", *[f"- {note}" for note in all_notes], ""]

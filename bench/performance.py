@@ -91,15 +91,18 @@ READY_TIMEOUT_S = 180.0
 MIXED_USERS = 24
 MIXED_REPEAT_SHARE = "0.3"
 MIXED_SEED = "bench-performance"
-LAYOUT_GRID = (*(Layout(workers, threads, spinning, nice)
-                  for workers, threads in ((1, 2), (2, 1))
-                  for spinning in (False, True)
-                  for nice in (0, 10)),
-               Layout(1, 2, False, 0, parallel_runs=2))
+LAYOUT_GRID = (
+    *(
+        Layout(workers, threads, spinning, nice)
+        for workers, threads in ((1, 2), (2, 1))
+        for spinning in (False, True)
+        for nice in (0, 10)
+    ),
+    Layout(1, 2, False, 0, parallel_runs=2),
+)
 # Limits off, and the JSON request log in every run (the profile needs it), so that the API
 # worker's logging CPU is the same in each.
-SERVICE_ENV = {"BENTOML_DO_NOT_TRACK": "true", "RATE_LIMIT_ENABLED": "false",
-               "LOG_FORMAT": "json"}
+SERVICE_ENV = {"BENTOML_DO_NOT_TRACK": "true", "RATE_LIMIT_ENABLED": "false", "LOG_FORMAT": "json"}
 
 
 @dataclass(frozen=True)
@@ -114,12 +117,14 @@ class BareLayout:
 
 
 def single_label(threads: int, spinning: bool) -> str:
-    return (f"1 process × {threads} thread{'s' if threads > 1 else ''}"
-            + (", spinning" if spinning else ""))
+    return f"1 process × {threads} thread{'s' if threads > 1 else ''}" + (
+        ", spinning" if spinning else ""
+    )
 
 
-def bare_layouts(served_threads: int, served_spinning: bool,
-                 with_batch: bool = True) -> tuple[list[BareLayout], str]:
+def bare_layouts(
+    served_threads: int, served_spinning: bool, with_batch: bool = True
+) -> tuple[list[BareLayout], str]:
     """The layouts to measure, and the label of the one the service runs an image in.
 
     Spinning needs a pool: with one intra-op thread onnxruntime has nothing to spin.
@@ -182,8 +187,15 @@ def _model_tensor(jpeg: bytes) -> np.ndarray:
     return normalized.transpose(0, 3, 1, 2).astype(np.float32)
 
 
-def _ceiling_worker(model_path: str, threads: int, spinning: bool, tensor: np.ndarray,
-                    seconds: float, barrier, results) -> None:
+def _ceiling_worker(
+    model_path: str,
+    threads: int,
+    spinning: bool,
+    tensor: np.ndarray,
+    seconds: float,
+    barrier,
+    results,
+) -> None:
     """One process: the service's session options, warm, then as many runs as fit.
 
     Puts (images, wall s, process CPU s, run times s); process CPU covers every thread,
@@ -194,8 +206,11 @@ def _ceiling_worker(model_path: str, threads: int, spinning: bool, tensor: np.nd
     from segmentation.session import session_options
 
     ort.disable_telemetry_events()
-    session = ort.InferenceSession(model_path, sess_options=session_options(threads, spinning),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model_path,
+        sess_options=session_options(threads, spinning),
+        providers=["CPUExecutionProvider"],
+    )
     feed = {session.get_inputs()[0].name: tensor}
     output = [session.get_outputs()[0].name]
     for _ in range(3):
@@ -207,12 +222,19 @@ def _ceiling_worker(model_path: str, threads: int, spinning: bool, tensor: np.nd
         sent = time.perf_counter()
         session.run(output, feed)
         runs.append(time.perf_counter() - sent)
-    results.put((len(runs) * len(tensor), time.perf_counter() - started,
-                 time.process_time() - cpu_started, runs))
+    results.put(
+        (
+            len(runs) * len(tensor),
+            time.perf_counter() - started,
+            time.process_time() - cpu_started,
+            runs,
+        )
+    )
 
 
-def measure_ceiling(m: Measurements, jpeg: bytes, seconds: float,
-                    layouts: list[BareLayout]) -> None:
+def measure_ceiling(
+    m: Measurements, jpeg: bytes, seconds: float, layouts: list[BareLayout]
+) -> None:
     import bentoml
 
     model_path = bentoml.models.get(MODEL).path_of("model.onnx")
@@ -221,10 +243,21 @@ def measure_ceiling(m: Measurements, jpeg: bytes, seconds: float,
     for layout in layouts:
         tensor = np.repeat(single, layout.batch, axis=0)
         barrier, results = context.Barrier(layout.processes), context.Queue()
-        workers = [context.Process(target=_ceiling_worker,
-                                   args=(model_path, layout.threads, layout.spinning, tensor,
-                                         seconds, barrier, results))
-                   for _ in range(layout.processes)]
+        workers = [
+            context.Process(
+                target=_ceiling_worker,
+                args=(
+                    model_path,
+                    layout.threads,
+                    layout.spinning,
+                    tensor,
+                    seconds,
+                    barrier,
+                    results,
+                ),
+            )
+            for _ in range(layout.processes)
+        ]
         with CpuShare() as share:
             for worker in workers:
                 worker.start()
@@ -235,12 +268,15 @@ def measure_ceiling(m: Measurements, jpeg: bytes, seconds: float,
         images = sum(part[0] for part in parts)
         m.ceiling[layout.label] = rate
         m.ceiling_cpu_ms[layout.label] = sum(part[2] for part in parts) * 1000 / images
-        m.ceiling_run_ms[layout.label] = float(np.median([t for part in parts
-                                                          for t in part[3]])) * 1000
+        m.ceiling_run_ms[layout.label] = (
+            float(np.median([t for part in parts for t in part[3]])) * 1000
+        )
         m.ceiling_other_cpu[layout.label] = share.other
-        log(f"ceiling {layout.label}: {rate:.2f} images/s, "
+        log(
+            f"ceiling {layout.label}: {rate:.2f} images/s, "
             f"{m.ceiling_cpu_ms[layout.label]:.0f} ms CPU/image "
-            f"(other processes: {share.other:.0%} CPU)")
+            f"(other processes: {share.other:.0%} CPU)"
+        )
 
 
 # --------------------------------------------------------------------------- servers
@@ -261,16 +297,29 @@ def fresh(image: bytes) -> bytes:
 class Server:
     """A server process this benchmark started, its process tree and its output."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str], port: int,
-                 ready_path: str, scratch: Path,
-                 role_of: Callable[[list[str], bool], str] = process_role) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        port: int,
+        ready_path: str,
+        scratch: Path,
+        role_of: Callable[[list[str], bool], str] = process_role,
+    ) -> None:
         self.name, self.port, self.ready_path = name, port, ready_path
         self.role_of = role_of
         self.roles: dict[int, str] = {}
         self.output = scratch / f"{name}.out"
         with self.output.open("wb") as sink:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.root = psutil.Process(self.process.pid)
         self.known: dict[int, psutil.Process] = {self.root.pid: self.root}
 
@@ -282,8 +331,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: "
-                                   f"{self.tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}: {self.tail()}"
+                )
             with suppress(httpx.HTTPError):
                 if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
                     return
@@ -359,10 +409,14 @@ class Endpoint:
     fields: dict[str, str]
     media_type: str = "image/png"
 
-    def post(self, client: httpx.Client, base: str, image: bytes,
-             extra: dict[str, str] | None = None) -> httpx.Response:
-        return client.post(base + self.path, data={**self.fields, **(extra or {})},
-                           files={"file": ("photo.jpg", image, "image/jpeg")})
+    def post(
+        self, client: httpx.Client, base: str, image: bytes, extra: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return client.post(
+            base + self.path,
+            data={**self.fields, **(extra or {})},
+            files={"file": ("photo.jpg", image, "image/jpeg")},
+        )
 
     def check(self, response: httpx.Response) -> str | None:
         """None if the answer is a good image, else an error kind."""
@@ -377,8 +431,14 @@ OURS = Endpoint("ours", "/remove-background", {})
 REMBG = Endpoint("rembg s", "/api/remove", {"model": MODEL})
 
 
-def run_level(endpoint: Endpoint, server: Server, image: bytes, concurrency: int,
-              seconds: float, request_ids: list[str]) -> LoadResult:
+def run_level(
+    endpoint: Endpoint,
+    server: Server,
+    image: bytes,
+    concurrency: int,
+    seconds: float,
+    request_ids: list[str],
+) -> LoadResult:
     """Closed loop: `concurrency` clients each send the next request when one is answered,
     every one under fresh bytes (the same photo), so that none is a cache hit.
 
@@ -426,17 +486,28 @@ def run_level(endpoint: Endpoint, server: Server, image: bytes, concurrency: int
     start.wait()
     for thread in threads:
         thread.join()
-    result.cpu = cpu_split(before, server.cpu_snapshot(),
-                           result.ok + result.error_count + result.late,
-                           time.monotonic() - cpu_started)
-    log(f"{endpoint.name} c={concurrency}: {result.throughput:.2f} req/s, "
+    result.cpu = cpu_split(
+        before,
+        server.cpu_snapshot(),
+        result.ok + result.error_count + result.late,
+        time.monotonic() - cpu_started,
+    )
+    log(
+        f"{endpoint.name} c={concurrency}: {result.throughput:.2f} req/s, "
         f"p50 {result.latency_ms(50):.0f} ms, errors {result.error_count}, "
-        f"CPU {result.cpu.total_ms_each:.0f} ms/request")
+        f"CPU {result.cpu.total_ms_each:.0f} ms/request"
+    )
     return result
 
 
-def warm_up(endpoint: Endpoint, base: str, images: dict[str, bytes], notes: list[str],
-            requests: int = 3, attempts: int = 3) -> None:
+def warm_up(
+    endpoint: Endpoint,
+    base: str,
+    images: dict[str, bytes],
+    notes: list[str],
+    requests: int = 3,
+    attempts: int = 3,
+) -> None:
     """A few 1 MP requests and one 12 MP, fresh bytes each (a cache hit would warm nothing);
     each retried, and a failure noted, up to `attempts`."""
     with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
@@ -450,15 +521,18 @@ def warm_up(endpoint: Endpoint, base: str, images: dict[str, bytes], notes: list
                     error, detail = type(exc).__name__, str(exc)
                 if error is None:
                     break
-                notes.append(f"{endpoint.name} warm-up request failed ({error}: {detail}), "
-                             f"attempt {attempt} of {attempts}.")
+                notes.append(
+                    f"{endpoint.name} warm-up request failed ({error}: {detail}), "
+                    f"attempt {attempt} of {attempts}."
+                )
                 if attempt == attempts:
                     raise RuntimeError(f"warm-up request failed ({error}): {detail}")
                 time.sleep(2)
 
 
-def size_latency(base: str, images: dict[str, bytes], count: int,
-                 ids: dict[str, list[str]]) -> dict[str, list[float]]:
+def size_latency(
+    base: str, images: dict[str, bytes], count: int, ids: dict[str, list[str]]
+) -> dict[str, list[float]]:
     """Alternating 1 MP and 12 MP requests at max_width=1200, fresh bytes, one at a time."""
     latencies: dict[str, list[float]] = {SIZE_SMALL: [], SIZE_LARGE: []}
     with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
@@ -471,8 +545,10 @@ def size_latency(base: str, images: dict[str, bytes], count: int,
                 if OURS.check(response) is None:
                     latencies[label].append(elapsed)
                     ids.setdefault(label, []).append(response.headers.get("x-request-id", ""))
-    log("sizes: " + ", ".join(f"{k} p50 {np.median(v) * 1000:.0f} ms"
-                              for k, v in latencies.items() if v))
+    log(
+        "sizes: "
+        + ", ".join(f"{k} p50 {np.median(v) * 1000:.0f} ms" for k, v in latencies.items() if v)
+    )
     return latencies
 
 
@@ -504,16 +580,24 @@ def cache_latency(base: str, image: bytes, count: int, notes: list[str]) -> dict
                 response = OURS.post(client, base, body, extra)
                 elapsed = time.perf_counter() - sent
                 got = response.headers.get("x-cache")
-                if (response.status_code == 200 and got == expected
-                        and response.headers.get("content-type", "").startswith(media_type)):
+                if (
+                    response.status_code == 200
+                    and got == expected
+                    and response.headers.get("content-type", "").startswith(media_type)
+                ):
                     latencies[probe].append(elapsed)
                 else:
                     unexpected[f"{probe}: HTTP {response.status_code}, X-Cache {got}"] += 1
     if unexpected:
-        notes.append("Cache latency: answers left out (not the expected X-Cache): "
-                     + ", ".join(f"{kind} ×{n}" for kind, n in unexpected.items()) + ".")
-    log("cache: " + ", ".join(f"{k} p50 {np.median(v) * 1000:.1f} ms"
-                              for k, v in latencies.items() if v))
+        notes.append(
+            "Cache latency: answers left out (not the expected X-Cache): "
+            + ", ".join(f"{kind} ×{n}" for kind, n in unexpected.items())
+            + "."
+        )
+    log(
+        "cache: "
+        + ", ".join(f"{k} p50 {np.median(v) * 1000:.1f} ms" for k, v in latencies.items() if v)
+    )
     return latencies
 
 
@@ -534,8 +618,9 @@ def read_request_log(path: Path) -> list[dict]:
 class Contender:
     """One server under test: how to call it, the process, its RSS sampler and its results."""
 
-    def __init__(self, endpoint: Endpoint, server: Server, trace: RssTrace,
-                 results: list[LoadResult]) -> None:
+    def __init__(
+        self, endpoint: Endpoint, server: Server, trace: RssTrace, results: list[LoadResult]
+    ) -> None:
         self.endpoint, self.server, self.results = endpoint, server, results
         self.sampler = RssSampler(server, trace)
         self.sampler.start()
@@ -549,8 +634,22 @@ def serve_ours(name: str, scratch: Path, settings: dict[str, str]) -> Server:
     """`bentoml serve` our service with the environment plus `settings` (limits off)."""
     env = {**os.environ, **SERVICE_ENV, "LOG_FILE": str(scratch / f"{name}.jsonl"), **settings}
     port = free_port()
-    return Server(name, [sys.executable, "-m", "bentoml", "serve", "service:BackgroundRemover",
-                         "--port", str(port)], env, port, "/readyz", scratch)
+    return Server(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "service:BackgroundRemover",
+            "--port",
+            str(port),
+        ],
+        env,
+        port,
+        "/readyz",
+        scratch,
+    )
 
 
 def start_ours(m: Measurements, scratch: Path, log_file: Path) -> Contender:
@@ -560,8 +659,10 @@ def start_ours(m: Measurements, scratch: Path, log_file: Path) -> Contender:
 
 def rembg_model_file() -> Path | None:
     home = Path.home()
-    candidates = [Path(os.environ.get("U2NET_HOME", home / ".u2net")) / f"{MODEL}.onnx",
-                  home / ".rembg" / "models" / MODEL / f"{MODEL}.onnx"]
+    candidates = [
+        Path(os.environ.get("U2NET_HOME", home / ".u2net")) / f"{MODEL}.onnx",
+        home / ".rembg" / "models" / MODEL / f"{MODEL}.onnx",
+    ]
     return next((path for path in candidates if path.is_file()), None)
 
 
@@ -569,13 +670,16 @@ def start_rembg(m: Measurements, scratch: Path) -> Contender | None:
     """`rembg s` from its own venv, offline; None (and the reason in `m`) if it cannot run."""
     executable = REMBG_VENV / "bin" / "rembg"
     if not executable.exists():
-        m.rembg_error = (f"not run: {executable} is missing "
-                         "(create it with `bash bench/setup-rembg-server.sh`)")
+        m.rembg_error = (
+            f"not run: {executable} is missing (create it with `bash bench/setup-rembg-server.sh`)"
+        )
         return None
     model = rembg_model_file()
     if model is None:
-        m.rembg_error = (f"not run: no {MODEL}.onnx in ~/.u2net or ~/.rembg/models/{MODEL} and "
-                         "the benchmark never downloads it (run import_model.py first)")
+        m.rembg_error = (
+            f"not run: no {MODEL}.onnx in ~/.u2net or ~/.rembg/models/{MODEL} and "
+            "the benchmark never downloads it (run import_model.py first)"
+        )
         return None
     # Point rembg at the folder holding the model so it never tries to download it;
     # BROWSER=true stops its startup hook from launching a browser.
@@ -586,14 +690,31 @@ def start_rembg(m: Measurements, scratch: Path) -> Contender | None:
     else:  # <U2NET_HOME>/u2netp.onnx, rembg's legacy flat layout
         env["U2NET_HOME"] = str(model.parent)
     port = free_port()
-    server = Server("rembg", [str(executable), "s", "--host", "127.0.0.1", "--port", str(port),
-                              "--no-ui", "--log_level", "warning"],
-                    env, port, "/api", scratch, role_of=lambda *_: "rembg s")
+    server = Server(
+        "rembg",
+        [
+            str(executable),
+            "s",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-ui",
+            "--log_level",
+            "warning",
+        ],
+        env,
+        port,
+        "/api",
+        scratch,
+        role_of=lambda *_: "rembg s",
+    )
     return Contender(REMBG, server, m.rss.setdefault("rembg s", RssTrace()), m.rembg)
 
 
-def bench_servers(m: Measurements, images: dict[str, bytes], plan: Plan, scratch: Path,
-                  with_rembg: bool) -> None:
+def bench_servers(
+    m: Measurements, images: dict[str, bytes], plan: Plan, scratch: Path, with_rembg: bool
+) -> None:
     """Both servers up at once; each load level runs on ours, then on rembg s, so that drift in
     the machine's background load hits both alike."""
     log_file = scratch / "service.jsonl"
@@ -618,8 +739,9 @@ def bench_servers(m: Measurements, images: dict[str, bytes], plan: Plan, scratch
         ours.sampler.phase = "sizes"
         m.size_latency = size_latency(ours.server.url, images, plan.size_requests, ids)
         ours.sampler.phase = "cache"
-        m.cache_latency = cache_latency(ours.server.url, images["1mp"], plan.cache_requests,
-                                        m.notes)
+        m.cache_latency = cache_latency(
+            ours.server.url, images["1mp"], plan.cache_requests, m.notes
+        )
         set_phase(contenders, "idle")
         time.sleep(2)
         for level in LEVELS:
@@ -628,9 +750,14 @@ def bench_servers(m: Measurements, images: dict[str, bytes], plan: Plan, scratch
                 contender.sampler.phase = f"c={level}"
                 level_ids = ids.setdefault(level_label(level), [])
                 with CpuShare() as share:
-                    result = run_level(contender.endpoint, contender.server, images["1mp"],
-                                       level, plan.level_s,
-                                       level_ids if contender is ours else [])
+                    result = run_level(
+                        contender.endpoint,
+                        contender.server,
+                        images["1mp"],
+                        level,
+                        plan.level_s,
+                        level_ids if contender is ours else [],
+                    )
                 result.other_cpu = share.other
                 contender.results.append(result)
         set_phase(contenders, "after")
@@ -658,10 +785,12 @@ def soak(m: Measurements, ours: Contender, images: dict[str, bytes], plan: Plan)
     result = run_level(OURS, ours.server, images["1mp"], 8, plan.soak_minutes * 60, [])
     samples = [(t, rss) for t, phase, rss in ours.sampler.trace.samples if phase == "soak"]
     m.soak_growth = soak_growth(samples)
-    m.notes.append(f"Soak: concurrency 8 for {plan.soak_minutes:g} min: "
-                   f"{result.throughput:.2f} req/s, p50 {result.latency_ms(50):.0f} ms, "
-                   f"{result.error_count} errors, RSS growth over the second half "
-                   f"{m.soak_growth * 100:+.1f}%.")
+    m.notes.append(
+        f"Soak: concurrency 8 for {plan.soak_minutes:g} min: "
+        f"{result.throughput:.2f} req/s, p50 {result.latency_ms(50):.0f} ms, "
+        f"{result.error_count} errors, RSS growth over the second half "
+        f"{m.soak_growth * 100:+.1f}%."
+    )
 
 
 def mixed_load(m: Measurements, images: dict[str, bytes], plan: Plan, scratch: Path) -> None:
@@ -673,20 +802,29 @@ def mixed_load(m: Measurements, images: dict[str, bytes], plan: Plan, scratch: P
     write_uploads(uploads)  # the /read-file samples, as loadtests/serve-for-load.sh does
     for label, enabled in ((CACHE_ON, "true"), (CACHE_OFF, "false")):
         name = "mixed-" + label.replace(" ", "-")
-        server = serve_ours(name, scratch, {"CACHE_ENABLED": enabled,
-                                            "UPLOAD_DIR": str(uploads),
-                                            "OUTPUT_DIR": str(scratch / "outputs")})
+        server = serve_ours(
+            name,
+            scratch,
+            {
+                "CACHE_ENABLED": enabled,
+                "UPLOAD_DIR": str(uploads),
+                "OUTPUT_DIR": str(scratch / "outputs"),
+            },
+        )
         try:
             server.wait_ready()
             warm_up(OURS, server.url, images, m.notes)
             before, started = server.cpu_snapshot(), time.monotonic()
             run = run_locust(server.url, label, plan, scratch / name, m.notes)
-            run.cpu = cpu_split(before, server.cpu_snapshot(), run.requests,
-                                time.monotonic() - started)
+            run.cpu = cpu_split(
+                before, server.cpu_snapshot(), run.requests, time.monotonic() - started
+            )
             m.mixed.append(run)
         except (RuntimeError, httpx.HTTPError, subprocess.SubprocessError, OSError) as exc:
-            m.mixed_error = (f"{label} failed: {type(exc).__name__}: {exc}; "
-                             f"the server's output ends: {server.tail()}")
+            m.mixed_error = (
+                f"{label} failed: {type(exc).__name__}: {exc}; "
+                f"the server's output ends: {server.tail()}"
+            )
             return
         finally:
             server.stop()
@@ -698,22 +836,50 @@ def run_locust(url: str, label: str, plan: Plan, out: Path, notes: list[str]) ->
 
     out.mkdir(parents=True, exist_ok=True)
     users = str(plan.mixed_users)
-    env = {**os.environ, "STEP_USERS": users, "MAX_USERS": users, "SPAWN_RATE": users,
-           "STEP_SECONDS": str(plan.mixed_s * 2), "RUN_SECONDS": str(plan.mixed_s),
-           "LOADTEST_REPEAT_SHARE": MIXED_REPEAT_SHARE, "LOADTEST_SEED": MIXED_SEED,
-           "LOADTEST_CACHE_FILE": str(out / "cache.json")}
+    env = {
+        **os.environ,
+        "STEP_USERS": users,
+        "MAX_USERS": users,
+        "SPAWN_RATE": users,
+        "STEP_SECONDS": str(plan.mixed_s * 2),
+        "RUN_SECONDS": str(plan.mixed_s),
+        "LOADTEST_REPEAT_SHARE": MIXED_REPEAT_SHARE,
+        "LOADTEST_SEED": MIXED_SEED,
+        "LOADTEST_CACHE_FILE": str(out / "cache.json"),
+    }
     for inherited in ("LOADTEST_BUCKETS", "LOADTEST_READ_FILE_PATHS", "LOADTEST_API_KEY"):
         env.pop(inherited, None)  # the mix as the locustfile defines it
-    command = [sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless",
-               "--host", url, "--csv", str(out / "locust"), "--logfile", str(out / "locust.log"),
-               "--loglevel", "WARNING", "--only-summary"]
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        "loadtests/locustfile.py",
+        "--headless",
+        "--host",
+        url,
+        "--csv",
+        str(out / "locust"),
+        "--logfile",
+        str(out / "locust.log"),
+        "--loglevel",
+        "WARNING",
+        "--only-summary",
+    ]
     log(f"mixed load, {label}: {users} users for {plan.mixed_s:g} s")
     # locust shares the cores with the server: its own CPU shows how much it took
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     with CpuShare() as share, (out / "locust.out").open("wb") as sink:
         # locust exits with 1 when any request failed; the failures are read from its CSV
-        subprocess.run(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                       timeout=plan.mixed_s + 300, check=False)
+        subprocess.run(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            timeout=plan.mixed_s + 300,
+            check=False,
+        )
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_s = (usage.ru_utime + usage.ru_stime) - (reaped.ru_utime + reaped.ru_stime)
     stats = out / "locust_stats.csv"
@@ -721,19 +887,36 @@ def run_locust(url: str, label: str, plan: Plan, out: Path, notes: list[str]) ->
         raise RuntimeError(f"locust wrote no stats; see {out / 'locust.out'}")
     rows = read_stats(stats)
     total = next(row for row in rows if row.name == AGGREGATED)
-    images = sum(row.requests - row.failures for row in rows
-                 if row.name != AGGREGATED and row.name.startswith("/remove-background"))
-    run = MixedRun(label, plan.mixed_users, plan.mixed_s, total.requests, total.failures, images,
-                   total.p50, read_cache_outcomes(out / "cache.json"), share.other,
-                   client_cores=client_s / plan.mixed_s)
+    images = sum(
+        row.requests - row.failures
+        for row in rows
+        if row.name != AGGREGATED and row.name.startswith("/remove-background")
+    )
+    run = MixedRun(
+        label,
+        plan.mixed_users,
+        plan.mixed_s,
+        total.requests,
+        total.failures,
+        images,
+        total.p50,
+        read_cache_outcomes(out / "cache.json"),
+        share.other,
+        client_cores=client_s / plan.mixed_s,
+    )
     failures: Counter[str] = Counter()
     for failure in read_failures(out / "locust_failures.csv"):
         failures[f"{failure.name}: {failure.message}"] += failure.count
     if failures:
-        notes.append(f"Mixed load, {label}: failures: "
-                     + "; ".join(f"{kind} ×{n}" for kind, n in failures.most_common(5)) + ".")
-    log(f"mixed load, {label}: {run.throughput:.2f} req/s, hit ratio {run.share('hit'):.0%}, "
-        f"{run.failures} failures")
+        notes.append(
+            f"Mixed load, {label}: failures: "
+            + "; ".join(f"{kind} ×{n}" for kind, n in failures.most_common(5))
+            + "."
+        )
+    log(
+        f"mixed load, {label}: {run.throughput:.2f} req/s, hit ratio {run.share('hit'):.0%}, "
+        f"{run.failures} failures"
+    )
     return run
 
 
@@ -791,72 +974,98 @@ def cpu_model() -> str:
 
 def served_settings() -> str:
     served = Settings()  # what the served process will read: environment, .env, defaults
-    return (f"MODEL_WORKERS={served.model_workers}, MODEL_THREADS={served.model_threads}, "
-            f"MODEL_PARALLEL_RUNS={served.model_parallel_runs}, "
-            f"MODEL_THREAD_SPINNING={str(served.model_thread_spinning).lower()}, "
-            f"API_WORKER_NICE={served.api_worker_nice}, MAX_BATCH_SIZE={served.max_batch_size}, "
-            f"CACHE_ENABLED={str(served.cache_enabled).lower()} (the service's settings; "
-            "the mixed load sets CACHE_ENABLED itself)")
+    return (
+        f"MODEL_WORKERS={served.model_workers}, MODEL_THREADS={served.model_threads}, "
+        f"MODEL_PARALLEL_RUNS={served.model_parallel_runs}, "
+        f"MODEL_THREAD_SPINNING={str(served.model_thread_spinning).lower()}, "
+        f"API_WORKER_NICE={served.api_worker_nice}, MAX_BATCH_SIZE={served.max_batch_size}, "
+        f"CACHE_ENABLED={str(served.cache_enabled).lower()} (the service's settings; "
+        "the mixed load sets CACHE_ENABLED itself)"
+    )
 
 
 def environment(args: argparse.Namespace, plan: Plan) -> dict[str, str]:
     if args.layouts:
-        mode = (f"layouts ({'quick' if args.quick else 'full'}): {plan.level_s:g} s at "
-                f"concurrency 8 after {plan.level_s / 3:g} s at concurrency 1 per layout and "
-                f"round, {args.rounds} round(s), {plan.ceiling_s:g} s per bare layout")
+        mode = (
+            f"layouts ({'quick' if args.quick else 'full'}): {plan.level_s:g} s at "
+            f"concurrency 8 after {plan.level_s / 3:g} s at concurrency 1 per layout and "
+            f"round, {args.rounds} round(s), {plan.ceiling_s:g} s per bare layout"
+        )
     else:
-        mode = (("quick" if args.quick else "full")
-                + f": {plan.level_s:g} s per load level, {plan.ceiling_s:g} s per ceiling "
-                  f"layout, {plan.size_requests} requests per size, {plan.cache_requests} per "
-                  f"cache probe, mixed load {plan.mixed_users} users × {plan.mixed_s:g} s per run")
+        mode = (
+            ("quick" if args.quick else "full")
+            + f": {plan.level_s:g} s per load level, {plan.ceiling_s:g} s per ceiling "
+            f"layout, {plan.size_requests} requests per size, {plan.cache_requests} per "
+            f"cache probe, mixed load {plan.mixed_users} users × {plan.mixed_s:g} s per run"
+        )
     return {
         "started": datetime.now().isoformat(timespec="seconds"),
         "mode": mode,
         "hardware": f"{os.cpu_count()} CPUs ({cpu_model()}), "
-                    f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM; shared with other "
-                    "work: compare ratios within one run, not across runs",
+        f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM; shared with other "
+        "work: compare ratios within one run, not across runs",
         "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
         "serving settings": served_settings(),
         "versions": f"Python {platform.python_version()}, bentoml {version('bentoml')}, "
-                    f"onnxruntime {version('onnxruntime')}, pillow {version('pillow')}, "
-                    f"locust {version('locust')}, rembg (server venv) {rembg_version()}",
+        f"onnxruntime {version('onnxruntime')}, pillow {version('pillow')}, "
+        f"locust {version('locust')}, rembg (server venv) {rembg_version()}",
         "images": f"skimage coffee, Lanczos to {SMALL_SIZE[0]}×{SMALL_SIZE[1]} and "
-                  f"{LARGE_SIZE[0]}×{LARGE_SIZE[1]}, JPEG q{JPEG_QUALITY}; every request "
-                  "of a load level under fresh bytes (cache misses)",
+        f"{LARGE_SIZE[0]}×{LARGE_SIZE[1]}, JPEG q{JPEG_QUALITY}; every request "
+        "of a load level under fresh bytes (cache misses)",
     }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="10 s per load level instead of 30 s, shorter ceiling, cache and "
-                             "mixed-load runs")
-    parser.add_argument("--soak-minutes", type=float, default=0,
-                        help="also run concurrency 8 for N minutes and report RSS growth")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="10 s per load level instead of 30 s, shorter ceiling, cache and mixed-load runs",
+    )
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=0,
+        help="also run concurrency 8 for N minutes and report RSS growth",
+    )
     parser.add_argument("--level-seconds", type=float, help="override the load level duration")
     parser.add_argument("--skip-rembg", action="store_true", help="do not run rembg s")
-    parser.add_argument("--mixed-seconds", type=float,
-                        help="length of each mixed-load run (60 s, 30 s with --quick; 0 skips)")
-    parser.add_argument("--mixed-users", type=int, default=MIXED_USERS,
-                        help=f"locust users in the mixed load [{MIXED_USERS}]")
-    parser.add_argument("--layouts", action="store_true",
-                        help="instead: compare serving layouts at concurrency 8")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="with --layouts: rounds over every layout, every other one in "
-                             "reverse order [1]")
+    parser.add_argument(
+        "--mixed-seconds",
+        type=float,
+        help="length of each mixed-load run (60 s, 30 s with --quick; 0 skips)",
+    )
+    parser.add_argument(
+        "--mixed-users",
+        type=int,
+        default=MIXED_USERS,
+        help=f"locust users in the mixed load [{MIXED_USERS}]",
+    )
+    parser.add_argument(
+        "--layouts", action="store_true", help="instead: compare serving layouts at concurrency 8"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --layouts: rounds over every layout, every other one in reverse order [1]",
+    )
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
     return parser.parse_args(argv)
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
-    mixed_s = args.mixed_seconds if args.mixed_seconds is not None else (
-        30 if args.quick else 60)
-    return Plan(level_s=args.level_seconds or (10 if args.quick else 30),
-                ceiling_s=5 if args.quick else (10 if args.layouts else 15),
-                size_requests=6 if args.quick else 15,
-                rest_s=3 if args.quick else 5, soak_minutes=args.soak_minutes,
-                cache_requests=10 if args.quick else 20, mixed_s=mixed_s,
-                mixed_users=args.mixed_users)
+    mixed_s = args.mixed_seconds if args.mixed_seconds is not None else (30 if args.quick else 60)
+    return Plan(
+        level_s=args.level_seconds or (10 if args.quick else 30),
+        ceiling_s=5 if args.quick else (10 if args.layouts else 15),
+        size_requests=6 if args.quick else 15,
+        rest_s=3 if args.quick else 5,
+        soak_minutes=args.soak_minutes,
+        cache_requests=10 if args.quick else 20,
+        mixed_s=mixed_s,
+        mixed_users=args.mixed_users,
+    )
 
 
 def run_benchmark(args: argparse.Namespace, plan: Plan) -> str:
@@ -869,8 +1078,10 @@ def run_benchmark(args: argparse.Namespace, plan: Plan) -> str:
     layouts, m.served_layout = bare_layouts(served.model_threads, served.model_thread_spinning)
     steps: list[tuple[str, Callable[[Path], None]]] = [
         ("ceiling", lambda _: measure_ceiling(m, images["1mp"], plan.ceiling_s, layouts)),
-        ("servers", lambda scratch: bench_servers(m, images, plan, scratch,
-                                                  with_rembg=not args.skip_rembg)),
+        (
+            "servers",
+            lambda scratch: bench_servers(m, images, plan, scratch, with_rembg=not args.skip_rembg),
+        ),
     ]
     if plan.mixed_s > 0:
         steps.append(("mixed load", lambda scratch: mixed_load(m, images, plan, scratch)))
@@ -885,12 +1096,19 @@ def run_benchmark(args: argparse.Namespace, plan: Plan) -> str:
                 m.notes.append(f"{name} failed: {type(exc).__name__}: {exc}")
                 log(f"{name} failed: {exc}")
     m.environment["load average at end (1/5/15 min)"] = " / ".join(
-        f"{x:.2f}" for x in os.getloadavg())
+        f"{x:.2f}" for x in os.getloadavg()
+    )
     return render(m)
 
 
-def measure_layout(layout: Layout, images: dict[str, bytes], plan: Plan, scratch: Path,
-                   notes: list[str], index: int) -> list[LoadResult]:
+def measure_layout(
+    layout: Layout,
+    images: dict[str, bytes],
+    plan: Plan,
+    scratch: Path,
+    notes: list[str],
+    index: int,
+) -> list[LoadResult]:
     """One layout: its own server, warmed up, then concurrency 1 for a third of `plan.level_s`
     (what the layout costs a request alone) and concurrency 8 for `plan.level_s`.
 
@@ -934,16 +1152,20 @@ def run_layouts(args: argparse.Namespace, plan: Plan) -> str:
             for layout in order:
                 log(f"--- round {round_index + 1}: {layout.label}")
                 try:
-                    levels = measure_layout(layout, images, plan, Path(scratch), notes,
-                                            len(results))
+                    levels = measure_layout(
+                        layout, images, plan, Path(scratch), notes, len(results)
+                    )
                 except Exception as exc:  # report what failed and keep the other layouts
-                    notes.append(f"{layout.label}, round {round_index + 1} failed: "
-                                 f"{type(exc).__name__}: {exc}")
+                    notes.append(
+                        f"{layout.label}, round {round_index + 1} failed: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
                     log(f"{layout.label} failed: {exc}")
                     continue
                 results += [(layout, level) for level in levels]
     environment_lines["load average at end (1/5/15 min)"] = " / ".join(
-        f"{x:.2f}" for x in os.getloadavg())
+        f"{x:.2f}" for x in os.getloadavg()
+    )
     bare_rows = {label: (rate, bare.ceiling_cpu_ms[label]) for label, rate in bare.ceiling.items()}
     return render_layouts(summarize_layouts(results), bare_rows, environment_lines, notes)
 

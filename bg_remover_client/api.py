@@ -147,7 +147,8 @@ def describe_error(response: httpx.Response) -> str:
     if not isinstance(body, dict):
         text = response.text.strip()[:200]
         return f"HTTP {response.status_code} {response.reason_phrase}" + (
-            f": {text}" if text else "")
+            f": {text}" if text else ""
+        )
     code = f" {body['code']}" if body.get("code") else ""
     message = body.get("error") or response.reason_phrase
     details = f" ({body['details']})" if body.get("details") else ""
@@ -157,9 +158,16 @@ def describe_error(response: httpx.Response) -> str:
 class Uploader:
     """Sends one file at a time per call; safe to share between concurrent workers."""
 
-    def __init__(self, client: httpx.AsyncClient, options: Options, policy: RetryPolicy,
-                 *, sleep: Sleep = asyncio.sleep, notify: Notify = print,
-                 gate: Gate | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        options: Options,
+        policy: RetryPolicy,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        notify: Notify = print,
+        gate: Gate | None = None,
+    ) -> None:
         self.client = client
         self.fields = options.form_fields()
         self.policy = policy
@@ -183,15 +191,17 @@ class Uploader:
                 raise RequestFailed(f"{outcome.reason} (gave up after {tries})")
             retry += 1
             wait = self.policy.backoff(retry) if outcome.wait is None else outcome.wait
-            self.notify(f"{label}: {outcome.reason}; retry {retry}/{self.policy.retries} "
-                        f"in {wait:.0f} s")
+            self.notify(
+                f"{label}: {outcome.reason}; retry {retry}/{self.policy.retries} in {wait:.0f} s"
+            )
             await self.sleep(wait)
 
     async def _attempt(self, name: str, data: bytes) -> Result | Retryable:
         """One request. Raises RequestFailed when retrying cannot help."""
         try:
             response = await self.client.post(
-                ENDPOINT, files={"file": (name, data)}, data=self.fields)
+                ENDPOINT, files={"file": (name, data)}, data=self.fields
+            )
         except httpx.TransportError as exc:
             detail = f": {exc}" if str(exc) else ""
             return Retryable(f"connection error ({type(exc).__name__}{detail})")
@@ -219,10 +229,11 @@ class Uploader:
         if wait > self.policy.max_wait:
             raise RequestFailed(self._too_long(self.gate.reason, wait) + " (not sent)")
         if wait >= NOTICEABLE_WAIT_S:  # not for the leftovers of this request's own wait
-            self.notify(f"{label}: waiting {wait:.0f} s as the server asked "
-                        f"({self.gate.reason})")
+            self.notify(f"{label}: waiting {wait:.0f} s as the server asked ({self.gate.reason})")
         await self.sleep(wait)
 
     def _too_long(self, reason: str, wait: float) -> str:
-        return (f"{reason}; the server asks to retry in {wait:.0f} s, longer than "
-                f"--max-wait {self.policy.max_wait:.0f} s: giving up")
+        return (
+            f"{reason}; the server asks to retry in {wait:.0f} s, longer than "
+            f"--max-wait {self.policy.max_wait:.0f} s: giving up"
+        )

@@ -117,16 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bg-remover",
         description="Remove the background of images with a self-hosted background-removal\n"
-                    "service (POST /remove-background), several files at a time.",
+        "service (POST /remove-background), several files at a time.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
-                        help="image files and/or folders of images")
+    parser.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT", help="image files and/or folders of images"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_server_arguments(parser.add_argument_group("server"))
-    _add_processing_arguments(parser.add_argument_group(
-        "processing options (sent as form fields; omitted ones use the server's defaults)"))
+    _add_processing_arguments(
+        parser.add_argument_group(
+            "processing options (sent as form fields; omitted ones use the server's defaults)"
+        )
+    )
     _add_file_arguments(parser.add_argument_group("files"))
     _add_run_arguments(parser.add_argument_group("running"))
     return parser
@@ -134,55 +138,123 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_server_arguments(group: argparse._ArgumentGroup) -> None:
     # An empty variable counts as unset, as it does for the service's settings.
-    group.add_argument("--url", type=http_url, default=os.environ.get(URL_ENV) or DEFAULT_URL,
-                       help=f"service base URL (default: ${URL_ENV} or {DEFAULT_URL})")
-    group.add_argument("--api-key", metavar="KEY", default=os.environ.get(KEY_ENV) or None,
-                       help=f"sent as X-API-Key (default: ${KEY_ENV})")
-    group.add_argument("--timeout", type=positive_float, default=120.0, metavar="S",
-                       help="seconds to wait for one response (default: 120)")
+    group.add_argument(
+        "--url",
+        type=http_url,
+        default=os.environ.get(URL_ENV) or DEFAULT_URL,
+        help=f"service base URL (default: ${URL_ENV} or {DEFAULT_URL})",
+    )
+    group.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=os.environ.get(KEY_ENV) or None,
+        help=f"sent as X-API-Key (default: ${KEY_ENV})",
+    )
+    group.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=120.0,
+        metavar="S",
+        help="seconds to wait for one response (default: 120)",
+    )
 
 
 def _add_processing_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--format", type=str.lower, choices=FORMATS,
-                       help="output format (server default: png; a preset may set it)")
-    group.add_argument("--quality", type=int_in_range(10, 100), metavar="N",
-                       help="encoder quality 10-100 (server default: 80; 100 for png)")
-    group.add_argument("--max-width", type=int_in_range(100, 4000), metavar="N",
-                       help="fit inside this width, 100-4000 px, never upscaled")
-    group.add_argument("--max-height", type=int_in_range(100, 4000), metavar="N",
-                       help="fit inside this height, 100-4000 px, never upscaled")
-    group.add_argument("--preset", metavar="NAME",
-                       help="web, social, email, thumbnail, mobile, desktop, archival, print "
-                            "(explicit options override it)")
-    group.add_argument("--bg-color", metavar="C",
-                       help="background: #rgb, #rrggbb, #rrggbbaa or a CSS colour name "
-                            "(default: transparent; white for jpeg)")
+    group.add_argument(
+        "--format",
+        type=str.lower,
+        choices=FORMATS,
+        help="output format (server default: png; a preset may set it)",
+    )
+    group.add_argument(
+        "--quality",
+        type=int_in_range(10, 100),
+        metavar="N",
+        help="encoder quality 10-100 (server default: 80; 100 for png)",
+    )
+    group.add_argument(
+        "--max-width",
+        type=int_in_range(100, 4000),
+        metavar="N",
+        help="fit inside this width, 100-4000 px, never upscaled",
+    )
+    group.add_argument(
+        "--max-height",
+        type=int_in_range(100, 4000),
+        metavar="N",
+        help="fit inside this height, 100-4000 px, never upscaled",
+    )
+    group.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="web, social, email, thumbnail, mobile, desktop, archival, print "
+        "(explicit options override it)",
+    )
+    group.add_argument(
+        "--bg-color",
+        metavar="C",
+        help="background: #rgb, #rrggbb, #rrggbbaa or a CSS colour name "
+        "(default: transparent; white for jpeg)",
+    )
     group.add_argument("--crop", action="store_true", help="crop to the subject")
-    group.add_argument("--crop-margin", type=crop_margin, metavar="M",
-                       help="margin kept when cropping: pixels (20) or percent (5%%)")
-    group.add_argument("--only-mask", action="store_true",
-                       help="return the alpha mask as a greyscale image")
-    group.add_argument("--model", metavar="NAME",
-                       help="segmentation model on the server (default: the served one)")
+    group.add_argument(
+        "--crop-margin",
+        type=crop_margin,
+        metavar="M",
+        help="margin kept when cropping: pixels (20) or percent (5%%)",
+    )
+    group.add_argument(
+        "--only-mask", action="store_true", help="return the alpha mask as a greyscale image"
+    )
+    group.add_argument(
+        "--model", metavar="NAME", help="segmentation model on the server (default: the served one)"
+    )
 
 
 def _add_file_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--output-dir", "-o", type=Path, metavar="DIR",
-                       help="write results here instead of beside the inputs")
-    group.add_argument("--recursive", "-r", action="store_true",
-                       help="include images in sub-folders of folder inputs")
-    group.add_argument("--overwrite", action="store_true",
-                       help="process files whose output already exists (default: skip them)")
+    group.add_argument(
+        "--output-dir",
+        "-o",
+        type=Path,
+        metavar="DIR",
+        help="write results here instead of beside the inputs",
+    )
+    group.add_argument(
+        "--recursive",
+        "-r",
+        action="store_true",
+        help="include images in sub-folders of folder inputs",
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="process files whose output already exists (default: skip them)",
+    )
 
 
 def _add_run_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--concurrency", "-c", type=int_in_range(1, 64), default=4, metavar="N",
-                       help="files in flight at once, 1-64 (default: 4)")
-    group.add_argument("--retries", type=int_in_range(0), default=5, metavar="N",
-                       help="retries per file after the first attempt (default: 5)")
-    group.add_argument("--max-wait", type=non_negative_float, default=300.0, metavar="S",
-                       help="longest Retry-After to wait for; a longer one fails the file "
-                            "(default: 300)")
+    group.add_argument(
+        "--concurrency",
+        "-c",
+        type=int_in_range(1, 64),
+        default=4,
+        metavar="N",
+        help="files in flight at once, 1-64 (default: 4)",
+    )
+    group.add_argument(
+        "--retries",
+        type=int_in_range(0),
+        default=5,
+        metavar="N",
+        help="retries per file after the first attempt (default: 5)",
+    )
+    group.add_argument(
+        "--max-wait",
+        type=non_negative_float,
+        default=300.0,
+        metavar="S",
+        help="longest Retry-After to wait for; a longer one fails the file (default: 300)",
+    )
 
 
 # --- from arguments to a run -----------------------------------------------------------------
@@ -190,20 +262,29 @@ def _add_run_arguments(group: argparse._ArgumentGroup) -> None:
 
 def options_from(args: argparse.Namespace) -> Options:
     return Options(
-        format=args.format, quality=args.quality, max_width=args.max_width,
-        max_height=args.max_height, preset=args.preset, bg_color=args.bg_color,
-        crop=args.crop, crop_margin=args.crop_margin, only_mask=args.only_mask,
+        format=args.format,
+        quality=args.quality,
+        max_width=args.max_width,
+        max_height=args.max_height,
+        preset=args.preset,
+        bg_color=args.bg_color,
+        crop=args.crop,
+        crop_margin=args.crop_margin,
+        only_mask=args.only_mask,
         model=args.model,
     )
 
 
-def make_client(args: argparse.Namespace,
-                transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+def make_client(
+    args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
     headers = {"User-Agent": f"bg-remover-cli/{__version__}"}
     if args.api_key:
         headers["X-API-Key"] = args.api_key
     return httpx.AsyncClient(
-        base_url=args.url, headers=headers, transport=transport,
+        base_url=args.url,
+        headers=headers,
+        transport=transport,
         timeout=httpx.Timeout(args.timeout, connect=min(CONNECT_TIMEOUT_S, args.timeout)),
         limits=httpx.Limits(max_connections=args.concurrency),
     )
@@ -211,14 +292,24 @@ def make_client(args: argparse.Namespace,
 
 def new_progress(console: Console) -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
-        MofNCompleteColumn(), TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("ETA"),
-        TimeRemainingColumn(), console=console,
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
     )
 
 
-async def execute(args: argparse.Namespace, work: Plan, err: Console,
-                  transport: httpx.AsyncBaseTransport | None = None) -> list[Outcome]:
+async def execute(
+    args: argparse.Namespace,
+    work: Plan,
+    err: Console,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[Outcome]:
     """Send every planned job with a progress bar; waits and retries are printed above it."""
     if not work.jobs:
         return []
@@ -231,12 +322,18 @@ async def execute(args: argparse.Namespace, work: Plan, err: Console,
                 progress.console.print(message, markup=False, highlight=False)
 
             uploader = Uploader(client, options_from(args), policy, notify=notify)
-            return await run_jobs(work, uploader, args.concurrency, args.overwrite,
-                                  on_done=lambda _: progress.advance(task))
+            return await run_jobs(
+                work,
+                uploader,
+                args.concurrency,
+                args.overwrite,
+                on_done=lambda _: progress.advance(task),
+            )
 
 
-def output_format(args: argparse.Namespace,
-                  transport: httpx.AsyncBaseTransport | None = None) -> str | None:
+def output_format(
+    args: argparse.Namespace, transport: httpx.AsyncBaseTransport | None = None
+) -> str | None:
     """--format, else the format of --preset (the server's table), else the server default."""
     if args.format or not args.preset:
         return args.format
@@ -254,8 +351,7 @@ def usage_error(parser: argparse.ArgumentParser, message: str) -> int:
     return EXIT_USAGE
 
 
-def find_inputs(parser: argparse.ArgumentParser,
-                args: argparse.Namespace) -> list[InputFile] | int:
+def find_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[InputFile] | int:
     """The inputs, or an exit code when there is nothing sensible to do."""
     try:
         items = discover(args.inputs, args.recursive)
@@ -267,8 +363,9 @@ def find_inputs(parser: argparse.ArgumentParser,
     return items
 
 
-def main(argv: Sequence[str] | None = None,
-         transport: httpx.AsyncBaseTransport | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> int:
     """Run the CLI and return its exit code (`transport` lets tests stand in for the server)."""
     parser = build_parser()
     try:
@@ -279,8 +376,9 @@ def main(argv: Sequence[str] | None = None,
     if isinstance(items, int):
         return items
     out, err = Console(), Console(stderr=True)
-    work = plan(items, args.output_dir, output_extension(output_format(args, transport)),
-                args.overwrite)
+    work = plan(
+        items, args.output_dir, output_extension(output_format(args, transport)), args.overwrite
+    )
     started = time.monotonic()
     try:
         outcomes = asyncio.run(execute(args, work, err, transport))

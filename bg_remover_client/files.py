@@ -55,8 +55,9 @@ def discover(inputs: Sequence[Path], recursive: bool = False) -> list[InputFile]
 def _expand(inputs: Iterable[Path], recursive: bool) -> Iterator[InputFile]:
     for given in inputs:
         if given.is_dir():
-            yield from (InputFile(path, path.relative_to(given))
-                        for path in folder_images(given, recursive))
+            yield from (
+                InputFile(path, path.relative_to(given)) for path in folder_images(given, recursive)
+            )
         elif given.is_file():
             # A file named explicitly is sent whatever its extension: the server decides.
             yield InputFile(given, Path(given.name))
@@ -120,8 +121,9 @@ def plan_outputs(items: Sequence[InputFile], output_dir: Path | None, ext: str) 
     return planned
 
 
-def choose_output(planned: Path, server_name: str | None, claimed: set[Path],
-                  overwrite: bool) -> Path:
+def choose_output(
+    planned: Path, server_name: str | None, claimed: set[Path], overwrite: bool
+) -> Path:
     """The server's filename beside `planned`, unless it is unsafe or would clash.
 
     `claimed` holds every output path planned in this run: the server's name may not take

@@ -61,8 +61,10 @@ def print_summary(console: Console, outcomes: Sequence[Outcome], elapsed: float)
     grid.add_column(style="bold")
     grid.add_column()
     grid.add_row("Processed", str(total.processed))
-    grid.add_row("Skipped", f"{total.skipped}" + (" (output exists; --overwrite to redo)"
-                                                    if total.skipped else ""))
+    grid.add_row(
+        "Skipped",
+        f"{total.skipped}" + (" (output exists; --overwrite to redo)" if total.skipped else ""),
+    )
     grid.add_row("Failed", str(total.failed))
     grid.add_row("Input", f"{human_bytes(total.input_bytes)} ({total.input_bytes} bytes)")
     grid.add_row("Output", f"{human_bytes(total.output_bytes)} ({total.output_bytes} bytes)")
@@ -80,5 +82,6 @@ def _print_failures(console: Console, failed: Sequence[Outcome]) -> None:
     for outcome in failed:
         # markup off: file names and server messages may contain [brackets]; soft_wrap: a
         # long reason stays on one greppable line.
-        console.print(f"  {outcome.source}: {outcome.reason}", markup=False,
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"  {outcome.source}: {outcome.reason}", markup=False, highlight=False, soft_wrap=True
+        )

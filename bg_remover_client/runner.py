@@ -43,8 +43,7 @@ class Plan:
     claimed: set[Path]  # every planned output: no server-given name may take one of them
 
 
-def plan(items: Sequence[InputFile], output_dir: Path | None, ext: str,
-         overwrite: bool) -> Plan:
+def plan(items: Sequence[InputFile], output_dir: Path | None, ext: str, overwrite: bool) -> Plan:
     """Skip inputs whose output exists before sending anything: no budget spent on them."""
     planned = plan_outputs(items, output_dir, ext)
     jobs: list[Job] = []
@@ -57,8 +56,7 @@ def plan(items: Sequence[InputFile], output_dir: Path | None, ext: str,
     return Plan(jobs, skipped, set(planned))
 
 
-async def process(job: Job, uploader: Uploader, claimed: set[Path],
-                  overwrite: bool) -> Outcome:
+async def process(job: Job, uploader: Uploader, claimed: set[Path], overwrite: bool) -> Outcome:
     """Upload one file and write its result; every failure becomes an Outcome."""
     source = job.item.path
     try:
@@ -75,14 +73,21 @@ async def process(job: Job, uploader: Uploader, claimed: set[Path],
     try:
         await asyncio.to_thread(write_atomically, target, result.content)
     except OSError as exc:
-        return Outcome(source, "failed", f"cannot write {target}: {exc.strerror or exc}",
-                       input_bytes=len(data))
-    return Outcome(source, "ok", output=target, input_bytes=len(data),
-                   output_bytes=len(result.content))
+        return Outcome(
+            source, "failed", f"cannot write {target}: {exc.strerror or exc}", input_bytes=len(data)
+        )
+    return Outcome(
+        source, "ok", output=target, input_bytes=len(data), output_bytes=len(result.content)
+    )
 
 
-async def run_jobs(work: Plan, uploader: Uploader, concurrency: int, overwrite: bool,
-                   on_done: Callable[[Outcome], None] = lambda _: None) -> list[Outcome]:
+async def run_jobs(
+    work: Plan,
+    uploader: Uploader,
+    concurrency: int,
+    overwrite: bool,
+    on_done: Callable[[Outcome], None] = lambda _: None,
+) -> list[Outcome]:
     """All jobs, at most `concurrency` in flight (files are read inside the limit too, so
     memory stays bounded); outcomes in job order."""
     limit = asyncio.Semaphore(concurrency)

@@ -12,5 +12,12 @@ Imports nothing from the rest of the project: keys are built from strings the ca
 from cache.keys import CacheKeys, input_digest
 from cache.store import CacheStore, Lookup, MemoryStore, RedisStore, open_store
 
-__all__ = ["CacheKeys", "CacheStore", "Lookup", "MemoryStore", "RedisStore", "input_digest",
-           "open_store"]
+__all__ = [
+    "CacheKeys",
+    "CacheStore",
+    "Lookup",
+    "MemoryStore",
+    "RedisStore",
+    "input_digest",
+    "open_store",
+]

@@ -35,12 +35,12 @@ def decode(value: bytes | None) -> tuple[dict[str, Any], bytes] | None:
     if magic != MAGIC or version != VERSION or HEADER.size + meta_length > len(body):
         return None
     try:
-        metadata = json.loads(body[HEADER.size:HEADER.size + meta_length])
+        metadata = json.loads(body[HEADER.size : HEADER.size + meta_length])
     except ValueError:
         return None
     if not isinstance(metadata, dict):
         return None
-    return metadata, body[HEADER.size + meta_length:]
+    return metadata, body[HEADER.size + meta_length :]
 
 
 def _digest(body: bytes) -> bytes:

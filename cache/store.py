@@ -48,8 +48,13 @@ class CacheStore(Protocol):
 class MemoryStore:
     """An LRU of framed values, bounded in bytes, with the same TTL as Redis would apply."""
 
-    def __init__(self, max_bytes: int, max_item_bytes: int, ttl_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        max_item_bytes: int,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_item_bytes = max_item_bytes
         self.ttl_s = ttl_s
@@ -72,8 +77,9 @@ class MemoryStore:
             self._drop(next(iter(self._items)))
 
     async def check(self) -> tuple[bool, str]:
-        return True, (f"in-process cache, {self.stored_bytes // MIB} of "
-                      f"{self.max_bytes // MIB} MiB used")
+        return True, (
+            f"in-process cache, {self.stored_bytes // MIB} of {self.max_bytes // MIB} MiB used"
+        )
 
     def put_raw(self, key: str, value: bytes) -> None:
         """Store bytes as they are (tests use it to plant a corrupted value)."""
@@ -100,8 +106,15 @@ class MemoryStore:
 
 
 class RedisStore:
-    def __init__(self, url: str, max_item_bytes: int, ttl_s: float, timeout: float,
-                 retry_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        url: str,
+        max_item_bytes: int,
+        ttl_s: float,
+        timeout: float,
+        retry_interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_item_bytes = max_item_bytes
         self.stored_bytes: int | None = None  # Redis bounds itself (maxmemory)
         self.ttl_s = max(1, round(ttl_s))
@@ -110,8 +123,8 @@ class RedisStore:
         self.clock = clock
         # No retries: a dead or slow Redis costs one timeout, then it is skipped for a while.
         self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0))
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        )
         self._down_until: float | None = None
 
     async def lookup(self, keys: CacheKeys) -> Lookup:
@@ -119,9 +132,11 @@ class RedisStore:
         if values is None:
             return Lookup()
         entries = [codec.decode(value) for value in values]
-        corrupted = [key for key, value, entry in zip((keys.result, keys.mask), values, entries,
-                                                      strict=True)
-                     if value is not None and entry is None]
+        corrupted = [
+            key
+            for key, value, entry in zip((keys.result, keys.mask), values, entries, strict=True)
+            if value is not None and entry is None
+        ]
         if corrupted:
             await self._run(lambda client: client.delete(*corrupted))
         return Lookup(entries[0], entries[1])
@@ -146,8 +161,9 @@ class RedisStore:
             return False, "cache: off (redis unavailable)"
         return True, "cache: redis"
 
-    async def _run(self, operation: Callable[[redis.Redis], Awaitable[T]],
-                   probe: bool = False) -> T | None:
+    async def _run(
+        self, operation: Callable[[redis.Redis], Awaitable[T]], probe: bool = False
+    ) -> T | None:
         if self._down_until is not None and self.clock() < self._down_until and not probe:
             return None
         try:
@@ -155,8 +171,11 @@ class RedisStore:
                 answer = await operation(self._client)
         except Exception as exc:  # any failure of the store is a miss, never an error
             if self._down_until is None:
-                log.warning("result cache off: redis unavailable (%s); retrying every %g s",
-                            type(exc).__name__, self.retry_interval)
+                log.warning(
+                    "result cache off: redis unavailable (%s); retrying every %g s",
+                    type(exc).__name__,
+                    self.retry_interval,
+                )
             self._down_until = self.clock() + self.retry_interval
             return None
         if self._down_until is not None:
@@ -165,8 +184,15 @@ class RedisStore:
         return answer
 
 
-def open_store(redis_url: str | None, *, max_bytes: int, max_item_bytes: int, ttl_s: float,
-               timeout: float, retry_interval: float) -> CacheStore:
+def open_store(
+    redis_url: str | None,
+    *,
+    max_bytes: int,
+    max_item_bytes: int,
+    ttl_s: float,
+    timeout: float,
+    retry_interval: float,
+) -> CacheStore:
     if redis_url:
         return RedisStore(redis_url, max_item_bytes, ttl_s, timeout, retry_interval)
     return MemoryStore(max_bytes, max_item_bytes, ttl_s)

@@ -29,7 +29,10 @@ OPEN_PREFIXES = ("/static_content/", f"{PLAYGROUND}/")
 
 # Budget names: remove.bg's route spends /remove-background's budget.
 BUDGETS = {
-    REMOVE: "remove-background", REMOVEBG: "remove-background",
-    PREVIEW: "remove-background-preview", BASE64: "remove-background-base64",
-    BATCH: "remove-background-batch", READ_FILE: "read-file",
+    REMOVE: "remove-background",
+    REMOVEBG: "remove-background",
+    PREVIEW: "remove-background-preview",
+    BASE64: "remove-background-base64",
+    BATCH: "remove-background-batch",
+    READ_FILE: "read-file",
 }

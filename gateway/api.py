@@ -37,12 +37,15 @@ def create_api() -> FastAPI:
     api = FastAPI(
         title="Background Remover API",
         summary="Cut the subject out of a photo and get it back optimized for the web.",
-        docs_url=None, redoc_url=None, openapi_url=None,  # BentoML serves /docs.json and UI
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # BentoML serves /docs.json and UI
     )
     install_error_handlers(api)
     api.include_router(router)
-    api.mount(f"{routes.PLAYGROUND}/", StaticFiles(directory=PLAYGROUND_DIR, html=True),
-              name="playground")
+    api.mount(
+        f"{routes.PLAYGROUND}/", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground"
+    )
     return api
 
 
@@ -52,23 +55,42 @@ def middleware(settings: Settings) -> list[Middleware]:
     application takes its concurrency slot only once the body has arrived)."""
     stack: list[Middleware] = []
     if settings.cors_origins:
-        stack.append((CORSMiddleware, {
-            "allow_origins": settings.cors_origins, "allow_methods": ["GET", "POST"],
-            "allow_headers": [headers.API_KEY, "Content-Type"],
-            "expose_headers": list(headers.EXPOSED_HEADERS),
-        }))
-    return [*stack,
-            (ResponseHeaders, {}),
-            (JsonErrors, {}),
-            (RequestObserver, {"endpoints": routes.SERVICE}),
-            (ClientIdentity, {"api_keys": settings.api_keys,
-                              "trusted_proxies": settings.trusted_proxies,
-                              "open_paths": routes.OPEN, "open_prefixes": routes.OPEN_PREFIXES,
-                              "ipv6_prefix": settings.client_ipv6_prefix}),
-            (MetricsAccess, {"allow": settings.metrics_allow}),
-            (BodyGuard, {"max_bytes": settings.max_content_length,
-                         "timeout_s": settings.body_timeout_s,
-                         "min_bytes_per_s": settings.body_min_bytes_per_s})]
+        stack.append(
+            (
+                CORSMiddleware,
+                {
+                    "allow_origins": settings.cors_origins,
+                    "allow_methods": ["GET", "POST"],
+                    "allow_headers": [headers.API_KEY, "Content-Type"],
+                    "expose_headers": list(headers.EXPOSED_HEADERS),
+                },
+            )
+        )
+    return [
+        *stack,
+        (ResponseHeaders, {}),
+        (JsonErrors, {}),
+        (RequestObserver, {"endpoints": routes.SERVICE}),
+        (
+            ClientIdentity,
+            {
+                "api_keys": settings.api_keys,
+                "trusted_proxies": settings.trusted_proxies,
+                "open_paths": routes.OPEN,
+                "open_prefixes": routes.OPEN_PREFIXES,
+                "ipv6_prefix": settings.client_ipv6_prefix,
+            },
+        ),
+        (MetricsAccess, {"allow": settings.metrics_allow}),
+        (
+            BodyGuard,
+            {
+                "max_bytes": settings.max_content_length,
+                "timeout_s": settings.body_timeout_s,
+                "min_bytes_per_s": settings.body_min_bytes_per_s,
+            },
+        ),
+    ]
 
 
 def asgi_app(application: Application, settings: Settings) -> ASGIApp:

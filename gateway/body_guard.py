@@ -26,9 +26,15 @@ RATE_GRACE_S = 5.0
 
 
 class BodyGuard:
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 60.0,
-                 min_bytes_per_s: int = 0, grace_s: float = RATE_GRACE_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        timeout_s: float = 60.0,
+        min_bytes_per_s: int = 0,
+        grace_s: float = RATE_GRACE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
@@ -70,8 +76,7 @@ class BodyGuard:
         average rate so far would drop below the minimum."""
         deadline = started + self.timeout_s
         if self.min_bytes_per_s > 0:
-            deadline = min(deadline, started + max(self.grace_s,
-                                                   received / self.min_bytes_per_s))
+            deadline = min(deadline, started + max(self.grace_s, received / self.min_bytes_per_s))
         return deadline - self.clock()
 
     def _too_large(self, size: int) -> PayloadTooLarge:
@@ -81,7 +86,8 @@ class BodyGuard:
         return RequestTimeout(
             f"The request body arrived too slowly ({received} bytes so far); it must arrive "
             f"within {self.timeout_s:g} s and at {self.min_bytes_per_s} bytes/s or faster",
-            headers={"Connection": "close"})
+            headers={"Connection": "close"},
+        )
 
 
 def _content_length(scope: Scope) -> int | None:

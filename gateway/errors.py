@@ -41,11 +41,11 @@ def status_of(error: errors.ServiceError) -> int:
     return STATUS.get(type(error), INTERNAL)
 
 
-def error_for_status(status: int, details: str,
-                     headers: dict[str, str] | None = None) -> errors.ServiceError:
+def error_for_status(
+    status: int, details: str, headers: dict[str, str] | None = None
+) -> errors.ServiceError:
     """The error answering with `status`, for failures that arrive as a bare status."""
-    kind = next((kind for kind, known in STATUS.items() if known == status),
-                errors.ServiceError)
+    kind = next((kind for kind, known in STATUS.items() if known == status), errors.ServiceError)
     return kind(details, headers=headers)
 
 
@@ -63,8 +63,9 @@ def as_service_error(error: Exception, path: str) -> errors.ServiceError:
             return error.__cause__
         if error.status_code == 400:
             return errors.InvalidParameter(f"Malformed request: {error.detail}")
-        return error_for_status(error.status_code, f"{error.detail}: {path}",
-                                headers=dict(error.headers or {}))
+        return error_for_status(
+            error.status_code, f"{error.detail}: {path}", headers=dict(error.headers or {})
+        )
     log.error("unexpected error on %s", path, exc_info=error)
     return errors.ServiceError("An unexpected error occurred; it has been logged")
 
@@ -90,6 +91,11 @@ async def _render(request: Request, error: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     handler: Callable = _render
-    for kind in (errors.ServiceError, UnknownModel, RequestValidationError, HTTPException,
-                 Exception):
+    for kind in (
+        errors.ServiceError,
+        UnknownModel,
+        RequestValidationError,
+        HTTPException,
+        Exception,
+    ):
         app.add_exception_handler(kind, handler)

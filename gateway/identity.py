@@ -19,9 +19,15 @@ from ratelimit import IPNetwork, client_address, client_key
 
 
 class ClientIdentity:
-    def __init__(self, app: ASGIApp, api_keys: Iterable[str],
-                 trusted_proxies: Sequence[IPNetwork], open_paths: Iterable[str],
-                 open_prefixes: Iterable[str] = (), ipv6_prefix: int = 64) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_keys: Iterable[str],
+        trusted_proxies: Sequence[IPNetwork],
+        open_paths: Iterable[str],
+        open_prefixes: Iterable[str] = (),
+        ipv6_prefix: int = 64,
+    ) -> None:
         self.app = app
         self.ipv6_prefix = ipv6_prefix
         self.api_keys = [key.encode() for key in api_keys]
@@ -44,14 +50,16 @@ class ClientIdentity:
             message = "Missing API key" if not key else "Invalid API key"
             await send_error(scope, send, Unauthorized(message))
             return
-        state["client_key"] = client_key(key if self.api_keys else None, address,
-                                         self.ipv6_prefix)
+        state["client_key"] = client_key(key if self.api_keys else None, address, self.ipv6_prefix)
         await self.app(scope, receive, send)
 
     def _is_open(self, scope: Scope) -> bool:
         path = scope["path"]
-        return scope["method"] == "OPTIONS" or path in self.open_paths \
+        return (
+            scope["method"] == "OPTIONS"
+            or path in self.open_paths
             or path.startswith(self.open_prefixes)
+        )
 
     def _valid(self, key: str | None) -> bool:
         if not key:

@@ -20,8 +20,11 @@ class MetricsAccess:
         self.allow = allow
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].rstrip("/") == METRICS_PATH \
-                and not self._allowed(scope.get("state", {}).get("client_address")):
+        if (
+            scope["type"] == "http"
+            and scope["path"].rstrip("/") == METRICS_PATH
+            and not self._allowed(scope.get("state", {}).get("client_address"))
+        ):
             await send_error(scope, send, Forbidden("Metrics are not served to this network"))
             return
         await self.app(scope, receive, send)

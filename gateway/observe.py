@@ -60,12 +60,14 @@ class RequestObserver:
             return
         state = scope.get("state", {})
         client = state.get("client_key")
-        log_request({
-            "request_id": request_id,
-            "method": scope["method"],
-            "endpoint": endpoint,
-            "client": short_hash(client) if client else None,
-            "status": status,
-            "duration_ms": round(seconds * 1000, 1),
-            **state.get("log", {}),
-        })
+        log_request(
+            {
+                "request_id": request_id,
+                "method": scope["method"],
+                "endpoint": endpoint,
+                "client": short_hash(client) if client else None,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 1),
+                **state.get("log", {}),
+            }
+        )

@@ -26,8 +26,9 @@ ERROR_DESCRIPTIONS = {
     429: "Rate limit reached (`rate_limited`); see Retry-After",
     503: "Overloaded, or the model or Redis is unavailable (`overloaded`, `unavailable`)",
 }
-NOT_MODIFIED = {304: {"description": "If-None-Match holds this result's ETag: no body, no "
-                                     "budget spent"}}
+NOT_MODIFIED = {
+    304: {"description": "If-None-Match holds this result's ETag: no body, no budget spent"}
+}
 # Middleware answers every guarded processing route may give.
 GUARDED = (401, 408, 413, 503)
 
@@ -149,25 +150,35 @@ def schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def _form(model: type[BaseModel], files: dict[str, Any]) -> dict[str, Any]:
     """A multipart/form-data schema: `model`'s fields as text fields, plus the uploads."""
-    fields = {name: {"type": "string", "description": info.description or ""}
-              for name, info in model.model_fields.items()}
+    fields = {
+        name: {"type": "string", "description": info.description or ""}
+        for name, info in model.model_fields.items()
+    }
     return {"type": "object", "properties": {**files, **fields}}
 
 
 def request_body(*media: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {
-        media_type: {"schema": body_schema} for media_type, body_schema in media}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {media_type: {"schema": body_schema} for media_type, body_schema in media},
+        }
+    }
 
 
 def errors(*statuses: int, removebg: bool = False) -> dict[int | str, dict[str, Any]]:
     model = RemoveBgErrors if removebg else ErrorBody
-    return {status: {"description": ERROR_DESCRIPTIONS[status], "model": model}
-            for status in sorted(set(statuses))}
+    return {
+        status: {"description": ERROR_DESCRIPTIONS[status], "model": model}
+        for status in sorted(set(statuses))
+    }
 
 
 def binary(description: str, *media_types: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {media_type: {"schema": BINARY} for media_type in media_types}}
+    return {
+        "description": description,
+        "content": {media_type: {"schema": BINARY} for media_type in media_types},
+    }
 
 
 ONE_IMAGE = _form(ProcessingOptions, {"file": BINARY})

@@ -24,8 +24,11 @@ async def form_of(request: Request) -> FormData:
 
 def fields_of(form: FormData) -> dict[str, Any]:
     """Every text field but the uploads; unknown ones included (the options refuse them)."""
-    return {key: value for key, value in form.multi_items()
-            if key not in UPLOAD_FIELDS and not isinstance(value, UploadFile)}
+    return {
+        key: value
+        for key, value in form.multi_items()
+        if key not in UPLOAD_FIELDS and not isinstance(value, UploadFile)
+    }
 
 
 async def upload_of(value: UploadFile | str | None) -> Upload | None:

@@ -43,63 +43,88 @@ def render(reply: Reply) -> Response:
     return Response(reply.body, media_type=reply.media_type, headers=reply.headers)
 
 
-@router.post(routes.REMOVE, summary="Image in, image out", response_class=Response,
-             responses={200: docs.binary("The result image", *docs.IMAGE_TYPES),
-                        **PROCESSING_ERRORS},
-             openapi_extra=docs.request_body(("multipart/form-data", docs.ONE_IMAGE)))
+@router.post(
+    routes.REMOVE,
+    summary="Image in, image out",
+    response_class=Response,
+    responses={200: docs.binary("The result image", *docs.IMAGE_TYPES), **PROCESSING_ERRORS},
+    openapi_extra=docs.request_body(("multipart/form-data", docs.ONE_IMAGE)),
+)
 async def remove_background(request: Request, app: App, caller: Call) -> Response:
     form = await form_of(request)
-    return render(await app.remove_file(caller, await upload_of(form.get("file")),
-                                        fields_of(form)))
+    return render(await app.remove_file(caller, await upload_of(form.get("file")), fields_of(form)))
 
 
-@router.post(routes.PREVIEW, summary="Image in, JSON with the result in base64 out",
-             responses={200: {"model": docs.JsonResult}, **PROCESSING_ERRORS},
-             openapi_extra=docs.request_body(("multipart/form-data", docs.ONE_IMAGE)))
+@router.post(
+    routes.PREVIEW,
+    summary="Image in, JSON with the result in base64 out",
+    responses={200: {"model": docs.JsonResult}, **PROCESSING_ERRORS},
+    openapi_extra=docs.request_body(("multipart/form-data", docs.ONE_IMAGE)),
+)
 async def remove_background_preview(request: Request, app: App, caller: Call) -> Response:
     form = await form_of(request)
     return render(await app.preview(caller, await upload_of(form.get("file")), fields_of(form)))
 
 
-@router.post(routes.BASE64, summary="JSON with the image in base64 in, JSON out",
-             responses={200: {"model": docs.JsonResult}, **PROCESSING_ERRORS},
-             openapi_extra=docs.request_body(("application/json",
-                                              docs.schema(docs.Base64Request))))
+@router.post(
+    routes.BASE64,
+    summary="JSON with the image in base64 in, JSON out",
+    responses={200: {"model": docs.JsonResult}, **PROCESSING_ERRORS},
+    openapi_extra=docs.request_body(("application/json", docs.schema(docs.Base64Request))),
+)
 async def remove_background_base64(request: Request, app: App, caller: Call) -> Response:
     return render(await app.remove_base64(caller, await json_object(request)))
 
 
-@router.post(routes.BATCH, summary="Images in, a zip of the results and manifest.json out",
-             response_class=Response,
-             responses={200: docs.binary("The results and manifest.json", "application/zip"),
-                        **PROCESSING_ERRORS},
-             openapi_extra=docs.request_body(("multipart/form-data", docs.MANY_IMAGES)))
+@router.post(
+    routes.BATCH,
+    summary="Images in, a zip of the results and manifest.json out",
+    response_class=Response,
+    responses={
+        200: docs.binary("The results and manifest.json", "application/zip"),
+        **PROCESSING_ERRORS,
+    },
+    openapi_extra=docs.request_body(("multipart/form-data", docs.MANY_IMAGES)),
+)
 async def remove_background_batch(request: Request, app: App, caller: Call) -> Response:
     form = await form_of(request)
-    return render(await app.remove_batch(caller, await uploads_of(form, "files"),
-                                         fields_of(form)))
+    return render(await app.remove_batch(caller, await uploads_of(form, "files"), fields_of(form)))
 
 
-@router.post(routes.READ_FILE, summary="An image from UPLOAD_DIR, in base64",
-             responses={200: {"model": docs.FileResult},
-                        **docs.errors(*docs.GUARDED, 400, 403, 404, 413, 415, 429)},
-             openapi_extra=docs.request_body(("application/json",
-                                              docs.schema(docs.ReadFileRequest))))
+@router.post(
+    routes.READ_FILE,
+    summary="An image from UPLOAD_DIR, in base64",
+    responses={
+        200: {"model": docs.FileResult},
+        **docs.errors(*docs.GUARDED, 400, 403, 404, 413, 415, 429),
+    },
+    openapi_extra=docs.request_body(("application/json", docs.schema(docs.ReadFileRequest))),
+)
 async def read_file(request: Request, app: App, caller: Call) -> Response:
     return render(await app.read_file(caller, await json_object(request)))
 
 
-@router.post(routes.REMOVEBG, tags=["remove.bg compatible"], response_class=Response,
-             summary="remove.bg's API: same parameters, headers and error shape",
-             responses={200: docs.binary("The result (or JSON with Accept: application/json)",
-                                         *docs.IMAGE_TYPES, "application/zip",
-                                         "application/json"),
-                        **docs.NOT_MODIFIED,
-                        **docs.errors(*docs.GUARDED, 400, 415, 429, removebg=True)},
-             openapi_extra=docs.request_body(
-                 ("multipart/form-data", docs.REMOVEBG_FORM),
-                 ("application/x-www-form-urlencoded", docs.schema(docs.RemoveBgRequest)),
-                 ("application/json", docs.schema(docs.RemoveBgRequest))))
+@router.post(
+    routes.REMOVEBG,
+    tags=["remove.bg compatible"],
+    response_class=Response,
+    summary="remove.bg's API: same parameters, headers and error shape",
+    responses={
+        200: docs.binary(
+            "The result (or JSON with Accept: application/json)",
+            *docs.IMAGE_TYPES,
+            "application/zip",
+            "application/json",
+        ),
+        **docs.NOT_MODIFIED,
+        **docs.errors(*docs.GUARDED, 400, 415, 429, removebg=True),
+    },
+    openapi_extra=docs.request_body(
+        ("multipart/form-data", docs.REMOVEBG_FORM),
+        ("application/x-www-form-urlencoded", docs.schema(docs.RemoveBgRequest)),
+        ("application/json", docs.schema(docs.RemoveBgRequest)),
+    ),
+)
 async def removebg(request: Request, app: App, caller: Call) -> Response:
     json_wanted = "application/json" in request.headers.get("accept", "")
     if is_json(request):
@@ -111,28 +136,42 @@ async def removebg(request: Request, app: App, caller: Call) -> Response:
     return render(reply)
 
 
-@router.get(routes.ACCOUNT, tags=["remove.bg compatible"],
-            summary="remove.bg's account call: the remaining /remove-background budget",
-            responses=docs.errors(401, 503, removebg=True))
+@router.get(
+    routes.ACCOUNT,
+    tags=["remove.bg compatible"],
+    summary="remove.bg's account call: the remaining /remove-background budget",
+    responses=docs.errors(401, 503, removebg=True),
+)
 async def account(app: App, caller: Call) -> Response:
     return render(await app.account(caller))
 
 
-@router.get(routes.PRESETS, summary="Named option sets",
-            responses={200: {"model": dict[str, docs.PresetOptions]}, **docs.errors(401)})
+@router.get(
+    routes.PRESETS,
+    summary="Named option sets",
+    responses={200: {"model": dict[str, docs.PresetOptions]}, **docs.errors(401)},
+)
 async def presets(app: App) -> Response:
     return render(app.presets())
 
 
-@router.get(routes.MODELS, summary="The models `model=` accepts",
-            responses={200: {"model": docs.Models}, **docs.errors(401, 503)})
+@router.get(
+    routes.MODELS,
+    summary="The models `model=` accepts",
+    responses={200: {"model": docs.Models}, **docs.errors(401, 503)},
+)
 async def models(app: App) -> Response:
     return render(await app.models())
 
 
-@router.get(routes.HEALTH, summary="Health of the app, model, Redis, disk and memory",
-            responses={200: {"model": docs.Health},
-                       503: {"model": docs.Health, "description": "unhealthy"}})
+@router.get(
+    routes.HEALTH,
+    summary="Health of the app, model, Redis, disk and memory",
+    responses={
+        200: {"model": docs.Health},
+        503: {"model": docs.Health, "description": "unhealthy"},
+    },
+)
 async def health(app: App) -> JSONResponse:
     report = await app.health()
     return JSONResponse(report.body, status_code=503 if report.unhealthy else 200)

@@ -183,8 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {len(paths)} samples to {args.upload_dir / UPLOAD_SUBDIR}")
     else:
         for item in corpus():
-            print(f"{item.filename:28} {item.width:5}x{item.height:<5} "
-                  f"{item.megapixels:6.2f} MP {len(item.data) / 1e6:7.2f} MB")
+            print(
+                f"{item.filename:28} {item.width:5}x{item.height:<5} "
+                f"{item.megapixels:6.2f} MP {len(item.data) / 1e6:7.2f} MB"
+            )
     return 0
 
 

@@ -50,8 +50,14 @@ from loadtests import inputs, options  # noqa: E402
 from loadtests.shape import StepLoadShape  # noqa: E402
 
 __all__ = [
-    "Base64User", "BatchUser", "HealthUser", "PresetsUser", "PreviewUser", "ReadFileUser",
-    "RemoveBackgroundUser", "StepLoadShape",
+    "Base64User",
+    "BatchUser",
+    "HealthUser",
+    "PresetsUser",
+    "PreviewUser",
+    "ReadFileUser",
+    "RemoveBackgroundUser",
+    "StepLoadShape",
 ]
 
 log = logging.getLogger("loadtest")
@@ -94,8 +100,12 @@ def _build_inputs(environment: Any, **_: Any) -> None:
     """Encode every input once, before the run starts (encoding would stall the event loop)."""
     samples = inputs.corpus(_buckets())
     total = sum(len(item.data) for item in samples)
-    log.info("load-test inputs: %d images, %.1f MB, buckets %s",
-             len(samples), total / 1e6, ", ".join(_buckets()))
+    log.info(
+        "load-test inputs: %d images, %.1f MB, buckets %s",
+        len(samples),
+        total / 1e6,
+        ", ".join(_buckets()),
+    )
     shape = getattr(environment, "shape_class", None)
     if isinstance(shape, StepLoadShape):
         log.info("%s", shape.describe())
@@ -116,23 +126,28 @@ class ServiceUser(FastHttpUser):
         self.auth = {"X-API-Key": key} if key else {}
         self.backoff = 0.0
         self.max_backoff = float(os.environ.get("LOADTEST_MAX_BACKOFF", "10"))
-        self.repeat_share = float(os.environ.get("LOADTEST_REPEAT_SHARE",
-                                                 DEFAULT_REPEAT_SHARE))
+        self.repeat_share = float(os.environ.get("LOADTEST_REPEAT_SHARE", DEFAULT_REPEAT_SHARE))
 
     def wait_time(self) -> float:
         backoff, self.backoff = self.backoff, 0.0
         return max(backoff, self.rng.uniform(*self.think))
 
     def send(
-        self, method: str, path: str, name: str, check: Callable[[Any], str | None],
-        body: bytes | None = None, content_type: str | None = None,
+        self,
+        method: str,
+        path: str,
+        name: str,
+        check: Callable[[Any], str | None],
+        body: bytes | None = None,
+        content_type: str | None = None,
     ) -> int:
         """One request: non-2xx (and 2xx failing `check`) recorded as failures by kind."""
         headers = dict(self.auth)
         if content_type:
             headers["Content-Type"] = content_type
-        with self.client.request(method, path, name=name, data=body, headers=headers,
-                                 catch_response=True) as response:
+        with self.client.request(
+            method, path, name=name, data=body, headers=headers, catch_response=True
+        ) as response:
             status = response.status_code
             if status == 0:
                 problem = f"connection error: {type(response.error).__name__}"
@@ -182,12 +197,19 @@ class RemoveBackgroundUser(ServiceUser):
         item = self.pick()
         opts = options.random_options(self.rng)
         body, content_type = options.multipart(
-            opts, [("file", item.filename, item.mimetype, self.upload(item))])
+            opts, [("file", item.filename, item.mimetype, self.upload(item))]
+        )
         expected = options.expected_mimetype(opts)
-        return ("POST", "/remove-background", f"/remove-background [{item.bucket}]",
-                lambda r: options.check_image(r.headers.get("Content-Type"),
-                                              r.content or b"", expected),
-                body, content_type)
+        return (
+            "POST",
+            "/remove-background",
+            f"/remove-background [{item.bucket}]",
+            lambda r: options.check_image(
+                r.headers.get("Content-Type"), r.content or b"", expected
+            ),
+            body,
+            content_type,
+        )
 
 
 class PreviewUser(ServiceUser):
@@ -201,12 +223,17 @@ class PreviewUser(ServiceUser):
         item = self.pick()
         opts = options.random_options(self.rng)
         body, content_type = options.multipart(
-            opts, [("file", item.filename, item.mimetype, self.upload(item))])
+            opts, [("file", item.filename, item.mimetype, self.upload(item))]
+        )
         expected = options.expected_mimetype(opts)
-        return ("POST", "/remove-background-preview",
-                f"/remove-background-preview [{item.bucket}]",
-                lambda r: options.check_json_result(r.content or b"", expected),
-                body, content_type)
+        return (
+            "POST",
+            "/remove-background-preview",
+            f"/remove-background-preview [{item.bucket}]",
+            lambda r: options.check_json_result(r.content or b"", expected),
+            body,
+            content_type,
+        )
 
 
 class Base64User(ServiceUser):
@@ -224,10 +251,14 @@ class Base64User(ServiceUser):
         if self.rng.random() < self.data_url_share:
             image = f"data:{item.mimetype};base64,{image}"
         expected = options.expected_mimetype(opts)
-        return ("POST", "/remove-background-base64",
-                f"/remove-background-base64 [{item.bucket}]",
-                lambda r: options.check_json_result(r.content or b"", expected),
-                json.dumps({"image": image, **opts}).encode(), "application/json")
+        return (
+            "POST",
+            "/remove-background-base64",
+            f"/remove-background-base64 [{item.bucket}]",
+            lambda r: options.check_json_result(r.content or b"", expected),
+            json.dumps({"image": image, **opts}).encode(),
+            "application/json",
+        )
 
 
 class BatchUser(ServiceUser):
@@ -244,15 +275,22 @@ class BatchUser(ServiceUser):
         bucket = self.pick(allowed).bucket
         count = self.rng.randint(2, 4)
         photos = self.rng.sample(inputs.PHOTO_NAMES, count)
-        files = [inputs.sample(photo, bucket, self.rng.choice(list(inputs.UPLOAD_FORMATS)))
-                 for photo in photos]
+        files = [
+            inputs.sample(photo, bucket, self.rng.choice(list(inputs.UPLOAD_FORMATS)))
+            for photo in photos
+        ]
         opts = options.random_options(self.rng)
         body, content_type = options.multipart(
-            opts, [("files", item.filename, item.mimetype, self.upload(item)) for item in files])
-        return ("POST", "/remove-background-batch", f"/remove-background-batch [{bucket}]",
-                lambda r: options.check_batch(r.headers.get("Content-Type"),
-                                              r.content or b"", count),
-                body, content_type)
+            opts, [("files", item.filename, item.mimetype, self.upload(item)) for item in files]
+        )
+        return (
+            "POST",
+            "/remove-background-batch",
+            f"/remove-background-batch [{bucket}]",
+            lambda r: options.check_batch(r.headers.get("Content-Type"), r.content or b"", count),
+            body,
+            content_type,
+        )
 
 
 class ReadFileUser(ServiceUser):
@@ -272,14 +310,22 @@ class ReadFileUser(ServiceUser):
         if not paths:
             return
         path = self.rng.choice(paths)
-        status = self.send("POST", "/read-file", "/read-file",
-                           lambda r: options.check_read_file(r.content or b""),
-                           json.dumps({"path": path}).encode(), "application/json")
+        status = self.send(
+            "POST",
+            "/read-file",
+            "/read-file",
+            lambda r: options.check_read_file(r.content or b""),
+            json.dumps({"path": path}).encode(),
+            "application/json",
+        )
         if status == 404 and path not in self.missing:
             self.missing.add(path)
-            log.warning("/read-file: %r is not in the server's UPLOAD_DIR; skipping it from "
-                        "now on (populate it with `python -m loadtests.inputs write-uploads "
-                        "<UPLOAD_DIR>`, or run loadtests/serve-for-load.sh)", path)
+            log.warning(
+                "/read-file: %r is not in the server's UPLOAD_DIR; skipping it from "
+                "now on (populate it with `python -m loadtests.inputs write-uploads "
+                "<UPLOAD_DIR>`, or run loadtests/serve-for-load.sh)",
+                path,
+            )
             if len(self.missing) >= len(_read_file_paths()):
                 log.warning("/read-file: no sample path left; ReadFileUser idles")
 
@@ -290,8 +336,7 @@ class PresetsUser(ServiceUser):
 
     @task
     def presets(self) -> None:
-        self.send("GET", "/presets", "/presets",
-                  lambda r: options.check_presets(r.content or b""))
+        self.send("GET", "/presets", "/presets", lambda r: options.check_presets(r.content or b""))
 
 
 class HealthUser(ServiceUser):

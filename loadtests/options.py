@@ -18,7 +18,10 @@ from typing import Any
 from optimizer import PRESETS
 
 FORMAT_MIMETYPES = {
-    "PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "AVIF": "image/avif",
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "AVIF": "image/avif",
 }
 # Output formats asked for explicitly; AVIF is the slowest encoder and the rarest ask.
 FORMAT_WEIGHTS = {"PNG": 4, "JPEG": 3, "WEBP": 2, "AVIF": 1}

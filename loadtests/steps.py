@@ -62,5 +62,7 @@ class StepPlan:
         return None if users is None else (users, self.spawn_rate)
 
     def describe(self) -> str:
-        return (f"step load: +{self.step_users} users every {self.step_seconds:g}s "
-                f"up to {self.max_users}, stop at {self.run_seconds:g}s")
+        return (
+            f"step load: +{self.step_users} users every {self.step_seconds:g}s "
+            f"up to {self.max_users}, stop at {self.run_seconds:g}s"
+        )

@@ -103,8 +103,9 @@ def read_failures(path: Path) -> list[Failure]:
         failures = []
         for record in csv.DictReader(handle):
             kind, message = failure_kind(record["Error"])
-            failures.append(Failure(record["Method"], record["Name"], kind, message,
-                                    int(record["Occurrences"])))
+            failures.append(
+                Failure(record["Method"], record["Name"], kind, message, int(record["Occurrences"]))
+            )
         return failures
 
 
@@ -146,15 +147,23 @@ def cache_lines(outcomes: dict[str, int]) -> list[str]:
         return []
     cells = ", ".join(f"{name} {outcomes.get(name, 0)}" for name in ("hit", "mask", "miss"))
     reused = outcomes.get("hit", 0) + outcomes.get("mask", 0)
-    return ["", "## Result cache", "",
-            f"{total} single-result responses: {cells}. Hit ratio "
-            f"{_percent(outcomes.get('hit', 0), total)} (finished result reused); model skipped "
-            f"for {_percent(reused, total)} (hit or mask)."]
+    return [
+        "",
+        "## Result cache",
+        "",
+        f"{total} single-result responses: {cells}. Hit ratio "
+        f"{_percent(outcomes.get('hit', 0), total)} (finished result reused); model skipped "
+        f"for {_percent(reused, total)} (hit or mask).",
+    ]
 
 
-def render(rows: Sequence[Row], failures: Sequence[Failure],
-           history: dict[str, float] | None = None, host: str | None = None,
-           cache: dict[str, int] | None = None) -> str:
+def render(
+    rows: Sequence[Row],
+    failures: Sequence[Failure],
+    history: dict[str, float] | None = None,
+    host: str | None = None,
+    cache: dict[str, int] | None = None,
+) -> str:
     history = history or {}
     lines = ["# Load-test summary", ""]
     facts = []
@@ -177,15 +186,36 @@ def render(rows: Sequence[Row], failures: Sequence[Failure],
     for failure in failures:
         by_name[(failure.method, failure.name)][failure.kind] += failure.count
 
-    header = ["request", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms",
-              "failures", "fail %", *kinds]
-    lines += ["| " + " | ".join(header) + " |",
-              "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    header = [
+        "request",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "failures",
+        "fail %",
+        *kinds,
+    ]
+    lines += [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
 
     def line(label: str, row: Row, counts: Counter[str]) -> str:
-        cells = [label, str(row.requests), f"{row.rps:.2f}", _ms(row.p50), _ms(row.p95),
-                 _ms(row.p99), _ms(row.max_ms), str(row.failures),
-                 _percent(row.failures, row.requests), *(str(counts[kind]) for kind in kinds)]
+        cells = [
+            label,
+            str(row.requests),
+            f"{row.rps:.2f}",
+            _ms(row.p50),
+            _ms(row.p95),
+            _ms(row.p99),
+            _ms(row.max_ms),
+            str(row.failures),
+            _percent(row.failures, row.requests),
+            *(str(counts[kind]) for kind in kinds),
+        ]
         return "| " + " | ".join(cells) + " |"
 
     for row in sorted(requests, key=lambda item: (item.name, item.method)):
@@ -203,8 +233,10 @@ def render(rows: Sequence[Row], failures: Sequence[Failure],
     else:
         lines += ["| request | kind | message | count |", "|---|---|---|---:|"]
         for failure in sorted(failures, key=lambda item: (-item.count, item.name)):
-            lines.append(f"| {failure.method} {failure.name} | {failure.kind} | "
-                         f"{failure.message.replace('|', '/')} | {failure.count} |")
+            lines.append(
+                f"| {failure.method} {failure.name} | {failure.kind} | "
+                f"{failure.message.replace('|', '/')} | {failure.count} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -49,7 +49,8 @@ def configure_logging(level: str, log_format: str, log_file: Path | None) -> Non
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter() if log_format == "json"
+        JsonFormatter()
+        if log_format == "json"
         else TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     )
     for name in ("bg_remover", "ratelimit", "segmentation"):

@@ -53,5 +53,6 @@ def return_freed_memory_promptly() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and \
-        bool(mallopt(M_ARENA_MAX, ARENA_MAX))
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+        mallopt(M_ARENA_MAX, ARENA_MAX)
+    )

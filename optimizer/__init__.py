@@ -7,6 +7,12 @@ from optimizer.options import PRESETS, Options, OutputFormat, parse_options
 from optimizer.pipeline import PreparedImage, Result, finish, prepare
 
 __all__ = [
-    "PRESETS", "Options", "OutputFormat", "PreparedImage", "Result", "finish", "parse_options",
+    "PRESETS",
+    "Options",
+    "OutputFormat",
+    "PreparedImage",
+    "Result",
+    "finish",
+    "parse_options",
     "prepare",
 ]

@@ -27,7 +27,10 @@ Image.init()
 
 
 def open_image(
-    data: bytes, *, max_input_pixels: int, draft_box: Box | None = None,
+    data: bytes,
+    *,
+    max_input_pixels: int,
+    draft_box: Box | None = None,
     draft_area: int | None = None,
 ) -> Image.Image:
     """Read the header only: the format allow-list, the pixel cap, and the reduced JPEG scale
@@ -45,12 +48,16 @@ def open_image(
 
 
 def decode_image(
-    data: bytes, *, max_input_pixels: int, draft_box: Box | None = None,
+    data: bytes,
+    *,
+    max_input_pixels: int,
+    draft_box: Box | None = None,
     draft_area: int | None = None,
 ) -> Image.Image:
     """Decode, orient and normalise to RGB/RGBA (see `open_image` for the arguments)."""
-    image = open_image(data, max_input_pixels=max_input_pixels, draft_box=draft_box,
-                       draft_area=draft_area)
+    image = open_image(
+        data, max_input_pixels=max_input_pixels, draft_box=draft_box, draft_area=draft_area
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -31,13 +31,21 @@ AVIF_SPEED = 8
 PALETTE_COLOURS = 256
 # Changes whenever an encoder setting or the library does: cached results keyed by it are
 # never served by a service that would encode differently.
-ENCODER_ID = (f"pillow{PIL.__version__}-png{PNG_COMPRESS_LEVEL}.{PNG_STRATEGY}"
-              f"-isal{isal.__version__}.up{DEFLATE_LEVEL}.{MOSTLY_TRANSPARENT}.jpeg{FINEST_JPEG_QUALITY}"
-              f"-webp{WEBP_METHOD}-avif{AVIF_SPEED}-palette{PALETTE_COLOURS}")
+ENCODER_ID = (
+    f"pillow{PIL.__version__}-png{PNG_COMPRESS_LEVEL}.{PNG_STRATEGY}"
+    f"-isal{isal.__version__}.up{DEFLATE_LEVEL}.{MOSTLY_TRANSPARENT}.jpeg{FINEST_JPEG_QUALITY}"
+    f"-webp{WEBP_METHOD}-avif{AVIF_SPEED}-palette{PALETTE_COLOURS}"
+)
 
 
-def encode(image: Image.Image, fmt: OutputFormat, quality: int, lossless_png: bool,
-           *, source_jpeg_quality: float | None = None) -> bytes:
+def encode(
+    image: Image.Image,
+    fmt: OutputFormat,
+    quality: int,
+    lossless_png: bool,
+    *,
+    source_jpeg_quality: float | None = None,
+) -> bytes:
     """`source_jpeg_quality`: the image came from a JPEG of that quality, whose lossless PNG
     may take the fast writer (optimizer/png.py)."""
     buffer = io.BytesIO()
@@ -45,8 +53,9 @@ def encode(image: Image.Image, fmt: OutputFormat, quality: int, lossless_png: bo
         _png(image, buffer, lossless_png, source_jpeg_quality)
     elif fmt is OutputFormat.JPEG:
         flat = on_background(image, WHITE)
-        flat.save(buffer, "JPEG", quality=quality, progressive=True, optimize=True,
-                  subsampling="4:2:0")
+        flat.save(
+            buffer, "JPEG", quality=quality, progressive=True, optimize=True, subsampling="4:2:0"
+        )
     elif fmt is OutputFormat.WEBP:
         _colour(image).save(buffer, "WEBP", quality=quality, method=WEBP_METHOD)
     else:
@@ -54,8 +63,9 @@ def encode(image: Image.Image, fmt: OutputFormat, quality: int, lossless_png: bo
     return buffer.getvalue()
 
 
-def _png(image: Image.Image, buffer: io.BytesIO, lossless: bool,
-         source_jpeg_quality: float | None) -> None:
+def _png(
+    image: Image.Image, buffer: io.BytesIO, lossless: bool, source_jpeg_quality: float | None
+) -> None:
     if lossless and fast_png_suits(image, source_jpeg_quality):
         buffer.write(encode_png(image))
         return

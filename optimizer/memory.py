@@ -24,9 +24,23 @@ MEASURED = {
 BYTES_PER_PIXEL = {mode: dict(zip(COLUMNS, row, strict=True)) for mode, row in MEASURED.items()}
 # Pillow modes -> the measured family they behave like (wider modes count as the widest).
 MODE_FAMILIES = {
-    "RGB": "RGB", "YCbCr": "RGB", "RGBA": "RGBA", "RGBa": "RGBA", "CMYK": "RGBA",
-    "LA": "RGBA", "La": "RGBA", "PA": "RGBA", "L": "L", "1": "L", "P": "P",
-    "I;16": "I;16", "I;16B": "I;16", "I;16L": "I;16", "I;16N": "I;16", "I": "I;16", "F": "I;16",
+    "RGB": "RGB",
+    "YCbCr": "RGB",
+    "RGBA": "RGBA",
+    "RGBa": "RGBA",
+    "CMYK": "RGBA",
+    "LA": "RGBA",
+    "La": "RGBA",
+    "PA": "RGBA",
+    "L": "L",
+    "1": "L",
+    "P": "P",
+    "I;16": "I;16",
+    "I;16B": "I;16",
+    "I;16L": "I;16",
+    "I;16N": "I;16",
+    "I": "I;16",
+    "F": "I;16",
 }
 # What any request costs besides its pixels: buffers, the model input, Python objects.
 FIXED_BYTES = 8 * 1024 * 1024
@@ -35,6 +49,9 @@ FIXED_BYTES = 8 * 1024 * 1024
 def bytes_needed(size: tuple[int, int], mode: str, fmt: OutputFormat) -> int:
     """Peak memory of processing an image of `size` pixels decoded in `mode`, into `fmt`."""
     family = MODE_FAMILIES.get(mode)
-    per_pixel = (BYTES_PER_PIXEL[family][fmt] if family is not None
-                 else max(row[fmt] for row in BYTES_PER_PIXEL.values()))
+    per_pixel = (
+        BYTES_PER_PIXEL[family][fmt]
+        if family is not None
+        else max(row[fmt] for row in BYTES_PER_PIXEL.values())
+    )
     return FIXED_BYTES + round(size[0] * size[1] * per_pixel)

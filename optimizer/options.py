@@ -106,9 +106,21 @@ class Options:
     def output_id(self) -> str:
         """Every option that changes the output's bytes (not `preset` or `explicit`, which
         only change how the result is described)."""
-        return repr((self.format.value, self.quality, self.max_width, self.max_height,
-                     self.bg_color, self.crop, self.crop_margin.value, self.crop_margin.percent,
-                     self.only_mask, self.model, self.max_output_pixels))
+        return repr(
+            (
+                self.format.value,
+                self.quality,
+                self.max_width,
+                self.max_height,
+                self.bg_color,
+                self.crop,
+                self.crop_margin.value,
+                self.crop_margin.percent,
+                self.only_mask,
+                self.model,
+                self.max_output_pixels,
+            )
+        )
 
     @property
     def box(self) -> tuple[int | None, int | None]:
@@ -124,8 +136,18 @@ class Options:
 
 
 OPTION_NAMES = frozenset(
-    {"format", "quality", "max_width", "max_height", "preset", "bg_color", "crop",
-     "crop_margin", "only_mask", "model"}
+    {
+        "format",
+        "quality",
+        "max_width",
+        "max_height",
+        "preset",
+        "bg_color",
+        "crop",
+        "crop_margin",
+        "only_mask",
+        "model",
+    }
 )
 
 
@@ -183,8 +205,9 @@ def _format(value: Any) -> OutputFormat:
         ) from None
 
 
-def _int(values: Mapping[str, Any], name: str, low: int, high: int,
-         default: int | None = None) -> Any:
+def _int(
+    values: Mapping[str, Any], name: str, low: int, high: int, default: int | None = None
+) -> Any:
     value = values.get(name)
     if value is None:
         return default

@@ -83,8 +83,9 @@ def prepare(
     decoded = time.perf_counter()
     quality = jpeg_quality(data)
     if model_size is None:
-        return PreparedImage(image, None, len(data), {"decode": _ms(started, decoded)},
-                             source_jpeg_quality=quality)
+        return PreparedImage(
+            image, None, len(data), {"decode": _ms(started, decoded)}, source_jpeg_quality=quality
+        )
     tensor = model_input(image, model_size)
     return PreparedImage(
         image=image,
@@ -126,11 +127,23 @@ def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Resul
         if options.bg_color is not None:
             picture = on_background(picture, options.bg_color)
     composed = time.perf_counter()
-    data = encode(picture, options.format, options.quality, options.lossless_png,
-                  source_jpeg_quality=prepared.source_jpeg_quality)
+    data = encode(
+        picture,
+        options.format,
+        options.quality,
+        options.lossless_png,
+        source_jpeg_quality=prepared.source_jpeg_quality,
+    )
     timings = {**prepared.timings_ms, "compose": _ms(started, composed), "encode": _ms(composed)}
-    return Result(data, options.format, picture.width, picture.height, prepared.input_bytes,
-                  timings, subject_bounds(alpha, Margin()))
+    return Result(
+        data,
+        options.format,
+        picture.width,
+        picture.height,
+        prepared.input_bytes,
+        timings,
+        subject_bounds(alpha, Margin()),
+    )
 
 
 def shape_layers(

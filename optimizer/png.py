@@ -51,9 +51,14 @@ def encode_png(image: Image.Image) -> bytes:
     filtered[0, 1:] = rows[0]
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
     header = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPES[image.mode], 0, 0, 0)
-    return b"".join((SIGNATURE, _chunk(b"IHDR", header),
-                     _chunk(b"IDAT", isal_zlib.compress(filtered, DEFLATE_LEVEL)),
-                     _chunk(b"IEND", b"")))
+    return b"".join(
+        (
+            SIGNATURE,
+            _chunk(b"IHDR", header),
+            _chunk(b"IDAT", isal_zlib.compress(filtered, DEFLATE_LEVEL)),
+            _chunk(b"IEND", b""),
+        )
+    )
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -59,13 +59,15 @@ def kubectl() -> str:
 
 
 def render(overlay: Path) -> list[dict[str, Any]]:
-    text = subprocess.run([kubectl(), "kustomize", str(overlay)], check=True,
-                          capture_output=True, text=True).stdout
+    text = subprocess.run(
+        [kubectl(), "kustomize", str(overlay)], check=True, capture_output=True, text=True
+    ).stdout
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
-def adapt(documents: list[dict[str, Any]], image: str,
-          host_port: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def adapt(
+    documents: list[dict[str, Any]], image: str, host_port: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(what to play, the Secrets to create as podman secrets)."""
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for doc in documents:
@@ -82,15 +84,19 @@ def adapt(documents: list[dict[str, Any]], image: str,
     for mount in container.get("volumeMounts", []):
         mount["name"] = VOLUME_PREFIX + mount["name"]
 
-    referenced = {ref["configMapRef"]["name"] for ref in container.get("envFrom", [])
-                  if "configMapRef" in ref}
+    referenced = {
+        ref["configMapRef"]["name"] for ref in container.get("envFrom", []) if "configMapRef" in ref
+    }
     config_maps = [c for c in by_kind.get("ConfigMap", []) if c["metadata"]["name"] in referenced]
     for config_map in config_maps:
         for name in DROPPED_SETTINGS:
             config_map.get("data", {}).pop(name, None)
 
-    secret_names = {env["valueFrom"]["secretKeyRef"]["name"] for env in container.get("env", [])
-                    if "secretKeyRef" in env.get("valueFrom", {})}
+    secret_names = {
+        env["valueFrom"]["secretKeyRef"]["name"]
+        for env in container.get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+    }
     secrets = [s for s in by_kind.get("Secret", []) if s["metadata"]["name"] in secret_names]
     return [*config_maps, deployment], secrets
 
@@ -105,8 +111,10 @@ def up(documents: list[dict[str, Any]], secrets: list[dict[str, Any]]) -> None:
     for secret in secrets:
         name = secret["metadata"]["name"]
         # podman 4.3 reads a secretKeyRef's secret as a JSON object of base64 values.
-        data = {key: base64.b64encode(value.encode()).decode()
-                for key, value in secret.get("stringData", {}).items()}
+        data = {
+            key: base64.b64encode(value.encode()).decode()
+            for key, value in secret.get("stringData", {}).items()
+        }
         as_json = json.dumps({**secret.get("data", {}), **data})
         podman("secret", "rm", name, check=False, capture_output=True)
         podman("secret", "create", name, "-", input=as_json, capture_output=True)

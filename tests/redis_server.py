@@ -22,8 +22,6 @@ from tests.serving import free_port
 START_TIMEOUT_S = 5
 
 
-
-
 def answers(url: str) -> bool:
     """True when a Redis at `url` answers PING within 0.2 s."""
     client = redis.Redis.from_url(url, socket_timeout=0.2, socket_connect_timeout=0.2)

@@ -32,8 +32,7 @@ def free_port() -> int:
 def meet_base64_limit(client: httpx.Client, image_b64: str, limit: int) -> httpx.Response:
     """Spend a base64 budget of `limit` with a refused option, then meet the 429."""
     for _ in range(limit):
-        refused = client.post("/remove-background-base64", json={"image": image_b64,
-                                                                 "quality": 5})
+        refused = client.post("/remove-background-base64", json={"image": image_b64, "quality": 5})
         assert refused.status_code == 400, refused.text
     response = client.post("/remove-background-base64", json={"image": image_b64})
     assert response.status_code == 429, response.text

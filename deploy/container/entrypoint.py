@@ -46,7 +46,7 @@ def api_workers(arbiter: int, service: str) -> list[int]:
             continue
         if b"--service-name" in args:
             name = args.index(b"--service-name") + 1
-            if args[name:name + 1] == [service.encode()]:
+            if args[name : name + 1] == [service.encode()]:
                 found.append(pid)
     return found
 

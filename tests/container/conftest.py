@@ -38,15 +38,23 @@ def podman_env() -> dict[str, str]:
     return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF), "BENTOML_DO_NOT_TRACK": "true"}
 
 
-def podman(*args: str, check: bool = True, timeout: float = 300,
-           **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["podman", *args], capture_output=True, text=True,
-                            env=podman_env(), timeout=timeout, **kwargs)
+def podman(
+    *args: str, check: bool = True, timeout: float = 300, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["podman", *args],
+        capture_output=True,
+        text=True,
+        env=podman_env(),
+        timeout=timeout,
+        **kwargs,
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"podman {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"podman {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
-
 
 
 def wait_ready(url: str, timeout_s: float, alive: Any = None) -> float:
@@ -93,8 +101,10 @@ class PodSpec:
         for mount in container["volumeMounts"]:
             empty_dir = volumes[mount["name"]]["emptyDir"]
             size = empty_dir.get("sizeLimit")
-            options += ["--tmpfs", mount["mountPath"] + (
-                f":rw,size={quantity_bytes(size)}" if size else "")]
+            options += [
+                "--tmpfs",
+                mount["mountPath"] + (f":rw,size={quantity_bytes(size)}" if size else ""),
+            ]
         if security.get("readOnlyRootFilesystem"):
             options.append("--read-only")
         if security.get("allowPrivilegeEscalation") is False:
@@ -125,19 +135,40 @@ class Container:
 def image() -> str:
     """The service's image, built (or found up to date) by scripts/build-image.sh."""
     if shutil.which("podman") is None and os.geteuid() != 0:
-        pytest.skip("podman is not installed and only root may install it "
-                    "(apt-get install podman runc debootstrap)")
-    built = subprocess.run(["bash", str(ROOT / "scripts" / "build-image.sh")], cwd=ROOT,
-                           capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
-                           env=podman_env())
+        pytest.skip(
+            "podman is not installed and only root may install it "
+            "(apt-get install podman runc debootstrap)"
+        )
+    built = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build-image.sh")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        env=podman_env(),
+    )
     assert built.returncode == 0, f"build-image.sh failed:\n{built.stdout}\n{built.stderr}"
     return IMAGE
 
 
-def run_container(image: str, name: str, port: int, extra: list[str],
-                  args: list[str]) -> subprocess.CompletedProcess[str]:
-    return podman("run", "-d", "--name", name, "--network", "host", "-e", f"PORT={port}",
-                  "--env-file", str(CONFIG_ENV), *extra, image, *args)
+def run_container(
+    image: str, name: str, port: int, extra: list[str], args: list[str]
+) -> subprocess.CompletedProcess[str]:
+    return podman(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "-e",
+        f"PORT={port}",
+        "--env-file",
+        str(CONFIG_ENV),
+        *extra,
+        image,
+        *args,
+    )
 
 
 def remove_container(name: str) -> None:

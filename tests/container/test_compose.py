@@ -59,15 +59,24 @@ def compose_defaults() -> dict[str, str]:
 def unused_subnets(count: int) -> list[str]:
     names = podman("network", "ls", "--format", "{{.Name}}").stdout.split()
     networks = json.loads(podman("network", "inspect", *names).stdout) if names else []
-    taken = {ipaddress.ip_network(subnet["subnet"])
-             for network in networks for subnet in network.get("subnets") or []}
+    taken = {
+        ipaddress.ip_network(subnet["subnet"])
+        for network in networks
+        for subnet in network.get("subnets") or []
+    }
     ip = shutil.which("ip")
-    routes = subprocess.run([ip, "-4", "route"], capture_output=True, text=True).stdout \
-        if ip else ""
-    taken |= {ipaddress.ip_network(word, strict=False) for word in re.findall(
-        r"^(\d+\.\d+\.\d+\.\d+/\d+)", routes, re.MULTILINE)}
-    free = (f"172.30.{n}.0/24" for n in range(120, 250)
-            if not any(ipaddress.ip_network(f"172.30.{n}.0/24").overlaps(t) for t in taken))
+    routes = (
+        subprocess.run([ip, "-4", "route"], capture_output=True, text=True).stdout if ip else ""
+    )
+    taken |= {
+        ipaddress.ip_network(word, strict=False)
+        for word in re.findall(r"^(\d+\.\d+\.\d+\.\d+/\d+)", routes, re.MULTILINE)
+    }
+    free = (
+        f"172.30.{n}.0/24"
+        for n in range(120, 250)
+        if not any(ipaddress.ip_network(f"172.30.{n}.0/24").overlaps(t) for t in taken)
+    )
     return [next(free) for _ in range(count)]
 
 
@@ -78,9 +87,22 @@ def ensure_image(name: str, containerfile: Path) -> None:
         return
     assert podman("image", "exists", DEBIAN_BASE, check=False).returncode == 0, (
         f"{name} cannot be pulled and {DEBIAN_BASE} is missing (scripts/build-image.sh makes "
-        "it when no registry answers)")
-    podman("build", "-q", "--network", "host", "--build-arg", f"DEBIAN_IMAGE={DEBIAN_BASE}",
-           "-f", str(containerfile), "-t", name, str(containerfile.parent), timeout=600)
+        "it when no registry answers)"
+    )
+    podman(
+        "build",
+        "-q",
+        "--network",
+        "host",
+        "--build-arg",
+        f"DEBIAN_IMAGE={DEBIAN_BASE}",
+        "-f",
+        str(containerfile),
+        "-t",
+        name,
+        str(containerfile.parent),
+        timeout=600,
+    )
 
 
 @dataclass
@@ -90,9 +112,15 @@ class Stack:
     frontend_subnet: str
 
     def container(self, service: str) -> str:
-        names = podman("ps", "--filter", f"label=com.docker.compose.project={self.project}",
-                       "--filter", f"label=com.docker.compose.service={service}",
-                       "--format", "{{.Names}}").stdout.split()
+        names = podman(
+            "ps",
+            "--filter",
+            f"label=com.docker.compose.project={self.project}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+            "--format",
+            "{{.Names}}",
+        ).stdout.split()
         assert len(names) == 1, f"{service}: {names}"
         return names[0]
 
@@ -105,21 +133,33 @@ def stack(image: str) -> Iterator[Stack]:
     port = free_port()
     project = f"bg-remover-test-{port}"
     backend, frontend = unused_subnets(2)
-    env = {**podman_env(), "HTTP_PORT": str(port), "BACKEND_SUBNET": backend,
-           "FRONTEND_SUBNET": frontend, "RATE_LIMIT_REMOVE_BG_PER_HOUR": str(BUDGET),
-           "BG_REMOVER_IMAGE": image}
-    compose = [str(Path(sys.executable).with_name("podman-compose")), "-p", project,
-               "-f", str(COMPOSE_FILE)]
+    env = {
+        **podman_env(),
+        "HTTP_PORT": str(port),
+        "BACKEND_SUBNET": backend,
+        "FRONTEND_SUBNET": frontend,
+        "RATE_LIMIT_REMOVE_BG_PER_HOUR": str(BUDGET),
+        "BG_REMOVER_IMAGE": image,
+    }
+    compose = [
+        str(Path(sys.executable).with_name("podman-compose")),
+        "-p",
+        project,
+        "-f",
+        str(COMPOSE_FILE),
+    ]
     try:
-        up = subprocess.run([*compose, "up", "-d"], env=env, capture_output=True, text=True,
-                            timeout=300)
+        up = subprocess.run(
+            [*compose, "up", "-d"], env=env, capture_output=True, text=True, timeout=300
+        )
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, 90)
         yield Stack(project, url, frontend)
     finally:
-        subprocess.run([*compose, "down", "-v", "-t", "10"], env=env, capture_output=True,
-                       timeout=300)
+        subprocess.run(
+            [*compose, "down", "-v", "-t", "10"], env=env, capture_output=True, timeout=300
+        )
 
 
 def test_every_service_passes_its_health_check(stack: Stack) -> None:
@@ -130,8 +170,11 @@ def test_every_service_passes_its_health_check(stack: Stack) -> None:
 
 
 def test_cutout_through_nginx(stack: Stack) -> None:
-    response = httpx.post(f"{stack.url}/remove-background", timeout=120,
-                          files={"file": ("astronaut.jpg", images.photo("astronaut", "JPEG"))})
+    response = httpx.post(
+        f"{stack.url}/remove-background",
+        timeout=120,
+        files={"file": ("astronaut.jpg", images.photo("astronaut", "JPEG"))},
+    )
     assert response.status_code == 200, response.text[:500]
     result = Image.open(io.BytesIO(response.content))
     alpha = np.asarray(result.getchannel("A"))
@@ -144,9 +187,23 @@ def test_clients_behind_nginx_get_separate_budgets(stack: Stack, image: str) -> 
     hosts = list(ipaddress.ip_network(stack.frontend_subnet).hosts())
 
     def client(address: ipaddress.IPv4Address, requests: int) -> list[list[object]]:
-        ran = podman("run", "--rm", "-i", "--network", network, "--ip", str(address),
-                     "--entrypoint", "python", image, "-c", CLIENT_SCRIPT, str(requests),
-                     input=base64.b64encode(images.rgba_png()).decode(), timeout=300)
+        ran = podman(
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            network,
+            "--ip",
+            str(address),
+            "--entrypoint",
+            "python",
+            image,
+            "-c",
+            CLIENT_SCRIPT,
+            str(requests),
+            input=base64.b64encode(images.rgba_png()).decode(),
+            timeout=300,
+        )
         return json.loads(ran.stdout.strip().splitlines()[-1])
 
     first = client(hosts[20], BUDGET + 1)
@@ -156,7 +213,8 @@ def test_clients_behind_nginx_get_separate_budgets(stack: Stack, image: str) -> 
 
 
 def test_rate_limits_live_in_redis(stack: Stack) -> None:
-    keys = podman("exec", stack.container("redis"), "redis-cli", "--scan", "--pattern",
-                  "bg_remover*").stdout.split()
+    keys = podman(
+        "exec", stack.container("redis"), "redis-cli", "--scan", "--pattern", "bg_remover*"
+    ).stdout.split()
     assert keys, "no rate-limit key in the stack's Redis"
     assert any("remove-background" in key for key in keys), keys

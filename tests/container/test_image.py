@@ -37,7 +37,8 @@ IN_FLIGHT = 4
 @pytest.fixture(scope="module")
 def container(image: str) -> Iterator[Container]:
     yield from started_container(
-        image, ["-e", f"API_KEYS={','.join(KEYS.values())}"], "bg-remover-test")
+        image, ["-e", f"API_KEYS={','.join(KEYS.values())}"], "bg-remover-test"
+    )
 
 
 def cutout_ok(response: httpx.Response) -> None:
@@ -54,15 +55,25 @@ def test_image_holds_what_runs_and_nothing_to_build_with(image: str) -> None:
     assert {name: env.get(name) for name in bentofile_envs()} == bentofile_envs()
     assert config["User"] == PodSpec.from_deployment().user
     # Found by `command -v` or importable: nothing of this may be in the image.
-    probe = podman("run", "--rm", "--entrypoint", "bash", image, "-c",
-                   "for tool in gcc cc make git gpg curl pip pip3; do command -v $tool; done; "
-                   "python -c 'import importlib.util as u; "
-                   "print(*[m for m in (\"rembg\", \"pip\", \"onnx\") if u.find_spec(m)])'; "
-                   "ls /usr/local/share/ca-certificates")
+    probe = podman(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "bash",
+        image,
+        "-c",
+        "for tool in gcc cc make git gpg curl pip pip3; do command -v $tool; done; "
+        "python -c 'import importlib.util as u; "
+        'print(*[m for m in ("rembg", "pip", "onnx") if u.find_spec(m)])\'; '
+        "ls /usr/local/share/ca-certificates",
+    )
     assert probe.stdout.strip() == ""
     # The build's extra CA certificates (a TLS-intercepting proxy's) stay out of the image.
-    bundle = "".join(podman("run", "--rm", "--entrypoint", "cat", image,
-                            "/etc/ssl/certs/ca-certificates.crt").stdout.split())
+    bundle = "".join(
+        podman(
+            "run", "--rm", "--entrypoint", "cat", image, "/etc/ssl/certs/ca-certificates.crt"
+        ).stdout.split()
+    )
     for extra in sorted(EXTRA_CA_DIR.glob("*.crt")) if EXTRA_CA_DIR.is_dir() else []:
         body = "".join(extra.read_text().split("-----")[2].split())
         assert body[:300] not in bundle, f"{extra.name} was left in the image"
@@ -74,16 +85,22 @@ def test_ready_within_a_minute_on_the_given_port(container: Container) -> None:
 
 
 def test_serves_a_cutout(container: Container) -> None:
-    response = httpx.post(f"{container.url}/remove-background", timeout=120,
-                          headers={"X-API-Key": KEYS["cutout"]},
-                          files={"file": ("astronaut.jpg", images.photo("astronaut", "JPEG"))})
+    response = httpx.post(
+        f"{container.url}/remove-background",
+        timeout=120,
+        headers={"X-API-Key": KEYS["cutout"]},
+        files={"file": ("astronaut.jpg", images.photo("astronaut", "JPEG"))},
+    )
     cutout_ok(response)
     assert response.headers["x-ratelimit-limit"] == "10"  # config.env's budget
 
 
 def test_refuses_requests_without_a_key(container: Container) -> None:
-    response = httpx.post(f"{container.url}/remove-background", timeout=60,
-                          files={"file": ("astronaut.jpg", images.photo("astronaut", "JPEG"))})
+    response = httpx.post(
+        f"{container.url}/remove-background",
+        timeout=60,
+        files={"file": ("astronaut.jpg", images.photo("astronaut", "JPEG"))},
+    )
     assert response.status_code == 401
     assert "unauthorized" in response.text
 
@@ -95,10 +112,15 @@ def test_metrics_answer_an_allowed_peer(container: Container) -> None:
 
 
 def test_root_filesystem_is_read_only_and_the_user_unprivileged(container: Container) -> None:
-    probe = podman("exec", container.name, "bash", "-c",
-                   "id -u; grep CapEff /proc/self/status; "
-                   "touch /home/bentoml/bento/x 2>/dev/null && echo wrote-root || echo ro; "
-                   "touch /tmp/x && echo wrote-tmp")
+    probe = podman(
+        "exec",
+        container.name,
+        "bash",
+        "-c",
+        "id -u; grep CapEff /proc/self/status; "
+        "touch /home/bentoml/bento/x 2>/dev/null && echo wrote-root || echo ro; "
+        "touch /tmp/x && echo wrote-tmp",
+    )
     uid, capabilities, root, tmp = probe.stdout.split("\n")[:4]
     assert uid == PodSpec.from_deployment().user.split(":")[0]
     assert capabilities.split()[-1] == "0000000000000000"
@@ -110,9 +132,12 @@ def test_sigterm_lets_in_flight_requests_finish(container: Container) -> None:
     photo = images.large_jpeg()  # 12 MP: about a second of work each on 2 cores
 
     def slow_request() -> httpx.Response:
-        return httpx.post(f"{container.url}/remove-background", timeout=120,
-                          headers={"X-API-Key": KEYS["drain"]},
-                          files={"file": ("large.jpg", photo)})
+        return httpx.post(
+            f"{container.url}/remove-background",
+            timeout=120,
+            headers={"X-API-Key": KEYS["drain"]},
+            files={"file": ("large.jpg", photo)},
+        )
 
     with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT) as pool:
         pending = [pool.submit(slow_request) for _ in range(IN_FLIGHT)]

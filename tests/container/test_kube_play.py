@@ -49,16 +49,32 @@ class Pod:
 def pod(image: str) -> Iterator[Pod]:
     kube_play = load_script()
     rendered = kube_play.render(OVERLAY)
-    deployment = next(d for d in rendered if d["kind"] == "Deployment"
-                      and d["metadata"]["name"] == kube_play.DEPLOYMENT)
+    deployment = next(
+        d
+        for d in rendered
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == kube_play.DEPLOYMENT
+    )
     secret = next(d for d in rendered if d["kind"] == "Secret")
     port = free_port()
-    command = [sys.executable, str(SCRIPT), "--overlay", str(OVERLAY), "--image", image,
-               "--port", str(port)]
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--overlay",
+        str(OVERLAY),
+        "--image",
+        image,
+        "--port",
+        str(port),
+    ]
     container = f"{kube_play.POD}-{deployment['spec']['template']['spec']['containers'][0]['name']}"
     try:
-        up = subprocess.run([*command[:2], "up", *command[2:]], capture_output=True, text=True,
-                            env=podman_env(), timeout=300)
+        up = subprocess.run(
+            [*command[:2], "up", *command[2:]],
+            capture_output=True,
+            text=True,
+            env=podman_env(),
+            timeout=300,
+        )
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         url = f"http://127.0.0.1:{port}"
         try:
@@ -66,11 +82,16 @@ def pod(image: str) -> Iterator[Pod]:
         except AssertionError as error:
             logs = podman("logs", container, check=False)
             raise AssertionError(f"{error}\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}") from None
-        yield Pod(url, container, deployment["spec"]["template"]["spec"]["containers"][0],
-                  secret["stringData"]["API_KEYS"].split(",")[0])
+        yield Pod(
+            url,
+            container,
+            deployment["spec"]["template"]["spec"]["containers"][0],
+            secret["stringData"]["API_KEYS"].split(",")[0],
+        )
     finally:
-        subprocess.run([*command[:2], "down", *command[2:]], capture_output=True,
-                       env=podman_env(), timeout=120)
+        subprocess.run(
+            [*command[:2], "down", *command[2:]], capture_output=True, env=podman_env(), timeout=120
+        )
 
 
 def test_pod_runs_with_the_manifests_settings(pod: Pod, image: str) -> None:
@@ -92,12 +113,16 @@ def test_pod_runs_with_the_manifests_settings(pod: Pod, image: str) -> None:
 
 def test_pod_serves_a_cutout_to_a_key_holder_only(pod: Pod) -> None:
     photo = images.photo("astronaut", "JPEG")
-    refused = httpx.post(f"{pod.url}/remove-background", timeout=60,
-                         files={"file": ("astronaut.jpg", photo)})
+    refused = httpx.post(
+        f"{pod.url}/remove-background", timeout=60, files={"file": ("astronaut.jpg", photo)}
+    )
     assert refused.status_code == 401
-    response = httpx.post(f"{pod.url}/remove-background", timeout=120,
-                          headers={"X-API-Key": pod.api_key},
-                          files={"file": ("astronaut.jpg", photo)})
+    response = httpx.post(
+        f"{pod.url}/remove-background",
+        timeout=120,
+        headers={"X-API-Key": pod.api_key},
+        files={"file": ("astronaut.jpg", photo)},
+    )
     assert response.status_code == 200, response.text[:500]
     result = Image.open(io.BytesIO(response.content))
     alpha = np.asarray(result.getchannel("A"))

@@ -35,8 +35,13 @@ def own_bentoml_home(home: Path) -> Path:
 class BentoServer:
     """One `bentoml serve` process group, its port and its log."""
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None,
-                 target: str = "service:BackgroundRemover", cwd: Path = ROOT) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        target: str = "service:BackgroundRemover",
+        cwd: Path = ROOT,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"bentoml-{self.port}.log"
@@ -57,9 +62,19 @@ class BentoServer:
         bentoml = Path(sys.executable).with_name("bentoml")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(bentoml), "serve", self.target, "--host", "127.0.0.1",
-                 "--port", str(self.port)],
-                cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    str(bentoml),
+                    "serve",
+                    self.target,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self.wait_ready()

@@ -25,9 +25,15 @@ BENTOML = str(Path(sys.executable).with_name("bentoml"))
 @pytest.fixture(scope="module")
 def bento_tag() -> Iterator[str]:
     built = subprocess.run(
-        [BENTOML, "build", "-o", "tag"], cwd=ROOT, capture_output=True, text=True,
-        env={"BENTOML_DO_NOT_TRACK": "true", "PATH": str(Path(sys.executable).parent),
-             "HOME": str(Path.home())},
+        [BENTOML, "build", "-o", "tag"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={
+            "BENTOML_DO_NOT_TRACK": "true",
+            "PATH": str(Path(sys.executable).parent),
+            "HOME": str(Path.home()),
+        },
         timeout=300,
     )
     assert built.returncode == 0, built.stderr[-3000:]
@@ -38,14 +44,16 @@ def bento_tag() -> Iterator[str]:
 
 def test_bento_packs_model_code_pins_and_dockerfile(bento_tag: str, tmp_path: Path) -> None:
     archive = tmp_path / "bg_remover.bento"
-    subprocess.run([BENTOML, "export", bento_tag, str(archive)], capture_output=True,
-                   timeout=120, check=True)
+    subprocess.run(
+        [BENTOML, "export", bento_tag, str(archive)], capture_output=True, timeout=120, check=True
+    )
     with tarfile.open(archive) as bento:
         names = bento.getnames()
         pins = bento.extractfile("./env/python/requirements.txt").read().decode()
     assert any(re.fullmatch(r"\./models/u2netp/\w+/model\.onnx", name) for name in names)
-    assert {"./src/service.py", "./src/optimizer/pipeline.py", "./env/docker/Dockerfile"} \
-        <= set(names)
+    assert {"./src/service.py", "./src/optimizer/pipeline.py", "./env/docker/Dockerfile"} <= set(
+        names
+    )
     assert not [name for name in names if "/tests/" in name or ".venv" in name]
     assert "onnxruntime==" in pins and "bentoml==" in pins
 
@@ -55,7 +63,8 @@ def test_built_bento_serves_a_cutout(bento_tag: str, tmp_path: Path) -> None:
     with BentoServer(tmp_path, target=bento_tag, cwd=tmp_path) as server:
         response = httpx.post(
             f"{server.url}/remove-background",
-            files={"file": ("cat.jpg", images.photo("chelsea", "JPEG"))}, timeout=120,
+            files={"file": ("cat.jpg", images.photo("chelsea", "JPEG"))},
+            timeout=120,
         )
     assert response.status_code == 200, response.text
     result = Image.open(io.BytesIO(response.content))

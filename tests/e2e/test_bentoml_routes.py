@@ -17,8 +17,14 @@ def test_bentoml_routes_stay(client: httpx.Client) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200
     paths = client.get("/docs.json").json()["paths"]
-    for route in ("/remove-background", "/remove-background-preview", "/remove-background-base64",
-                  "/remove-background-batch", "/read-file", "/presets"):
+    for route in (
+        "/remove-background",
+        "/remove-background-preview",
+        "/remove-background-base64",
+        "/remove-background-batch",
+        "/read-file",
+        "/presets",
+    ):
         assert route in paths
     assert client.get("/").status_code == 200  # Swagger UI
 

@@ -28,7 +28,8 @@ def test_every_setting_empty_serves_a_cutout_on_the_defaults(tmp_path: Path) -> 
         assert all(server.env[name] == "" for name in EVERY_SETTING_EMPTY)
         response = httpx.post(
             f"{server.url}/remove-background",
-            files={"file": ("astronaut.jpg", images.photo("astronaut", "JPEG"))}, timeout=120,
+            files={"file": ("astronaut.jpg", images.photo("astronaut", "JPEG"))},
+            timeout=120,
         )
         # METRICS_ALLOW="" once admitted nobody; the default admits loopback.
         metrics = httpx.get(f"{server.url}/metrics", timeout=30)

@@ -75,8 +75,9 @@ def budgeted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServer]:
         yield server
 
 
-def test_heavy_burst_stays_in_budget_and_leaves_a_healthy_service(budgeted: BentoServer,
-                                                                  tmp_path: Path) -> None:
+def test_heavy_burst_stays_in_budget_and_leaves_a_healthy_service(
+    budgeted: BentoServer, tmp_path: Path
+) -> None:
     assert budgeted.process is not None
     root = psutil.Process(budgeted.process.pid)
     grey16 = white_png((7000, 7000), "I;16")  # 49 MP, just under the 50 MP cap
@@ -104,7 +105,8 @@ def test_heavy_burst_stays_in_budget_and_leaves_a_healthy_service(budgeted: Bent
         grown = sampler.peak - idle
         assert grown < BUDGET_MB * MIB, (
             f"process tree grew by {grown // MIB} MiB over its idle {idle // MIB} MiB; "
-            f"budget {BUDGET_MB} MiB")
+            f"budget {BUDGET_MB} MiB"
+        )
 
         health = client.get("/health")
         assert health.status_code == 200 and health.json()["status"] == "healthy", health.text

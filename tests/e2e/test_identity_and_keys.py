@@ -31,27 +31,39 @@ LOG_WAIT_S = 5.0
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServer]:
-    limits = {name: str(KEYED_LIMIT) for name in (
-        "RATE_LIMIT_REMOVE_BG_PER_HOUR", "RATE_LIMIT_PREVIEW_PER_HOUR",
-        "RATE_LIMIT_BASE64_PER_HOUR", "RATE_LIMIT_READ_FILE_PER_HOUR",
-        "RATE_LIMIT_BATCH_PER_HOUR",
-    )}
-    env = {**limits, "API_KEYS": ",".join(KEYS), "METRICS_ALLOW": "127.0.0.1/32",
-           "TRUSTED_PROXIES": "127.0.0.1/32"}
+    limits = {
+        name: str(KEYED_LIMIT)
+        for name in (
+            "RATE_LIMIT_REMOVE_BG_PER_HOUR",
+            "RATE_LIMIT_PREVIEW_PER_HOUR",
+            "RATE_LIMIT_BASE64_PER_HOUR",
+            "RATE_LIMIT_READ_FILE_PER_HOUR",
+            "RATE_LIMIT_BATCH_PER_HOUR",
+        )
+    }
+    env = {
+        **limits,
+        "API_KEYS": ",".join(KEYS),
+        "METRICS_ALLOW": "127.0.0.1/32",
+        "TRUSTED_PROXIES": "127.0.0.1/32",
+    }
     with BentoServer(tmp_path_factory.mktemp("identity"), env=env) as server:
         yield server
-
 
 
 # --- /metrics: refused by our middleware, served by BentoML ----------------------------------
 
 
 class TestMetricsRoute:
-    def test_metrics_refused_to_an_outside_peer_claiming_loopback(self, keyed: BentoServer,
-                                                                  connect: Connect) -> None:
+    def test_metrics_refused_to_an_outside_peer_claiming_loopback(
+        self, keyed: BentoServer, connect: Connect
+    ) -> None:
         outsider = connect(keyed, "127.0.0.5")
-        for headers in ({"X-Forwarded-For": PROXY}, {"Forwarded": f"for={PROXY}"},
-                        {"X-Real-IP": PROXY}):
+        for headers in (
+            {"X-Forwarded-For": PROXY},
+            {"Forwarded": f"for={PROXY}"},
+            {"X-Real-IP": PROXY},
+        ):
             assert_error(outsider.get("/metrics", headers=headers), 403, "forbidden")
         assert_error(outsider.get("/metrics"), 403, "forbidden")
         allowed = connect(keyed, PROXY).get("/metrics")
@@ -62,12 +74,12 @@ class TestMetricsRoute:
         self, keyed: BentoServer, connect: Connect
     ) -> None:
         outsider = connect(keyed, "127.0.0.5")
-        assert_error(outsider.get("/metrics", headers={"X-Forwarded-For": PROXY}), 403,
-                     "forbidden")
+        assert_error(outsider.get("/metrics", headers={"X-Forwarded-For": PROXY}), 403, "forbidden")
         assert connect(keyed, PROXY).get("/metrics").status_code == 200
 
-    def test_metrics_follow_metrics_allow_not_the_key(self, keyed: BentoServer,
-                                                      connect: Connect) -> None:
+    def test_metrics_follow_metrics_allow_not_the_key(
+        self, keyed: BentoServer, connect: Connect
+    ) -> None:
         assert connect(keyed, PROXY).get("/metrics").status_code == 200  # no key
         outsider = connect(keyed, "127.0.0.5")
         assert_error(outsider.get("/metrics", headers={"X-API-Key": KEYS[0]}), 403, "forbidden")
@@ -78,17 +90,20 @@ class TestMetricsRoute:
 
 class TestApiKeys:
     @pytest.mark.parametrize("path", ["/livez", "/readyz", "/docs.json"])
-    def test_open_routes_need_no_key(self, keyed: BentoServer, connect: Connect,
-                                     path: str) -> None:
+    def test_open_routes_need_no_key(self, keyed: BentoServer, connect: Connect, path: str) -> None:
         assert connect(keyed).get(path).status_code == 200
 
     def test_keys_never_reach_the_log(self, keyed: BentoServer, connect: Connect) -> None:
         client = connect(keyed)
         for key in (*KEYS[:2], "KEY-ONE"):
-            client.post("/remove-background-base64", json={"image": PHOTO_B64, "quality": 5},
-                        headers={"X-API-Key": key})
-        response = client.post("/remove-background", files={"file": ("cat.jpg", PHOTO)},
-                               headers={"X-API-Key": KEYS[1]})
+            client.post(
+                "/remove-background-base64",
+                json={"image": PHOTO_B64, "quality": 5},
+                headers={"X-API-Key": key},
+            )
+        response = client.post(
+            "/remove-background", files={"file": ("cat.jpg", PHOTO)}, headers={"X-API-Key": KEYS[1]}
+        )
         assert response.status_code == 200, response.text
         request_id = response.headers["x-request-id"]
         deadline = time.monotonic() + LOG_WAIT_S  # the line follows the response

@@ -39,8 +39,7 @@ def spec(client: httpx.Client) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(EXPECTED_STATUSES))
-def test_each_route_documents_its_statuses(spec: dict[str, Any], method: str,
-                                           path: str) -> None:
+def test_each_route_documents_its_statuses(spec: dict[str, Any], method: str, path: str) -> None:
     responses = spec["paths"][path][method]["responses"]
     assert EXPECTED_STATUSES[(method, path)] <= responses.keys()
     for status, response in responses.items():
@@ -49,26 +48,38 @@ def test_each_route_documents_its_statuses(spec: dict[str, Any], method: str,
             assert schema["$ref"].rsplit("/", 1)[-1] in ("ErrorBody", "RemoveBgErrors")
 
 
-@pytest.mark.parametrize(("path", "media_type", "fields"), [
-    ("/remove-background", "multipart/form-data", {"file", "format", "quality", "preset"}),
-    ("/remove-background-batch", "multipart/form-data", {"files", "max_width", "crop"}),
-    ("/remove-background-base64", "application/json", {"image", "bg_color", "only_mask"}),
-    ("/read-file", "application/json", {"path"}),
-    ("/v1.0/removebg", "application/json", {"image_file_b64", "size", "channels"}),
-])
-def test_request_bodies_are_described(spec: dict[str, Any], path: str, media_type: str,
-                                      fields: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("path", "media_type", "fields"),
+    [
+        ("/remove-background", "multipart/form-data", {"file", "format", "quality", "preset"}),
+        ("/remove-background-batch", "multipart/form-data", {"files", "max_width", "crop"}),
+        ("/remove-background-base64", "application/json", {"image", "bg_color", "only_mask"}),
+        ("/read-file", "application/json", {"path"}),
+        ("/v1.0/removebg", "application/json", {"image_file_b64", "size", "channels"}),
+    ],
+)
+def test_request_bodies_are_described(
+    spec: dict[str, Any], path: str, media_type: str, fields: set[str]
+) -> None:
     body = spec["paths"][path]["post"]["requestBody"]["content"][media_type]["schema"]
     assert fields <= body["properties"].keys()
 
 
 def test_schemathesis_finds_nothing(server: BentoServer, tmp_path: Path) -> None:
-    command = [str(Path(sys.executable).with_name("schemathesis")), "run",
-               f"{server.url}/docs.json", "--checks", CHECKS,
-               "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", "20261129"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                            cwd=tmp_path)
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        f"{server.url}/docs.json",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        str(EXAMPLES_PER_OPERATION),
+        "--seed",
+        "20261129",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:]
     generated = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
-    assert generated and generated[1] == generated[2] and int(generated[1]) > 100, \
-        result.stdout[-2000:]
+    assert generated and generated[1] == generated[2] and int(generated[1]) > 100, result.stdout[
+        -2000:
+    ]

@@ -88,15 +88,20 @@ class TestHealth:
 def scrape(server: BentoServer) -> list[tuple[str, dict[str, str], float]]:
     response = httpx.get(f"{server.url}/metrics", timeout=10)  # from 127.0.0.1
     assert_ok(response)
-    return [(sample.name, sample.labels, sample.value)
-            for family in text_string_to_metric_families(response.text)
-            for sample in family.samples]
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    ]
 
 
 def total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
     """Sum of the samples called `name` whose labels include `labels` (0 when none)."""
-    return sum(value for sample, found, value in samples
-               if sample == name and labels.items() <= found.items())
+    return sum(
+        value
+        for sample, found, value in samples
+        if sample == name and labels.items() <= found.items()
+    )
 
 
 class TestMetrics:
@@ -110,12 +115,14 @@ class TestMetrics:
         def delta(name: str, **labels: str) -> float:
             return total(after, name, **labels) - total(before, name, **labels)
 
-        assert delta("bg_remover_requests_total", endpoint="/remove-background",
-                     status="200") == 1
-        assert delta("bg_remover_requests_total", endpoint="/remove-background-base64",
-                     status="429") == 1
-        assert delta("bg_remover_request_duration_seconds_count",
-                     endpoint="/remove-background") == 1
+        assert delta("bg_remover_requests_total", endpoint="/remove-background", status="200") == 1
+        assert (
+            delta("bg_remover_requests_total", endpoint="/remove-background-base64", status="429")
+            == 1
+        )
+        assert (
+            delta("bg_remover_request_duration_seconds_count", endpoint="/remove-background") == 1
+        )
         assert delta("bg_remover_rate_limited_total") == 1
         assert delta("bg_remover_output_bytes_count", format="PNG") == 1
         assert delta("bg_remover_output_bytes_sum", format="PNG") > 0
@@ -127,8 +134,11 @@ class TestMetrics:
     def test_every_metric_is_prefixed(self, ops: BentoServer) -> None:
         names = {name for name, _, _ in scrape(ops)}
         ours = {name for name in names if name.startswith("bg_remover_")}
-        assert {"bg_remover_requests_total", "bg_remover_rate_limited_total",
-                "bg_remover_inference_batch_size_count"} <= ours
+        assert {
+            "bg_remover_requests_total",
+            "bg_remover_rate_limited_total",
+            "bg_remover_inference_batch_size_count",
+        } <= ours
         assert any(name.startswith("bentoml_") for name in names)
 
 
@@ -154,8 +164,9 @@ def logged(ops_dir: Path, request_id: str) -> list[dict[str, object]]:
 
 
 class TestLogs:
-    def test_one_json_line_per_request(self, ops: BentoServer, ops_dir: Path,
-                                       connect: Connect) -> None:
+    def test_one_json_line_per_request(
+        self, ops: BentoServer, ops_dir: Path, connect: Connect
+    ) -> None:
         address = fresh_address()
         photo = images.fresh(PHOTO)  # never seen: a cache miss runs every stage
         response = remove(connect(ops, address), photo)
@@ -176,8 +187,7 @@ class TestLogs:
         for stage in ("decode", "inference", "encode"):
             assert isinstance(line[stage], int | float) and line[stage] >= 0, stage
 
-    def test_every_line_is_json(self, ops: BentoServer, ops_dir: Path,
-                                connect: Connect) -> None:
+    def test_every_line_is_json(self, ops: BentoServer, ops_dir: Path, connect: Connect) -> None:
         response = connect(ops).get("/presets")
         assert_ok(response)
         lines = logged(ops_dir, response.headers["x-request-id"])  # raises on a non-JSON line
@@ -212,8 +222,9 @@ def test_model_queue_overflow_is_overloaded_json(tmp_path: Path) -> None:
     with BentoServer(tmp_path, env={"MAX_LATENCY_MS": "5"}) as server:
 
         def post(_: int) -> httpx.Response:
-            return httpx.post(f"{server.url}/remove-background",
-                              files={"file": ("a.png", photo)}, timeout=120)
+            return httpx.post(
+                f"{server.url}/remove-background", files={"file": ("a.png", photo)}, timeout=120
+            )
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             responses = list(pool.map(post, range(16)))

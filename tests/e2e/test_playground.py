@@ -99,6 +99,7 @@ def open_playground(page: Page, server: BentoServer, image: Path | None = None) 
 def submit(page: Page, press_enter_in: str | None = None) -> Response:
     """Start a removal (button click, or Enter in a field) and return its HTTP response once
     the page has finished showing it."""
+
     def is_removal(response: Response) -> bool:
         return response.url.endswith("/remove-background") and response.request.method == "POST"
 
@@ -191,8 +192,7 @@ def test_a_photo_comes_back_cut_out_with_the_numbers_of_the_response(
         f"{headers['x-ratelimit-remaining']} of {headers['x-ratelimit-limit']} requests left"
     )
     expect(page.locator("#rate")).to_contain_text("resets at")
-    outside = [url for url in requested
-               if not url.startswith((server.url, "blob:", "data:"))]
+    outside = [url for url in requested if not url.startswith((server.url, "blob:", "data:"))]
     assert not outside, f"the page must work on a closed network, but it fetched {outside}"
 
 
@@ -209,20 +209,28 @@ def save_screenshots(page: Page) -> None:
 
 
 OPTIONS: dict[str, tuple[Callable[[Page], object], dict[str, str]]] = {
-    "format": (lambda page: page.get_by_label("Format").select_option("WEBP"),
-               {"format": "WEBP"}),
+    "format": (lambda page: page.get_by_label("Format").select_option("WEBP"), {"format": "WEBP"}),
     "quality": (lambda page: page.get_by_label("Quality").fill("55"), {"quality": "55"}),
     "max_width": (lambda page: page.get_by_label("Max width").fill("300"), {"max_width": "300"}),
-    "max_height": (lambda page: page.get_by_label("Max height").fill("200"),
-                   {"max_height": "200"}),
-    "preset": (lambda page: page.get_by_label("Preset").select_option("thumbnail"),
-               {"preset": "thumbnail"}),
-    "bg_color": (lambda page: (page.get_by_label("Colour", exact=True).check(),
-                               page.get_by_label("Background colour").fill("#ff8800")),
-                 {"bg_color": "#ff8800"}),
-    "crop": (lambda page: (page.get_by_label("Crop to the subject").check(),
-                           page.get_by_label("Crop margin").fill("10%")),
-             {"crop": "true", "crop_margin": "10%"}),
+    "max_height": (lambda page: page.get_by_label("Max height").fill("200"), {"max_height": "200"}),
+    "preset": (
+        lambda page: page.get_by_label("Preset").select_option("thumbnail"),
+        {"preset": "thumbnail"},
+    ),
+    "bg_color": (
+        lambda page: (
+            page.get_by_label("Colour", exact=True).check(),
+            page.get_by_label("Background colour").fill("#ff8800"),
+        ),
+        {"bg_color": "#ff8800"},
+    ),
+    "crop": (
+        lambda page: (
+            page.get_by_label("Crop to the subject").check(),
+            page.get_by_label("Crop margin").fill("10%"),
+        ),
+        {"crop": "true", "crop_margin": "10%"},
+    ),
     "only_mask": (lambda page: page.get_by_label("Mask only").check(), {"only_mask": "true"}),
 }
 
@@ -271,8 +279,12 @@ def test_a_network_failure_and_a_too_large_image_read_as_sentences(
     page.get_by_role("button", name="Remove background").click()
     assert "Could not reach the service." in error_text(page)
 
-    too_large = {"error": "Payload too large", "code": "payload_too_large",
-                 "solution": "Send a smaller image", "details": "The body is over 16777216 bytes"}
+    too_large = {
+        "error": "Payload too large",
+        "code": "payload_too_large",
+        "solution": "Send a smaller image",
+        "details": "The body is over 16777216 bytes",
+    }
     page.route("**/remove-background", lambda route: route.fulfill(status=413, json=too_large))
     page.get_by_role("button", name="Remove background").click()
     expect(page.get_by_role("alert")).to_contain_text("The image is too large for this server.")

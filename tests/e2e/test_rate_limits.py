@@ -35,7 +35,6 @@ OUTAGE_WARNING = "Redis unreachable ("  # ratelimit/backend.py, logged once per 
 RECOVERY_TIMEOUT_S = 10.0
 
 
-
 # --- servers ------------------------------------------------------------------------------
 
 
@@ -46,8 +45,9 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSer
 
 
 @pytest.fixture(scope="class")
-def replicas(tmp_path_factory: pytest.TempPathFactory,
-             private_redis: RedisServer) -> Iterator[tuple[BentoServer, BentoServer]]:
+def replicas(
+    tmp_path_factory: pytest.TempPathFactory, private_redis: RedisServer
+) -> Iterator[tuple[BentoServer, BentoServer]]:
     """Two servers sharing the private Redis: remove-background 4/hour, preview 3/hour."""
     env = {
         "REDIS_URL": private_redis.url,
@@ -78,11 +78,9 @@ def good(client: httpx.Client, path: str) -> httpx.Response:
 
 def bad(client: httpx.Client, path: str) -> httpx.Response:
     """A request refused after the limit check: a bad option (400)."""
-    return client.post(path, files={"file": ("cat.jpg", PHOTO, "image/jpeg")},
-                       data={"quality": "5"})
-
-
-
+    return client.post(
+        path, files={"file": ("cat.jpg", PHOTO, "image/jpeg")}, data={"quality": "5"}
+    )
 
 
 def health(server: BentoServer) -> httpx.Response:
@@ -111,8 +109,9 @@ class TestSharedRedis:
     """In order: one shared budget; Redis killed; back on the same port; frozen and thawed.
     Each test brings Redis to the state it starts from, so each can also run alone."""
 
-    def test_replicas_share_one_budget(self, replicas: tuple[BentoServer, BentoServer],
-                                       connect: Connect) -> None:
+    def test_replicas_share_one_budget(
+        self, replicas: tuple[BentoServer, BentoServer], connect: Connect
+    ) -> None:
         first, second = replicas
         for server in replicas:
             body = health(server).json()
@@ -131,9 +130,12 @@ class TestSharedRedis:
         assert_limited(good(on_a, "/remove-background"), 4)
         assert_limited(good(on_b, "/remove-background"), 4)
 
-    def test_outage_serves_on_in_process_limits(self, replicas: tuple[BentoServer, BentoServer],
-                                                private_redis: RedisServer,
-                                                connect: Connect) -> None:
+    def test_outage_serves_on_in_process_limits(
+        self,
+        replicas: tuple[BentoServer, BentoServer],
+        private_redis: RedisServer,
+        connect: Connect,
+    ) -> None:
         first, second = replicas
         warned = [warnings_logged(server) for server in replicas]
         private_redis.stop()
@@ -175,9 +177,12 @@ class TestSharedRedis:
             assert all(check["ok"] for name, check in body["checks"].items() if name != "redis")
             assert warnings_logged(server) == before + 1, server.log()  # one per outage
 
-    def test_recovery_shares_the_budget_again(self, replicas: tuple[BentoServer, BentoServer],
-                                              private_redis: RedisServer,
-                                              connect: Connect) -> None:
+    def test_recovery_shares_the_budget_again(
+        self,
+        replicas: tuple[BentoServer, BentoServer],
+        private_redis: RedisServer,
+        connect: Connect,
+    ) -> None:
         first, second = replicas
         warned = [warnings_logged(server) for server in replicas]
         private_redis.stop()  # whatever the previous test left
@@ -199,9 +204,12 @@ class TestSharedRedis:
             store.close()
         assert [warnings_logged(server) for server in replicas] == warned  # no new outage
 
-    def test_frozen_redis_is_another_outage(self, replicas: tuple[BentoServer, BentoServer],
-                                            private_redis: RedisServer,
-                                            connect: Connect) -> None:
+    def test_frozen_redis_is_another_outage(
+        self,
+        replicas: tuple[BentoServer, BentoServer],
+        private_redis: RedisServer,
+        connect: Connect,
+    ) -> None:
         """A Redis that accepts connections but never answers (SIGSTOP) must cost a request
         no more than the timeouts; once it thaws, the budget is shared and exact again."""
         if private_redis.process is None:

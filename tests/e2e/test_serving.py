@@ -32,30 +32,38 @@ Sample = tuple[str, dict[str, str], float]
 def megapixel_photos() -> list[bytes]:
     """~1 MP JPEGs, the size of a typical upload (the four photos in turn): decoding them
     takes long enough that requests reach the model service spread out, not in lockstep."""
-    photos = [images.encode(images.photo_image(name).resize(MEGAPIXEL), "JPEG", quality=90)
-              for name in images.PHOTO_NAMES]
+    photos = [
+        images.encode(images.photo_image(name).resize(MEGAPIXEL), "JPEG", quality=90)
+        for name in images.PHOTO_NAMES
+    ]
     return [photos[n % len(photos)] for n in range(CONCURRENT_REQUESTS)]
 
 
 def scrape(server: BentoServer) -> list[Sample]:
     response = httpx.get(f"{server.url}/metrics", timeout=10)  # from 127.0.0.1
     assert response.status_code == 200, response.text
-    return [(sample.name, sample.labels, sample.value)
-            for family in text_string_to_metric_families(response.text)
-            for sample in family.samples]
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    ]
 
 
 def total(samples: list[Sample], name: str, le: float | None = None) -> float:
     """Sum of the samples called `name` (of the histogram bucket `le`, when given)."""
-    return sum(value for sample, labels, value in samples
-               if sample == name and (le is None or float(labels["le"]) == le))
+    return sum(
+        value
+        for sample, labels, value in samples
+        if sample == name and (le is None or float(labels["le"]) == le)
+    )
 
 
 # --- batching across the hop -----------------------------------------------------------------
 
 
-def test_concurrent_requests_are_batched_for_the_model(server: BentoServer,
-                                                       connect: Connect) -> None:
+def test_concurrent_requests_are_batched_for_the_model(
+    server: BentoServer, connect: Connect
+) -> None:
     """Requests that reach the model service together are run as one batch: BentoML's
     adaptive batching only exists between the two services."""
     photos = megapixel_photos()
@@ -71,8 +79,9 @@ def test_concurrent_requests_are_batched_for_the_model(server: BentoServer,
         responses = list(pool.map(post, clients, photos))
     after = scrape(server)
 
-    assert [response.status_code for response in responses] == [200] * len(photos), \
-        [response.text for response in responses if response.status_code != 200]
+    assert [response.status_code for response in responses] == [200] * len(photos), [
+        response.text for response in responses if response.status_code != 200
+    ]
     assert {response.headers["content-type"] for response in responses} == {"image/png"}
 
     def delta(name: str, le: float | None = None) -> float:
@@ -96,10 +105,13 @@ ROUTES: dict[str, tuple[Callable[[httpx.Client], httpx.Response], str]] = {
     "/remove-background-preview": (upload("/remove-background-preview"), "application/json"),
     "/remove-background-base64": (
         lambda client: client.post("/remove-background-base64", json={"image": PHOTO_B64}),
-        "application/json"),
+        "application/json",
+    ),
     "/remove-background-batch": (upload("/remove-background-batch", "files"), "application/zip"),
-    "/read-file": (lambda client: client.post("/read-file", json={"path": "cat.jpg"}),
-                   "application/json"),
+    "/read-file": (
+        lambda client: client.post("/read-file", json={"path": "cat.jpg"}),
+        "application/json",
+    ),
     "/v1.0/removebg": (upload("/v1.0/removebg", "image_file"), "image/"),
     "/v1.0/account": (lambda client: client.get("/v1.0/account"), "application/json"),
     "/presets": (lambda client: client.get("/presets"), "application/json"),
@@ -109,8 +121,9 @@ ROUTES: dict[str, tuple[Callable[[httpx.Client], httpx.Response], str]] = {
 
 
 @pytest.mark.parametrize("route", ROUTES)
-def test_every_route_answers(server: BentoServer, connect: Connect, upload_dir: Path,
-                             route: str) -> None:
+def test_every_route_answers(
+    server: BentoServer, connect: Connect, upload_dir: Path, route: str
+) -> None:
     (upload_dir / "cat.jpg").write_bytes(PHOTO)
     send, media_type = ROUTES[route]
     response = send(connect(server))
@@ -121,9 +134,9 @@ def test_every_route_answers(server: BentoServer, connect: Connect, upload_dir: 
 # --- who the client is -----------------------------------------------------------------------
 
 
-def test_uvicorn_believes_no_forwarding_header_from_loopback(server: BentoServer,
-                                                               connect: Connect,
-                                                               upload_dir: Path) -> None:
+def test_uvicorn_believes_no_forwarding_header_from_loopback(
+    server: BentoServer, connect: Connect, upload_dir: Path
+) -> None:
     """uvicorn, as `bentoml serve` runs it, takes X-Forwarded-For from 127.0.0.1 as the client
     unless FORWARDED_ALLOW_IPS says otherwise; only TRUSTED_PROXIES (none here) may decide who
     the client is. So every request from 127.0.0.1 spends 127.0.0.1's one budget, whatever

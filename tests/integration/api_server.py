@@ -36,9 +36,10 @@ def shared_models() -> InProcessModels:
 def settings_from(env: dict[str, str]) -> Settings:
     """Settings as the service would read them from these environment variables."""
     fields = Settings.model_fields
-    return Settings(_env_file=None,  # type: ignore[call-arg]
-                    **{name.lower(): value for name, value in env.items()
-                       if name.lower() in fields})
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        **{name.lower(): value for name, value in env.items() if name.lower() in fields},
+    )
 
 
 class InProcessServer:
@@ -55,12 +56,18 @@ class InProcessServer:
         return_freed_memory_promptly()  # as the API worker does (service.py)
         self.application = Application.from_settings(self.settings, shared_models())
         # As BentoML runs uvicorn: proxy headers are never trusted by uvicorn itself.
-        config = uvicorn.Config(asgi_app(self.application, self.settings), host="127.0.0.1",
-                                port=self.port, proxy_headers=False, lifespan="off",
-                                log_config=None, log_level="warning", server_header=False)
+        config = uvicorn.Config(
+            asgi_app(self.application, self.settings),
+            host="127.0.0.1",
+            port=self.port,
+            proxy_headers=False,
+            lifespan="off",
+            log_config=None,
+            log_level="warning",
+            server_header=False,
+        )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"api-{self.port}",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name=f"api-{self.port}", daemon=True)
         self.housekeeping: threading.Event | None = None
 
     def start(self) -> InProcessServer:

@@ -30,10 +30,14 @@ PHOTO = images.photo("chelsea", "JPEG")
 TTL_S = 600
 
 
-def remove(client: httpx.Client, data: bytes, path: str = "/remove-background",
-           headers: dict[str, str] | None = None, **options: str) -> httpx.Response:
-    return client.post(path, files={"file": ("cat.jpg", data)}, data=options,
-                       headers=headers or {})
+def remove(
+    client: httpx.Client,
+    data: bytes,
+    path: str = "/remove-background",
+    headers: dict[str, str] | None = None,
+    **options: str,
+) -> httpx.Response:
+    return client.post(path, files={"file": ("cat.jpg", data)}, data=options, headers=headers or {})
 
 
 def timing(response: httpx.Response) -> dict[str, str]:
@@ -47,15 +51,19 @@ def timing(response: httpx.Response) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def cached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
-    env = {"CACHE_TTL_S": str(TTL_S), "RATE_LIMIT_REMOVE_BG_PER_HOUR": "100",
-           "CACHE_MAX_BYTES": str(24 << 20)}
+    env = {
+        "CACHE_TTL_S": str(TTL_S),
+        "RATE_LIMIT_REMOVE_BG_PER_HOUR": "100",
+        "CACHE_MAX_BYTES": str(24 << 20),
+    }
     with InProcessServer(tmp_path_factory.mktemp("cache"), env=env) as server:
         yield server
 
 
 class TestOneReplica:
-    def test_a_repeat_is_a_byte_identical_hit(self, cached: InProcessServer,
-                                              connect: Connect) -> None:
+    def test_a_repeat_is_a_byte_identical_hit(
+        self, cached: InProcessServer, connect: Connect
+    ) -> None:
         photo, client = images.fresh(PHOTO), connect(cached)
         miss = remove(client, photo)
         hit = remove(client, photo)
@@ -67,11 +75,12 @@ class TestOneReplica:
         assert {"decode", "inference", "compose", "encode", "total"} <= timing(miss).keys()
         assert timing(miss)["cache"] == "miss"
         assert set(timing(hit)) == {"total", "cache"} and timing(hit)["cache"] == "hit"
-        assert int(hit.headers["x-ratelimit-remaining"]) == \
-            int(miss.headers["x-ratelimit-remaining"]) - 1  # a hit spends budget too
+        assert (
+            int(hit.headers["x-ratelimit-remaining"])
+            == int(miss.headers["x-ratelimit-remaining"]) - 1
+        )  # a hit spends budget too
 
-    def test_other_options_reuse_the_mask(self, cached: InProcessServer,
-                                          connect: Connect) -> None:
+    def test_other_options_reuse_the_mask(self, cached: InProcessServer, connect: Connect) -> None:
         photo, client = images.fresh(PHOTO), connect(cached)
         first = remove(client, photo)
         webp = remove(client, photo, format="WEBP", max_width="300")
@@ -82,8 +91,9 @@ class TestOneReplica:
         fresh = remove(connect(cached), images.fresh(PHOTO), format="WEBP", max_width="300")
         assert webp.content == fresh.content  # the cached mask is the model's mask
 
-    def test_if_none_match_is_304_without_body_or_budget(self, cached: InProcessServer,
-                                                         connect: Connect) -> None:
+    def test_if_none_match_is_304_without_body_or_budget(
+        self, cached: InProcessServer, connect: Connect
+    ) -> None:
         photo, client = images.fresh(PHOTO), connect(cached)
         first = remove(client, photo)
         etag, left = first.headers["etag"], int(first.headers["x-ratelimit-remaining"])
@@ -95,8 +105,9 @@ class TestOneReplica:
         assert other.status_code == 200  # another result: its ETag is another
         assert int(other.headers["x-ratelimit-remaining"]) == left - 1  # only this one spent
 
-    def test_json_routes_hit_and_revalidate(self, cached: InProcessServer,
-                                            connect: Connect) -> None:
+    def test_json_routes_hit_and_revalidate(
+        self, cached: InProcessServer, connect: Connect
+    ) -> None:
         photo, client = images.fresh(PHOTO), connect(cached)
         body = {"image": base64.b64encode(photo).decode(), "preset": "thumbnail"}
         miss = client.post("/remove-background-base64", json=body)
@@ -109,8 +120,9 @@ class TestOneReplica:
         assert preview.headers["etag"] == hit.headers["etag"]  # and the same JSON
         image = remove(client, photo, preset="thumbnail")
         assert image.headers["etag"] != hit.headers["etag"]  # but not the same representation
-        again = client.post("/remove-background-base64", json=body,
-                            headers={"If-None-Match": hit.headers["etag"]})
+        again = client.post(
+            "/remove-background-base64", json=body, headers={"If-None-Match": hit.headers["etag"]}
+        )
         assert again.status_code == 304
 
     def test_removebg_route_hits_too(self, cached: InProcessServer, connect: Connect) -> None:
@@ -122,20 +134,23 @@ class TestOneReplica:
         assert hit.content == miss.content
         assert hit.headers["x-foreground-width"] == miss.headers["x-foreground-width"]
 
-    def test_batch_manifest_carries_each_files_etag(self, cached: InProcessServer,
-                                                    connect: Connect) -> None:
+    def test_batch_manifest_carries_each_files_etag(
+        self, cached: InProcessServer, connect: Connect
+    ) -> None:
         photo, client = images.fresh(PHOTO), connect(cached)
         single = remove(client, photo)
         files = [("files", ("a.jpg", photo)), ("files", ("b.jpg", images.fresh(PHOTO)))]
         response = client.post("/remove-background-batch", files=files)
-        rows = json.loads(zipfile.ZipFile(io.BytesIO(response.content))
-                          .read("manifest.json"))["files"]
+        rows = json.loads(zipfile.ZipFile(io.BytesIO(response.content)).read("manifest.json"))[
+            "files"
+        ]
         assert [row["cache"] for row in rows] == ["hit", "miss"]
         assert rows[0]["etag"] == single.headers["etag"]
         assert rows[1]["etag"].startswith('"') and rows[1]["etag"] != rows[0]["etag"]
 
-    def test_a_corrupted_value_is_a_miss_never_served(self, cached: InProcessServer,
-                                                      connect: Connect) -> None:
+    def test_a_corrupted_value_is_a_miss_never_served(
+        self, cached: InProcessServer, connect: Connect
+    ) -> None:
         photo, client = images.fresh(PHOTO), connect(cached)
         first = remove(client, photo)
         store = cached.application.producer.store
@@ -146,8 +161,9 @@ class TestOneReplica:
         assert again.headers["x-cache"] == "mask"  # the result was unreadable: made again
         assert again.content == first.content
 
-    def test_the_in_process_cache_stays_within_its_bound(self, cached: InProcessServer,
-                                                         connect: Connect) -> None:
+    def test_the_in_process_cache_stays_within_its_bound(
+        self, cached: InProcessServer, connect: Connect
+    ) -> None:
         store = cached.application.producer.store
         assert isinstance(store, MemoryStore)
         client = connect(cached)
@@ -167,17 +183,21 @@ def shared_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Re
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory,
-             shared_redis_server: RedisServer) -> Iterator[tuple[InProcessServer, ...]]:
+def replicas(
+    tmp_path_factory: pytest.TempPathFactory, shared_redis_server: RedisServer
+) -> Iterator[tuple[InProcessServer, ...]]:
     env = {"REDIS_URL": shared_redis_server.url, "REDIS_RETRY_INTERVAL": "0.5"}
-    with InProcessServer(tmp_path_factory.mktemp("replica-a"), env=env) as first, \
-            InProcessServer(tmp_path_factory.mktemp("replica-b"), env=env) as second:
+    with (
+        InProcessServer(tmp_path_factory.mktemp("replica-a"), env=env) as first,
+        InProcessServer(tmp_path_factory.mktemp("replica-b"), env=env) as second,
+    ):
         yield first, second
 
 
 class TestReplicasSharingRedis:
     def test_a_result_made_on_one_replica_is_a_hit_on_the_other(
-            self, replicas: tuple[InProcessServer, ...], connect: Connect) -> None:
+        self, replicas: tuple[InProcessServer, ...], connect: Connect
+    ) -> None:
         photo = images.fresh(PHOTO)
         made = remove(connect(replicas[0]), photo)
         reused = remove(connect(replicas[1]), photo)
@@ -186,12 +206,19 @@ class TestReplicasSharingRedis:
         assert reused.headers["etag"] == made.headers["etag"]  # the same on every replica
         masked = remove(connect(replicas[1]), photo, format="AVIF")
         assert masked.headers["x-cache"] == "mask"
-        assert remove(connect(replicas[0]), photo,
-                      headers={"If-None-Match": made.headers["etag"]}).status_code == 304
+        assert (
+            remove(
+                connect(replicas[0]), photo, headers={"If-None-Match": made.headers["etag"]}
+            ).status_code
+            == 304
+        )
 
     def test_redis_killed_mid_run_serves_everything_and_the_cache_resumes(
-            self, replicas: tuple[InProcessServer, ...], shared_redis_server: RedisServer,
-            connect: Connect) -> None:
+        self,
+        replicas: tuple[InProcessServer, ...],
+        shared_redis_server: RedisServer,
+        connect: Connect,
+    ) -> None:
         photo = images.fresh(PHOTO)
         assert remove(connect(replicas[0]), photo).headers["x-cache"] == "miss"
         shared_redis_server.stop()

@@ -45,7 +45,12 @@ def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env["COLUMNS"] = "200"  # rich wraps a non-terminal at 80 columns otherwise
     return subprocess.run(
         [sys.executable, "-m", "bg_remover_client.cli", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
     )
 
 
@@ -53,8 +58,19 @@ def test_folder_to_webp_with_alpha(server: InProcessServer, tmp_path: Path) -> N
     inputs = write_photos(tmp_path / "photos")
     assert len(inputs) >= 10
 
-    done = run_cli("photos", "--recursive", "--url", server.url, "--concurrency", "3",
-                   "--format", "webp", "--output-dir", "out", cwd=tmp_path)
+    done = run_cli(
+        "photos",
+        "--recursive",
+        "--url",
+        server.url,
+        "--concurrency",
+        "3",
+        "--format",
+        "webp",
+        "--output-dir",
+        "out",
+        cwd=tmp_path,
+    )
 
     assert done.returncode == 0, done.stdout + done.stderr + server.log()
     outputs = sorted((tmp_path / "out").rglob("*_no_bg.webp"))
@@ -109,8 +125,18 @@ def test_rate_limit_beyond_max_wait_fails_fast(tmp_path: Path) -> None:
     limits = {"RATE_LIMIT_REMOVE_BG_PER_HOUR": str(RATE_LIMIT)}
     with InProcessServer(tmp_path, env=limits) as server:
         started = time.monotonic()
-        done = run_cli("five", "--url", server.url, "--concurrency", "1", "--retries", "2",
-                       "--max-wait", "60", cwd=tmp_path)
+        done = run_cli(
+            "five",
+            "--url",
+            server.url,
+            "--concurrency",
+            "1",
+            "--retries",
+            "2",
+            "--max-wait",
+            "60",
+            cwd=tmp_path,
+        )
         elapsed = time.monotonic() - started
 
     assert done.returncode == 1, done.stdout + done.stderr
@@ -131,8 +157,14 @@ def test_console_script_is_declared_and_works_when_installed(tmp_path: Path) -> 
     assert project["tool"]["setuptools"]["packages"] == ["bg_remover_client"]
     script = Path(sys.executable).with_name("bg-remover")
     if script.exists():
-        done = subprocess.run([str(script), "--help"], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=60, check=False)
+        done = subprocess.run(
+            [str(script), "--help"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         assert "--max-wait" in done.stdout
     done = run_cli(tmp_path / "missing.jpg", cwd=tmp_path)

@@ -41,35 +41,54 @@ class TestReadFile:
         assert response.status_code == 200, response.text
         body = response.json()
         expected = (uploads / "photos" / "cat.png").read_bytes()
-        assert body == {"success": True, "filename": "cat.png", "mimetype": "image/png",
-                        "size": len(expected), "image": base64.b64encode(expected).decode()}
+        assert body == {
+            "success": True,
+            "filename": "cat.png",
+            "mimetype": "image/png",
+            "size": len(expected),
+            "image": base64.b64encode(expected).decode(),
+        }
 
     def test_absolute_path_inside_is_accepted(self, client: httpx.Client, uploads: Path) -> None:
         assert read(client, str(uploads / "photos" / "cat.png")).status_code == 200
 
     @pytest.mark.parametrize(
         "path",
-        ["../outside.png", "photos/../../outside.png", "link.png", "/etc/passwd",
-         "..%2Foutside.png", "%2e%2e/outside.png", "..\\outside.png"],
+        [
+            "../outside.png",
+            "photos/../../outside.png",
+            "link.png",
+            "/etc/passwd",
+            "..%2Foutside.png",
+            "%2e%2e/outside.png",
+            "..\\outside.png",
+        ],
     )
     def test_outside_is_403(self, client: httpx.Client, uploads: Path, path: str) -> None:
         response = read(client, path)
         assert response.status_code == 403, response.text
         assert response.json()["code"] == "forbidden"
 
-    def test_sibling_folder_with_same_prefix_is_403(self, client: httpx.Client,
-                                                     uploads: Path) -> None:
+    def test_sibling_folder_with_same_prefix_is_403(
+        self, client: httpx.Client, uploads: Path
+    ) -> None:
         response = read(client, f"../{uploads.name}-old/secret.png")
         assert response.status_code == 403
 
     @pytest.mark.parametrize(
         ("path", "status", "code"),
-        [("photos", 400, "invalid_parameter"), ("cat\x00.png", 400, "invalid_parameter"),
-         ("", 400, "invalid_parameter"), (42, 400, "invalid_parameter"),
-         ("photos/missing.png", 404, "not_found"), ("notes.txt", 415, "unsupported_media_type")],
+        [
+            ("photos", 400, "invalid_parameter"),
+            ("cat\x00.png", 400, "invalid_parameter"),
+            ("", 400, "invalid_parameter"),
+            (42, 400, "invalid_parameter"),
+            ("photos/missing.png", 404, "not_found"),
+            ("notes.txt", 415, "unsupported_media_type"),
+        ],
     )
-    def test_errors(self, client: httpx.Client, uploads: Path, path: object, status: int,
-                    code: str) -> None:
+    def test_errors(
+        self, client: httpx.Client, uploads: Path, path: object, status: int, code: str
+    ) -> None:
         response = read(client, path)
         assert response.status_code == status, response.text
         assert response.json()["code"] == code
@@ -78,6 +97,10 @@ class TestReadFile:
 def test_presets_are_the_contracts(client: httpx.Client) -> None:
     body = client.get("/presets").json()
     assert set(body) == set(PRESETS)
-    assert body["thumbnail"] == {"format": "WEBP", "quality": 60, "max_width": 300,
-                                 "max_height": 300}
+    assert body["thumbnail"] == {
+        "format": "WEBP",
+        "quality": 60,
+        "max_width": 300,
+        "max_height": 300,
+    }
     assert body["archival"]["max_width"] is None

@@ -31,14 +31,20 @@ JSON_ROUTES = ("/remove-background-base64", "/read-file", "/v1.0/removebg")
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
     """Two requests in flight at most, bodies due within 3 s, a trusted proxy on loopback."""
-    env = {"MAX_CONCURRENCY": "2", "BODY_TIMEOUT_S": "3", "TRUSTED_PROXIES": "127.0.0.1/32",
-           "RATE_LIMIT_PREVIEW_PER_HOUR": "3", "ALLOW_IMAGE_URL": "true"}
+    env = {
+        "MAX_CONCURRENCY": "2",
+        "BODY_TIMEOUT_S": "3",
+        "TRUSTED_PROXIES": "127.0.0.1/32",
+        "RATE_LIMIT_PREVIEW_PER_HOUR": "3",
+        "ALLOW_IMAGE_URL": "true",
+    }
     with InProcessServer(tmp_path_factory.mktemp("guarded"), env=env) as server:
         yield server
 
 
-def remove(client: httpx.Client, data: bytes = PHOTO, path: str = "/remove-background",
-           **options: str) -> httpx.Response:
+def remove(
+    client: httpx.Client, data: bytes = PHOTO, path: str = "/remove-background", **options: str
+) -> httpx.Response:
     return client.post(path, files={"file": ("photo.jpg", data)}, data=options)
 
 
@@ -46,10 +52,12 @@ def trickle(port: int, stop: threading.Event) -> bytes:
     """Start a 100 kB multipart upload and send a few bytes every half second; return what
     the server answered before it closed the connection."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(b"POST /remove-background HTTP/1.1\r\nHost: test\r\n"
-                     b"Content-Type: multipart/form-data; boundary=b\r\n"
-                     b"Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; "
-                     b'name="file"; filename="slow.jpg"\r\n\r\n')
+        sock.sendall(
+            b"POST /remove-background HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; "
+            b'name="file"; filename="slow.jpg"\r\n\r\n'
+        )
         answer = b""
         sock.settimeout(0.5)
         while not stop.is_set():
@@ -66,8 +74,9 @@ def trickle(port: int, stop: threading.Event) -> bytes:
         return answer
 
 
-def test_trickling_uploads_hold_no_slot_and_are_cut_with_408(guarded: InProcessServer,
-                                                              connect: Connect) -> None:
+def test_trickling_uploads_hold_no_slot_and_are_cut_with_408(
+    guarded: InProcessServer, connect: Connect
+) -> None:
     stop = threading.Event()
     with ThreadPoolExecutor(4) as pool:
         tricklers = [pool.submit(trickle, guarded.port, stop) for _ in range(4)]
@@ -86,56 +95,70 @@ def test_trickling_uploads_hold_no_slot_and_are_cut_with_408(guarded: InProcessS
 
 
 @pytest.mark.parametrize("route", JSON_ROUTES)
-@pytest.mark.parametrize("body", [b"[" * 200_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
-                                  b"[1, 2]", b'"text"', b"{broken"])
-def test_json_that_is_deep_broken_or_not_an_object_is_400(guarded: InProcessServer,
-                                                          connect: Connect, route: str,
-                                                          body: bytes) -> None:
-    response = connect(guarded).post(route, content=body,
-                                     headers={"Content-Type": "application/json"})
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 200_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000, b"[1, 2]", b'"text"', b"{broken"],
+)
+def test_json_that_is_deep_broken_or_not_an_object_is_400(
+    guarded: InProcessServer, connect: Connect, route: str, body: bytes
+) -> None:
+    response = connect(guarded).post(
+        route, content=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400, response.text[:300]
     assert "invalid_parameter" in response.text
 
 
-@pytest.mark.parametrize(("body", "details"), [
-    ({"image_file": "x"}, "image_file must be a file upload"),
-    ({"image_url": 5}, "image_url must be a string"),
-    ({"image_url": "http://example.com/a.png", "image_file_b64": "AAAA"}, "exactly one"),
-    ({"image_file_b64": "AAAA", "size": ["full"]}, "single values"),
-    ({"image_file_b64": "AAAA", "bg_color": {"r": 1}}, "single values"),
-])
-def test_wrong_removebg_json_shapes_are_400(guarded: InProcessServer, connect: Connect,
-                                            body: dict, details: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "details"),
+    [
+        ({"image_file": "x"}, "image_file must be a file upload"),
+        ({"image_url": 5}, "image_url must be a string"),
+        ({"image_url": "http://example.com/a.png", "image_file_b64": "AAAA"}, "exactly one"),
+        ({"image_file_b64": "AAAA", "size": ["full"]}, "single values"),
+        ({"image_file_b64": "AAAA", "bg_color": {"r": 1}}, "single values"),
+    ],
+)
+def test_wrong_removebg_json_shapes_are_400(
+    guarded: InProcessServer, connect: Connect, body: dict, details: str
+) -> None:
     response = connect(guarded).post("/v1.0/removebg", json=body)
     assert response.status_code == 400, response.text
     assert details in response.json()["errors"][0]["detail"]
 
 
-@pytest.mark.parametrize("options", [{"quality": [80]}, {"format": {"a": "PNG"}},
-                                     {"crop": [[[[True]]]]}])
-def test_options_must_be_single_values(guarded: InProcessServer, connect: Connect,
-                                       options: dict) -> None:
+@pytest.mark.parametrize(
+    "options", [{"quality": [80]}, {"format": {"a": "PNG"}}, {"crop": [[[[True]]]]}]
+)
+def test_options_must_be_single_values(
+    guarded: InProcessServer, connect: Connect, options: dict
+) -> None:
     body = {"image": base64.b64encode(PHOTO).decode(), **options}
     response = connect(guarded).post("/remove-background-base64", json=body)
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "invalid_parameter"
 
 
-def test_ipv6_clients_behind_a_proxy_share_a_budget_per_64(guarded: InProcessServer,
-                                                           connect: Connect) -> None:
+def test_ipv6_clients_behind_a_proxy_share_a_budget_per_64(
+    guarded: InProcessServer, connect: Connect
+) -> None:
     proxy = connect(guarded, "127.0.0.1")
 
     def preview_from(address: str) -> int:
-        return proxy.post("/remove-background-preview", files={"file": ("a.jpg", PHOTO)},
-                          headers={"X-Forwarded-For": address}).status_code
+        return proxy.post(
+            "/remove-background-preview",
+            files={"file": ("a.jpg", PHOTO)},
+            headers={"X-Forwarded-For": address},
+        ).status_code
 
     addresses = [f"2001:db8:7:7::{n}" for n in range(1, 4)] + ["2001:db8:7:7:ffff::9"]
     assert [preview_from(address) for address in addresses] == [200, 200, 200, 429]
     assert preview_from("2001:db8:7:8::1") == 200  # the next /64 is another client
 
 
-def test_metrics_are_not_open_to_private_networks_by_default(guarded: InProcessServer,
-                                                             connect: Connect) -> None:
+def test_metrics_are_not_open_to_private_networks_by_default(
+    guarded: InProcessServer, connect: Connect
+) -> None:
     proxy = connect(guarded, "127.0.0.1")
     for address in ("10.1.2.3", "192.168.1.5", "172.16.0.9", "fd00::5"):
         response = proxy.get("/metrics", headers={"X-Forwarded-For": address})
@@ -152,19 +175,18 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]
 
 
 def test_an_image_that_can_never_fit_is_413(tight: InProcessServer, connect: Connect) -> None:
-    huge = images.encode(images.photo_image("coffee").resize((5000, 5000)), "PNG",
-                         compress_level=1)
+    huge = images.encode(images.photo_image("coffee").resize((5000, 5000)), "PNG", compress_level=1)
     response = remove(connect(tight), huge)
     assert response.status_code == 413, response.text
     assert "MiB" in response.json()["details"]
 
 
-def test_work_over_the_budget_is_503_with_retry_after_then_serves(tight: InProcessServer,
-                                                                   connect: Connect) -> None:
+def test_work_over_the_budget_is_503_with_retry_after_then_serves(
+    tight: InProcessServer, connect: Connect
+) -> None:
     large = images.large_jpeg()  # 12 MP: about 250 MiB of work, so one at a time
     with ThreadPoolExecutor(3) as pool:
-        answers = list(pool.map(lambda _: remove(connect(tight), images.fresh(large)),
-                                range(3)))
+        answers = list(pool.map(lambda _: remove(connect(tight), images.fresh(large)), range(3)))
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses[0] == 200 and statuses[-1] == 503, statuses
     for answer in answers:
@@ -185,14 +207,18 @@ def test_a_batch_waits_for_room_file_by_file(tight: InProcessServer, connect: Co
 
 
 def test_health_answers_fast_while_a_batch_of_12mp_images_is_zipped(
-        server: InProcessServer, client: httpx.Client, tmp_path: Path) -> None:
+    server: InProcessServer, client: httpx.Client, tmp_path: Path
+) -> None:
     files = [("files", (f"big{n}.jpg", images.fresh(images.large_jpeg()))) for n in range(4)]
     result: list[int] = []
 
     def batch() -> None:
         with httpx.Client(base_url=server.url, timeout=300) as own:
-            result.append(own.post("/remove-background-batch", files=files,
-                                   data={"format": "PNG"}).status_code)
+            result.append(
+                own.post(
+                    "/remove-background-batch", files=files, data={"format": "PNG"}
+                ).status_code
+            )
 
     worker = threading.Thread(target=batch)
     worker.start()

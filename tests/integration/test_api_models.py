@@ -17,8 +17,10 @@ def test_the_served_model_is_listed(client: httpx.Client) -> None:
     response = client.get("/models")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"default": "u2netp", "models": [
-        {"name": "u2netp", "input_size": 320, "precision": "fp32", "batched": True}]}
+    assert response.json() == {
+        "default": "u2netp",
+        "models": [{"name": "u2netp", "input_size": 320, "precision": "fp32", "batched": True}],
+    }
     assert "x-ratelimit-limit" not in response.headers
 
 
@@ -28,8 +30,9 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]
         yield server
 
 
-def test_models_need_a_key_like_the_processing_routes(keyed: InProcessServer,
-                                                      connect: Connect) -> None:
+def test_models_need_a_key_like_the_processing_routes(
+    keyed: InProcessServer, connect: Connect
+) -> None:
     client = connect(keyed)
     refused = client.get("/models")
     assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"

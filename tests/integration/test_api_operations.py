@@ -80,12 +80,17 @@ def assert_no_cors(response: httpx.Response) -> None:
     assert "access-control-allow-origin" not in response.headers, response.headers
 
 
-def preflight(client: httpx.Client, origin: str, path: str = "/remove-background"
-              ) -> httpx.Response:
-    return client.options(path, headers={
-        "Origin": origin, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "x-api-key, content-type",
-    })
+def preflight(
+    client: httpx.Client, origin: str, path: str = "/remove-background"
+) -> httpx.Response:
+    return client.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key, content-type",
+        },
+    )
 
 
 SECURED = {
@@ -101,8 +106,11 @@ class TestHardening:
     def test_no_cors_by_default(self, ops: InProcessServer, connect: Connect) -> None:
         client = connect(ops)
         assert_no_cors(client.get("/health", headers={"Origin": EVIL_ORIGIN}))
-        post = client.post("/remove-background", files={"file": ("cat.jpg", PHOTO)},
-                           headers={"Origin": EVIL_ORIGIN})
+        post = client.post(
+            "/remove-background",
+            files={"file": ("cat.jpg", PHOTO)},
+            headers={"Origin": EVIL_ORIGIN},
+        )
         assert_ok(post)
         assert_no_cors(post)
         assert_no_cors(preflight(client, EVIL_ORIGIN))
@@ -120,7 +128,7 @@ class TestHardening:
 
 
 class TestErrorsOutsideRoutes:
-    """"Every error is JSON with a stable machine-readable `code`" (docs/api.md, "Errors")."""
+    """ "Every error is JSON with a stable machine-readable `code`" (docs/api.md, "Errors")."""
 
     def test_unknown_path_is_json_not_found(self, ops: InProcessServer, connect: Connect) -> None:
         response = connect(ops).get("/no-such-route")
@@ -136,8 +144,9 @@ class TestErrorsOutsideRoutes:
 
 
 class TestCors:
-    def test_preflight_from_allowed_origin_needs_no_key(self, cors: InProcessServer,
-                                                        connect: Connect) -> None:
+    def test_preflight_from_allowed_origin_needs_no_key(
+        self, cors: InProcessServer, connect: Connect
+    ) -> None:
         response = preflight(connect(cors), APP_ORIGIN)
         assert_ok(response)
         assert response.headers["access-control-allow-origin"] == APP_ORIGIN
@@ -149,11 +158,11 @@ class TestCors:
         assert_no_cors(preflight(client, EVIL_ORIGIN))
         assert_no_cors(client.get("/health", headers={"Origin": EVIL_ORIGIN}))
 
-    def test_simple_requests_from_allowed_origin(self, cors: InProcessServer,
-                                                 connect: Connect) -> None:
+    def test_simple_requests_from_allowed_origin(
+        self, cors: InProcessServer, connect: Connect
+    ) -> None:
         client = connect(cors)
-        response = client.get("/presets", headers={"Origin": APP_ORIGIN,
-                                                   "X-API-Key": "secret-key"})
+        response = client.get("/presets", headers={"Origin": APP_ORIGIN, "X-API-Key": "secret-key"})
         assert_ok(response)
         assert response.headers["access-control-allow-origin"] == APP_ORIGIN
         # The browser may read the error too; the key is still demanded.
@@ -163,8 +172,9 @@ class TestCors:
 
 
 class TestConcurrency:
-    def test_over_the_cap_is_overloaded_then_serves_again(self, narrow: InProcessServer,
-                                                         connect: Connect) -> None:
+    def test_over_the_cap_is_overloaded_then_serves_again(
+        self, narrow: InProcessServer, connect: Connect
+    ) -> None:
         clients = [connect(narrow) for _ in range(CONCURRENT_REQUESTS)]
         barrier = threading.Barrier(CONCURRENT_REQUESTS)
         responses: list[httpx.Response] = []
@@ -209,8 +219,9 @@ class TestFiles:
         new = set(outputs.iterdir()) - before
         assert [path.read_bytes() == response.content for path in new] == [True], new
 
-    def test_read_file_finds_files_in_the_created_upload_dir(self, ops: InProcessServer,
-                                                             connect: Connect) -> None:
+    def test_read_file_finds_files_in_the_created_upload_dir(
+        self, ops: InProcessServer, connect: Connect
+    ) -> None:
         (Path(ops.env["UPLOAD_DIR"]) / "cat.jpg").write_bytes(PHOTO)
         response = connect(ops).post("/read-file", json={"path": "cat.jpg"})
         assert_ok(response)

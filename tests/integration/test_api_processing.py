@@ -28,10 +28,10 @@ def open_image(data: bytes) -> Image.Image:
     return image
 
 
-def post_file(client: httpx.Client, path: str, data: bytes, name: str = "photo.png",
-              **options: str) -> httpx.Response:
+def post_file(
+    client: httpx.Client, path: str, data: bytes, name: str = "photo.png", **options: str
+) -> httpx.Response:
     return client.post(path, files={"file": (name, data)}, data=options)
-
 
 
 class TestRemoveBackground:
@@ -54,14 +54,24 @@ class TestRemoveBackground:
 
     @pytest.mark.parametrize(
         ("fmt", "pillow_format", "extension", "mimetype"),
-        [("png", "PNG", "png", "image/png"), ("JPG", "JPEG", "jpg", "image/jpeg"),
-         ("jpeg", "JPEG", "jpg", "image/jpeg"), ("webp", "WEBP", "webp", "image/webp"),
-         ("Avif", "AVIF", "avif", "image/avif")],
+        [
+            ("png", "PNG", "png", "image/png"),
+            ("JPG", "JPEG", "jpg", "image/jpeg"),
+            ("jpeg", "JPEG", "jpg", "image/jpeg"),
+            ("webp", "WEBP", "webp", "image/webp"),
+            ("Avif", "AVIF", "avif", "image/avif"),
+        ],
     )
-    def test_every_format(self, client: httpx.Client, fmt: str, pillow_format: str,
-                          extension: str, mimetype: str) -> None:
-        response = post_file(client, "/remove-background", images.photo("coffee", "JPEG"),
-                             name="coffee.jpg", format=fmt)
+    def test_every_format(
+        self, client: httpx.Client, fmt: str, pillow_format: str, extension: str, mimetype: str
+    ) -> None:
+        response = post_file(
+            client,
+            "/remove-background",
+            images.photo("coffee", "JPEG"),
+            name="coffee.jpg",
+            format=fmt,
+        )
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == mimetype
         assert response.headers["x-optimization-used"] == "true"
@@ -69,8 +79,9 @@ class TestRemoveBackground:
         assert open_image(response.content).format == pillow_format
 
     def test_jpeg_is_flattened_on_white(self, client: httpx.Client) -> None:
-        response = post_file(client, "/remove-background", images.photo("astronaut", "PNG"),
-                             format="JPEG")
+        response = post_file(
+            client, "/remove-background", images.photo("astronaut", "PNG"), format="JPEG"
+        )
         result = open_image(response.content)
         assert result.mode == "RGB"
         corner = np.asarray(result)[:5, -5:].reshape(-1, 3)  # background in the top right
@@ -83,8 +94,9 @@ class TestRemoveBackground:
         assert len(low.content) < len(high.content)
 
     def test_png_below_95_is_palette_with_alpha(self, client: httpx.Client) -> None:
-        response = post_file(client, "/remove-background", images.photo("astronaut", "PNG"),
-                             quality="80")
+        response = post_file(
+            client, "/remove-background", images.photo("astronaut", "PNG"), quality="80"
+        )
         result = Image.open(io.BytesIO(response.content))
         assert result.mode == "P" and "transparency" in result.info
 
@@ -102,22 +114,23 @@ class TestRemoveBackground:
         thumb = post_file(client, "/remove-background", photo, preset="thumbnail")
         assert thumb.headers["content-type"] == "image/webp"
         assert open_image(thumb.content).size == (300, 300)
-        override = post_file(client, "/remove-background", photo, preset="thumbnail",
-                             format="PNG")
+        override = post_file(client, "/remove-background", photo, preset="thumbnail", format="PNG")
         assert override.headers["content-type"] == "image/png"
         assert open_image(override.content).size == (300, 300)
 
     def test_opaque_background_colour(self, client: httpx.Client) -> None:
-        response = post_file(client, "/remove-background", images.photo("astronaut", "PNG"),
-                             bg_color="#00ff00")
+        response = post_file(
+            client, "/remove-background", images.photo("astronaut", "PNG"), bg_color="#00ff00"
+        )
         result = open_image(response.content).convert("RGBA")
         assert np.asarray(result.getchannel("A")).min() == 255
         corner = np.asarray(result)[:5, -5:, :3].reshape(-1, 3)
         assert (corner[:, 1] > 200).all() and (corner[:, 0] < 60).all()
 
     def test_translucent_background_colour_keeps_alpha(self, client: httpx.Client) -> None:
-        response = post_file(client, "/remove-background", images.photo("astronaut", "PNG"),
-                             bg_color="#ff000080")
+        response = post_file(
+            client, "/remove-background", images.photo("astronaut", "PNG"), bg_color="#ff000080"
+        )
         alpha = np.asarray(open_image(response.content).getchannel("A"))
         assert 100 < alpha[:5, -5:].mean() < 160
 
@@ -125,38 +138,51 @@ class TestRemoveBackground:
         photo = images.photo("rocket", "JPEG")
         full = open_image(post_file(client, "/remove-background", photo).content)
         tight = open_image(post_file(client, "/remove-background", photo, crop="yes").content)
-        padded = open_image(post_file(client, "/remove-background", photo, crop="true",
-                                      crop_margin="10%").content)
+        padded = open_image(
+            post_file(client, "/remove-background", photo, crop="true", crop_margin="10%").content
+        )
         assert tight.width < full.width or tight.height < full.height
         assert padded.width >= tight.width and padded.height >= tight.height
         assert padded.size != tight.size
 
     def test_only_mask_is_greyscale(self, client: httpx.Client) -> None:
-        response = post_file(client, "/remove-background", images.photo("chelsea", "PNG"),
-                             only_mask="1", bg_color="red")
+        response = post_file(
+            client,
+            "/remove-background",
+            images.photo("chelsea", "PNG"),
+            only_mask="1",
+            bg_color="red",
+        )
         result = open_image(response.content)
         assert result.mode == "L" and result.size == (451, 300)
 
     def test_unknown_model_is_400(self, client: httpx.Client) -> None:
-        response = post_file(client, "/remove-background", images.photo("chelsea", "PNG"),
-                             model="u2net")
+        response = post_file(
+            client, "/remove-background", images.photo("chelsea", "PNG"), model="u2net"
+        )
         assert_error(response, 400, "invalid_parameter")
 
     def test_default_model_by_name(self, client: httpx.Client) -> None:
-        response = post_file(client, "/remove-background", images.photo("chelsea", "PNG"),
-                             model="u2netp")
+        response = post_file(
+            client, "/remove-background", images.photo("chelsea", "PNG"), model="u2netp"
+        )
         assert response.status_code == 200
 
     def test_non_ascii_filename(self, client: httpx.Client) -> None:
-        response = post_file(client, "/remove-background", images.photo("chelsea", "PNG"),
-                             name="café chat.png")
+        response = post_file(
+            client, "/remove-background", images.photo("chelsea", "PNG"), name="café chat.png"
+        )
         disposition = response.headers["content-disposition"]
         assert "filename*=UTF-8''caf%C3%A9%20chat_no_bg.png" in disposition
         assert 'filename="cafe chat_no_bg.png"' in disposition
 
     def test_path_in_filename_is_stripped(self, client: httpx.Client) -> None:
-        response = post_file(client, "/remove-background", images.photo("chelsea", "PNG"),
-                             name="..\\..\\windows\\evil:name.png")
+        response = post_file(
+            client,
+            "/remove-background",
+            images.photo("chelsea", "PNG"),
+            name="..\\..\\windows\\evil:name.png",
+        )
         expected = 'attachment; filename="evil_name_no_bg.png"'
         assert response.headers["content-disposition"] == expected
 
@@ -166,9 +192,13 @@ class TestInputs:
 
     @pytest.mark.parametrize(
         ("make", "size"),
-        [(images.cmyk_jpeg, None), (images.grey16_png, None),
-         (images.palette_png_with_transparency, None), (images.exif_rotated_jpeg, "portrait"),
-         (images.animated_gif, None)],
+        [
+            (images.cmyk_jpeg, None),
+            (images.grey16_png, None),
+            (images.palette_png_with_transparency, None),
+            (images.exif_rotated_jpeg, "portrait"),
+            (images.animated_gif, None),
+        ],
     )
     def test_decodable(self, client: httpx.Client, make, size: str | None) -> None:
         response = post_file(client, "/remove-background", make())
@@ -181,28 +211,41 @@ class TestInputs:
 
     @pytest.mark.parametrize(
         ("make", "status", "code"),
-        [(images.truncated_jpeg, 400, "invalid_image"),
-         (images.empty_file, 400, "invalid_image"),
-         (images.oversized_header_png, 413, "payload_too_large"),
-         (images.text_file, 415, "unsupported_media_type"),
-         (images.tiff_image, 415, "unsupported_media_type")],
+        [
+            (images.truncated_jpeg, 400, "invalid_image"),
+            (images.empty_file, 400, "invalid_image"),
+            (images.oversized_header_png, 413, "payload_too_large"),
+            (images.text_file, 415, "unsupported_media_type"),
+            (images.tiff_image, 415, "unsupported_media_type"),
+        ],
     )
     def test_refused(self, client: httpx.Client, make, status: int, code: str) -> None:
         assert_error(post_file(client, "/remove-background", make()), status, code)
 
     def test_missing_file_is_400(self, client: httpx.Client) -> None:
-        assert_error(client.post("/remove-background", data={"format": "PNG"}), 400,
-                     "invalid_image")
+        assert_error(
+            client.post("/remove-background", data={"format": "PNG"}), 400, "invalid_image"
+        )
 
     @pytest.mark.parametrize(
         "options",
-        [{"quality": "5"}, {"quality": "abc"}, {"format": "GIF"}, {"max_width": "50"},
-         {"max_height": "5000"}, {"preset": "poster"}, {"bg_color": "#12"},
-         {"crop": "maybe"}, {"crop_margin": "60%"}, {"colour": "red"}],
+        [
+            {"quality": "5"},
+            {"quality": "abc"},
+            {"format": "GIF"},
+            {"max_width": "50"},
+            {"max_height": "5000"},
+            {"preset": "poster"},
+            {"bg_color": "#12"},
+            {"crop": "maybe"},
+            {"crop_margin": "60%"},
+            {"colour": "red"},
+        ],
     )
     def test_bad_options_are_400(self, client: httpx.Client, options: dict[str, str]) -> None:
-        response = post_file(client, "/remove-background", images.photo("chelsea", "PNG"),
-                             **options)
+        response = post_file(
+            client, "/remove-background", images.photo("chelsea", "PNG"), **options
+        )
         assert_error(response, 400, "invalid_parameter")
 
     def test_body_over_limit_is_413_before_reading(self, server: InProcessServer) -> None:
@@ -227,8 +270,11 @@ class TestInputs:
             for _ in range(20):
                 yield b"\0" * (1024 * 1024)
 
-        response = client.post("/remove-background", content=chunks(),
-                               headers={"Content-Type": "multipart/form-data; boundary=x"})
+        response = client.post(
+            "/remove-background",
+            content=chunks(),
+            headers={"Content-Type": "multipart/form-data; boundary=x"},
+        )
         assert_error(response, 413, "payload_too_large")
 
     def test_service_keeps_serving_after_errors(self, client: httpx.Client) -> None:
@@ -241,8 +287,14 @@ class TestInputs:
 class TestJsonEndpoints:
     def test_preview_result_shape(self, client: httpx.Client) -> None:
         photo = images.photo("coffee", "JPEG")
-        response = post_file(client, "/remove-background-preview", photo, format="webp",
-                             quality="70", max_width="300")
+        response = post_file(
+            client,
+            "/remove-background-preview",
+            photo,
+            format="webp",
+            quality="70",
+            max_width="300",
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["success"] is True
@@ -252,8 +304,11 @@ class TestJsonEndpoints:
         assert (body["width"], body["height"]) == open_image(decoded).size == (300, 200)
         expected_ratio = f"{round((1 - len(decoded) / len(photo)) * 100)}%"
         assert body["optimization"] == {
-            "format": "WEBP", "quality": 70, "dimensions": "300x200",
-            "compression_ratio": expected_ratio, "preset": None,
+            "format": "WEBP",
+            "quality": 70,
+            "dimensions": "300x200",
+            "compression_ratio": expected_ratio,
+            "preset": None,
         }
         assert response.headers["x-optimized-size"] == str(len(decoded))
 
@@ -263,8 +318,9 @@ class TestJsonEndpoints:
         encoded = base64.b64encode(photo).decode()
         if data_url:
             encoded = "data:image/png;base64," + encoded
-        response = client.post("/remove-background-base64",
-                               json={"image": encoded, "preset": "thumbnail"})
+        response = client.post(
+            "/remove-background-base64", json={"image": encoded, "preset": "thumbnail"}
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["optimization"]["preset"] == "thumbnail"
@@ -273,17 +329,23 @@ class TestJsonEndpoints:
 
     @pytest.mark.parametrize(
         ("payload", "code"),
-        [({"image": "***not base64***"}, "invalid_image"), ({}, "invalid_image"),
-         ({"image": base64.b64encode(b"hello").decode()}, "unsupported_media_type"),
-         ({"image": "aGVsbG8=", "quality": 500}, "invalid_parameter")],
+        [
+            ({"image": "***not base64***"}, "invalid_image"),
+            ({}, "invalid_image"),
+            ({"image": base64.b64encode(b"hello").decode()}, "unsupported_media_type"),
+            ({"image": "aGVsbG8=", "quality": 500}, "invalid_parameter"),
+        ],
     )
     def test_base64_errors(self, client: httpx.Client, payload: dict, code: str) -> None:
         response = client.post("/remove-background-base64", json=payload)
         assert response.json()["code"] == code
 
     def test_malformed_json_is_400(self, client: httpx.Client) -> None:
-        response = client.post("/remove-background-base64", content=b"{not json",
-                               headers={"Content-Type": "application/json"})
+        response = client.post(
+            "/remove-background-base64",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
         assert_error(response, 400, "invalid_parameter")
 
 
@@ -306,8 +368,15 @@ class TestBatch:
         outputs = [row["output"] for row in manifest if row["status"] == "ok"]
         assert len(set(outputs)) == 3 and all(name.endswith(".webp") for name in outputs)
         for row in manifest:
-            assert {"name", "output", "status", "original_size", "size", "mimetype",
-                    "error"} <= row.keys()
+            assert {
+                "name",
+                "output",
+                "status",
+                "original_size",
+                "size",
+                "mimetype",
+                "error",
+            } <= row.keys()
             if row["status"] == "ok":
                 data = archive.read(row["output"])
                 assert len(data) == row["size"] and open_image(data).format == "WEBP"
@@ -315,8 +384,7 @@ class TestBatch:
     def test_too_many_files(self, client: httpx.Client) -> None:
         tiny = images.photo("chelsea", "JPEG")
         files = [("files", (f"{i}.jpg", tiny)) for i in range(21)]
-        assert_error(client.post("/remove-background-batch", files=files), 400,
-                     "invalid_parameter")
+        assert_error(client.post("/remove-background-batch", files=files), 400, "invalid_parameter")
 
 
 class TestParityWithRembg:
@@ -341,8 +409,9 @@ class TestParityWithRembg:
         assert (np.abs(ours - theirs) <= 2).mean() >= 0.995
 
 
-def test_heavy_work_does_not_block_the_event_loop(client: httpx.Client,
-                                                  server: InProcessServer) -> None:
+def test_heavy_work_does_not_block_the_event_loop(
+    client: httpx.Client, server: InProcessServer
+) -> None:
     """While 12 MP photos are decoded, inferred and encoded, light routes still answer fast."""
     big = images.large_jpeg()
     errors: list[int] = []

@@ -51,12 +51,10 @@ REDIS_ENV = {"REDIS_SOCKET_TIMEOUT": "0.25", "REDIS_RETRY_INTERVAL": "1"}
 OUTAGE_REQUEST_MAX_S = 5.0
 
 
-
 # --- servers ------------------------------------------------------------------------------
 
 
-def start_server(tmp_path_factory: pytest.TempPathFactory,
-                 env: dict[str, str]) -> InProcessServer:
+def start_server(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> InProcessServer:
     server = InProcessServer(tmp_path_factory.mktemp("rate-limits"), env=env).start()
     (Path(server.env["UPLOAD_DIR"]) / "cat.jpg").write_bytes(PHOTO)
     return server
@@ -85,7 +83,8 @@ def unlimited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessSer
 def fail_closed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
     """Redis configured but never reachable, and RATE_LIMIT_FAIL_OPEN=false."""
     env = {
-        **LIMIT_ENV, **REDIS_ENV,
+        **LIMIT_ENV,
+        **REDIS_ENV,
         "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
         "RATE_LIMIT_FAIL_OPEN": "false",
     }
@@ -119,11 +118,7 @@ def bad(client: httpx.Client, path: str) -> httpx.Response:
     if path == "/read-file":
         return client.post(path, json={"path": "missing.jpg"})
     field = "files" if path == "/remove-background-batch" else "file"
-    return client.post(path, files={field: ("cat.jpg", PHOTO, "image/jpeg")},
-                       data={"quality": "5"})
-
-
-
+    return client.post(path, files={field: ("cat.jpg", PHOTO, "image/jpeg")}, data={"quality": "5"})
 
 
 def manifest(response: httpx.Response) -> list[dict[str, object]]:
@@ -140,8 +135,9 @@ def health(server: InProcessServer) -> httpx.Response:
 
 class TestBudgets:
     @pytest.mark.parametrize(("path", "limit"), LIMITED.items())
-    def test_counts_down_to_zero_then_429(self, limited: InProcessServer, connect: Connect,
-                                          path: str, limit: int) -> None:
+    def test_counts_down_to_zero_then_429(
+        self, limited: InProcessServer, connect: Connect, path: str, limit: int
+    ) -> None:
         client = connect(limited)
         for spent in range(1, limit + 1):
             response = good(client, path)
@@ -151,9 +147,9 @@ class TestBudgets:
         assert_limited(good(client, path), limit)  # and stays refused
 
     @pytest.mark.parametrize(("path", "limit"), LIMITED.items())
-    def test_later_4xx_carries_headers_and_spends_one(self, limited: InProcessServer,
-                                                      connect: Connect, path: str,
-                                                      limit: int) -> None:
+    def test_later_4xx_carries_headers_and_spends_one(
+        self, limited: InProcessServer, connect: Connect, path: str, limit: int
+    ) -> None:
         client = connect(limited)
         refused = bad(client, path)
         assert refused.status_code == BAD_STATUS[path], refused.text
@@ -185,13 +181,15 @@ class TestBudgets:
         assert_budget(response, limit, limit - 1)
         assert_limited(good(first, "/remove-background"), limit)
 
-    def test_413_by_content_length_spends_nothing(self, limited: InProcessServer,
-                                                  connect: Connect) -> None:
+    def test_413_by_content_length_spends_nothing(
+        self, limited: InProcessServer, connect: Connect
+    ) -> None:
         client = connect(limited)
         limit = LIMITED["/remove-background"]
         for _ in range(limit + 1):
-            response = client.post("/remove-background",
-                                   files={"file": ("big.png", BIG_BODY, "image/png")})
+            response = client.post(
+                "/remove-background", files={"file": ("big.png", BIG_BODY, "image/png")}
+            )
             assert response.status_code == 413, response.text
             assert response.json()["code"] == "payload_too_large"
         response = good(client, "/remove-background")
@@ -206,8 +204,9 @@ class TestBudgets:
         assert [entry["status"] for entry in manifest(response)] == ["ok"] * 3
         assert_budget(response, limit, limit - 3)
 
-    def test_batch_over_remaining_budget_is_refused_whole(self, limited: InProcessServer,
-                                                          connect: Connect) -> None:
+    def test_batch_over_remaining_budget_is_refused_whole(
+        self, limited: InProcessServer, connect: Connect
+    ) -> None:
         client = connect(limited)
         limit = LIMITED["/remove-background-batch"]
         assert_ok(good(client, "/remove-background-batch", files=2))
@@ -218,19 +217,22 @@ class TestBudgets:
         assert len(manifest(response)) == 2
         assert_budget(response, limit, 0)
 
-    def test_batch_over_the_whole_limit_spends_nothing(self, limited: InProcessServer,
-                                                       connect: Connect) -> None:
+    def test_batch_over_the_whole_limit_spends_nothing(
+        self, limited: InProcessServer, connect: Connect
+    ) -> None:
         client = connect(limited)
         limit = LIMITED["/remove-background-batch"]
-        assert_limited(good(client, "/remove-background-batch", files=limit + 1), limit,
-                       remaining=limit)
+        assert_limited(
+            good(client, "/remove-background-batch", files=limit + 1), limit, remaining=limit
+        )
         response = bad(client, "/remove-background-batch")
         assert response.status_code == 400
         assert_budget(response, limit, limit - 1)
 
     @pytest.mark.parametrize("path", ["/presets", "/health"])
-    def test_presets_and_health_are_not_limited(self, limited: InProcessServer, connect: Connect,
-                                                path: str) -> None:
+    def test_presets_and_health_are_not_limited(
+        self, limited: InProcessServer, connect: Connect, path: str
+    ) -> None:
         client = connect(limited)
         for _ in range(max(LIMITED.values()) + 3):
             response = client.get(path)
@@ -254,8 +256,9 @@ class TestDisabled:
 
 class TestFailClosed:
     @pytest.mark.parametrize("path", LIMITED)
-    def test_limited_endpoints_answer_503(self, fail_closed: InProcessServer, connect: Connect,
-                                          path: str) -> None:
+    def test_limited_endpoints_answer_503(
+        self, fail_closed: InProcessServer, connect: Connect, path: str
+    ) -> None:
         started = time.monotonic()
         response = good(connect(fail_closed), path)
         assert time.monotonic() - started < OUTAGE_REQUEST_MAX_S
@@ -270,6 +273,7 @@ class TestFailClosed:
         assert body["checks"]["redis"]["ok"] is False
         assert body["checks"]["model"]["ok"] is True
 
-    def test_unlimited_routes_still_answer(self, fail_closed: InProcessServer,
-                                           connect: Connect) -> None:
+    def test_unlimited_routes_still_answer(
+        self, fail_closed: InProcessServer, connect: Connect
+    ) -> None:
         assert_ok(connect(fail_closed).get("/presets"))

@@ -46,9 +46,11 @@ def test_the_remove_bg_api_library_works_against_us(server: InProcessServer) -> 
 
 
 def test_documented_multipart_request(client: httpx.Client) -> None:
-    response = client.post("/v1.0/removebg",
-                           files={"image_file": ("cat.jpg", images.photo("chelsea", "JPEG"))},
-                           data={"size": "auto"})
+    response = client.post(
+        "/v1.0/removebg",
+        files={"image_file": ("cat.jpg", images.photo("chelsea", "JPEG"))},
+        data={"size": "auto"},
+    )
     assert response.status_code == 200, response.text
     headers = response.headers
     image = Image.open(io.BytesIO(response.content))
@@ -60,31 +62,42 @@ def test_documented_multipart_request(client: httpx.Client) -> None:
 
 def test_preview_size_is_a_quarter_megapixel(client: httpx.Client) -> None:
     big = images.encode(images.photo_image("astronaut").resize((1600, 1200)), "JPEG")
-    response = client.post("/v1.0/removebg", files={"image_file": ("a.jpg", big)},
-                           data={"size": "preview"})
+    response = client.post(
+        "/v1.0/removebg", files={"image_file": ("a.jpg", big)}, data={"size": "preview"}
+    )
     image = Image.open(io.BytesIO(response.content))
     assert 240_000 <= image.width * image.height <= 250_000
     assert abs(image.width / image.height - 4 / 3) < 0.01
 
 
 def test_base64_json_request_and_json_response(client: httpx.Client) -> None:
-    body = {"image_file_b64": base64.b64encode(images.photo("rocket", "PNG")).decode(),
-            "size": "full", "format": "jpg", "bg_color": "81d4fa", "crop": True}
-    response = client.post("/v1.0/removebg", json=body,
-                           headers={"Accept": "application/json"})
+    body = {
+        "image_file_b64": base64.b64encode(images.photo("rocket", "PNG")).decode(),
+        "size": "full",
+        "format": "jpg",
+        "bg_color": "81d4fa",
+        "crop": True,
+    }
+    response = client.post("/v1.0/removebg", json=body, headers={"Accept": "application/json"})
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     image = Image.open(io.BytesIO(base64.b64decode(data["result_b64"])))
     assert image.format == "JPEG"
-    assert {"foreground_top", "foreground_left", "foreground_width",
-            "foreground_height"} <= data.keys()
+    assert {
+        "foreground_top",
+        "foreground_left",
+        "foreground_width",
+        "foreground_height",
+    } <= data.keys()
     assert data["foreground_width"] <= image.width
 
 
 def test_zip_format(client: httpx.Client) -> None:
-    response = client.post("/v1.0/removebg",
-                           files={"image_file": ("c.jpg", images.photo("coffee", "JPEG"))},
-                           data={"format": "zip", "size": "full"})
+    response = client.post(
+        "/v1.0/removebg",
+        files={"image_file": ("c.jpg", images.photo("coffee", "JPEG"))},
+        data={"format": "zip", "size": "full"},
+    )
     assert response.headers["content-type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     color = Image.open(io.BytesIO(archive.read("color.jpg")))
@@ -93,21 +106,24 @@ def test_zip_format(client: httpx.Client) -> None:
 
 
 def test_alpha_channel(client: httpx.Client) -> None:
-    response = client.post("/v1.0/removebg",
-                           files={"image_file": ("c.jpg", images.photo("coffee", "JPEG"))},
-                           data={"channels": "alpha", "format": "png", "size": "full"})
+    response = client.post(
+        "/v1.0/removebg",
+        files={"image_file": ("c.jpg", images.photo("coffee", "JPEG"))},
+        data={"channels": "alpha", "format": "png", "size": "full"},
+    )
     assert Image.open(io.BytesIO(response.content)).mode == "L"
 
 
 @pytest.mark.parametrize(
     ("request_kwargs", "status"),
-    [({"data": {"size": "full"}}, 400),
-     ({"data": {"image_url": "http://127.0.0.1/a.png"}}, 400),
-     ({"files": {"image_file": ("t.txt", b"hello")}}, 415),
-     ({"files": {"image_file": ("a.jpg", b"x")}, "data": {"size": "gigantic"}}, 400)],
+    [
+        ({"data": {"size": "full"}}, 400),
+        ({"data": {"image_url": "http://127.0.0.1/a.png"}}, 400),
+        ({"files": {"image_file": ("t.txt", b"hello")}}, 415),
+        ({"files": {"image_file": ("a.jpg", b"x")}, "data": {"size": "gigantic"}}, 400),
+    ],
 )
-def test_errors_in_remove_bg_shape(client: httpx.Client, request_kwargs: dict,
-                                   status: int) -> None:
+def test_errors_in_remove_bg_shape(client: httpx.Client, request_kwargs: dict, status: int) -> None:
     response = client.post("/v1.0/removebg", **request_kwargs)
     assert response.status_code == status
     errors = response.json()["errors"]
@@ -115,8 +131,11 @@ def test_errors_in_remove_bg_shape(client: httpx.Client, request_kwargs: dict,
 
 
 def test_wrong_key_is_401_in_remove_bg_shape(server: InProcessServer) -> None:
-    response = httpx.post(f"{server.url}/v1.0/removebg", headers={"X-Api-Key": "nope"},
-                          files={"image_file": ("c.jpg", images.photo("coffee", "JPEG"))})
+    response = httpx.post(
+        f"{server.url}/v1.0/removebg",
+        headers={"X-Api-Key": "nope"},
+        files={"image_file": ("c.jpg", images.photo("coffee", "JPEG"))},
+    )
     assert response.status_code == 401
     assert response.json()["errors"][0]["code"] == "unauthorized"
 
@@ -130,9 +149,14 @@ def test_budget_is_shared_with_remove_background(client: httpx.Client) -> None:
 
 def test_image_url_enabled_still_refuses_private_addresses(tmp_path: Path) -> None:
     with InProcessServer(tmp_path, env={"ALLOW_IMAGE_URL": "true"}) as server:
-        for url in ("http://127.0.0.1:1/a.png", "http://localhost/a.png",
-                    "http://169.254.169.254/latest/meta-data", "ftp://example.com/a.png"):
-            response = httpx.post(f"{server.url}/v1.0/removebg", data={"image_url": url},
-                                  timeout=30)
+        for url in (
+            "http://127.0.0.1:1/a.png",
+            "http://localhost/a.png",
+            "http://169.254.169.254/latest/meta-data",
+            "ftp://example.com/a.png",
+        ):
+            response = httpx.post(
+                f"{server.url}/v1.0/removebg", data={"image_url": url}, timeout=30
+            )
             assert response.status_code == 400, (url, response.text)
             assert response.json()["errors"][0]["code"] == "invalid_parameter"

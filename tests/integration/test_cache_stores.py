@@ -30,8 +30,9 @@ def store(request: pytest.FixtureRequest) -> MemoryStore | RedisStore:
     if request.param == "memory":
         return MemoryStore(max_bytes=10 << 20, max_item_bytes=4 << 20, ttl_s=TTL_S)
     server: RedisServer = request.getfixturevalue("private_redis")
-    return RedisStore(server.url, max_item_bytes=4 << 20, ttl_s=TTL_S, timeout=TIMEOUT_S,
-                      retry_interval=0.5)
+    return RedisStore(
+        server.url, max_item_bytes=4 << 20, ttl_s=TTL_S, timeout=TIMEOUT_S, retry_interval=0.5
+    )
 
 
 class TestStores:
@@ -39,8 +40,9 @@ class TestStores:
         keys = fresh_keys()
 
         async def scenario() -> Any:
-            await store.save([(keys.result, {"format": "PNG"}, b"png bytes"),
-                              (keys.mask, {}, b"mask bytes")])
+            await store.save(
+                [(keys.result, {"format": "PNG"}, b"png bytes"), (keys.mask, {}, b"mask bytes")]
+            )
             return await store.lookup(keys)
 
         found = run(scenario())
@@ -51,8 +53,7 @@ class TestStores:
         found = run(store.lookup(fresh_keys()))
         assert found.result is None and found.mask is None
 
-    def test_values_over_the_item_bound_are_not_kept(self,
-                                                     store: MemoryStore | RedisStore) -> None:
+    def test_values_over_the_item_bound_are_not_kept(self, store: MemoryStore | RedisStore) -> None:
         keys = fresh_keys()
 
         async def scenario() -> Any:

@@ -16,7 +16,6 @@ import pytest
 DASHBOARD = Path(__file__).resolve().parents[2] / "monitoring" / "grafana-dashboard.json"
 
 
-
 def exported_names() -> set[str]:
     """Every series name the service's own metrics (operations/metrics.py) export."""
     from prometheus_client import Counter, Histogram

@@ -99,14 +99,24 @@ def test_base64_of_a_tiny_payload() -> None:
 
 # --- batch archive -------------------------------------------------------------------------
 
-MANIFEST_KEYS = {"name", "output", "status", "original_size", "size", "mimetype", "etag",
-                 "cache", "error"}
+MANIFEST_KEYS = {
+    "name",
+    "output",
+    "status",
+    "original_size",
+    "size",
+    "mimetype",
+    "etag",
+    "cache",
+    "error",
+}
 
 
 def entries() -> list[BatchEntry]:
     return [
-        BatchEntry("cat.jpg", "cat_no_bg.png", 1000, b"PNG-1", "image/png", etag='"abc"',
-                   cache="miss"),
+        BatchEntry(
+            "cat.jpg", "cat_no_bg.png", 1000, b"PNG-1", "image/png", etag='"abc"', cache="miss"
+        ),
         BatchEntry(
             "notes.txt",
             "notes_no_bg.png",

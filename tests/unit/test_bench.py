@@ -68,8 +68,14 @@ def test_percentile_of_nothing_is_nan_and_q_is_checked():
 
 
 def test_load_result_summary():
-    result = LoadResult("ours", 4, 10.0, latencies_s=[0.1, 0.2, 0.3, 0.4, 0.5],
-                        errors=Counter({"HTTP 503": 2}), response_bytes=[1000, 3000])
+    result = LoadResult(
+        "ours",
+        4,
+        10.0,
+        latencies_s=[0.1, 0.2, 0.3, 0.4, 0.5],
+        errors=Counter({"HTTP 503": 2}),
+        response_bytes=[1000, 3000],
+    )
     assert result.ok == 5
     assert result.error_count == 2
     assert result.throughput == pytest.approx(0.5)  # errors do not count as throughput
@@ -86,8 +92,9 @@ def test_empty_load_result_does_not_raise():
 
 
 def test_saturation_is_the_fastest_level_with_answers():
-    levels = [LoadResult("x", c, 10.0, latencies_s=[1.0] * n) for c, n in ((1, 20), (4, 36),
-                                                                            (8, 35))]
+    levels = [
+        LoadResult("x", c, 10.0, latencies_s=[1.0] * n) for c, n in ((1, 20), (4, 36), (8, 35))
+    ]
     assert saturation(levels).concurrency == 4
     assert at_concurrency(levels, 8).ok == 35
     assert saturation([LoadResult("x", 1, 10.0)]) is None
@@ -96,8 +103,13 @@ def test_saturation_is_the_fastest_level_with_answers():
 
 def test_rss_trace_phases():
     trace = RssTrace()
-    for t, phase, rss in [(0, "idle", 5), (1, "c=8", 9), (2, "c=8", 7), (3, "after", 6),
-                          (4, "after", 4)]:
+    for t, phase, rss in [
+        (0, "idle", 5),
+        (1, "c=8", 9),
+        (2, "c=8", 7),
+        (3, "after", 6),
+        (4, "after", 4),
+    ]:
         trace.add(t, phase, rss)
     assert trace.peak("c=8") == 9
     assert trace.last("after") == 4
@@ -121,9 +133,15 @@ def test_soak_growth_ignores_a_single_spike():
 
 @pytest.mark.parametrize(
     ("measured", "limit", "at_least", "status"),
-    [(0.85, 0.8, True, "PASS"), (0.8, 0.8, True, "PASS"), (0.79, 0.8, True, "MISS"),
-     (1.3, 1.3, False, "PASS"), (1.31, 1.3, False, "MISS"), (None, 1.0, True, "N/A"),
-     (math.nan, 1.0, False, "N/A")],
+    [
+        (0.85, 0.8, True, "PASS"),
+        (0.8, 0.8, True, "PASS"),
+        (0.79, 0.8, True, "MISS"),
+        (1.3, 1.3, False, "PASS"),
+        (1.31, 1.3, False, "MISS"),
+        (None, 1.0, True, "N/A"),
+        (math.nan, 1.0, False, "N/A"),
+    ],
 )
 def test_target_status(measured, limit, at_least, status):
     assert Target("t", measured, limit, at_least).status == status
@@ -152,31 +170,61 @@ def c4_cpu(api_s: float = 1.2, model_s: float = 14.7, requests: int = 30) -> Cpu
 
 def sample_measurements(**changes) -> Measurements:
     trace = RssTrace()
-    for t, phase, rss in [(0, "idle", 600_000_000), (1, "c=8", 1_200_000_000),
-                          (2, "after", 900_000_000)]:
+    for t, phase, rss in [
+        (0, "idle", 600_000_000),
+        (1, "c=8", 1_200_000_000),
+        (2, "after", 900_000_000),
+    ]:
         trace.add(t, phase, rss)
     m = Measurements(
-        ceiling={"1 process × 1 thread": 2.0, SERVED_LAYOUT: 3.6,
-                 "2 processes × 1 thread (total)": 4.0},
-        ceiling_cpu_ms={"1 process × 1 thread": 440.0, SERVED_LAYOUT: 460.0,
-                        "2 processes × 1 thread (total)": 450.0},
-        ceiling_run_ms={"1 process × 1 thread": 500.0, SERVED_LAYOUT: 240.0,
-                        "2 processes × 1 thread (total)": 500.0},
+        ceiling={
+            "1 process × 1 thread": 2.0,
+            SERVED_LAYOUT: 3.6,
+            "2 processes × 1 thread (total)": 4.0,
+        },
+        ceiling_cpu_ms={
+            "1 process × 1 thread": 440.0,
+            SERVED_LAYOUT: 460.0,
+            "2 processes × 1 thread (total)": 450.0,
+        },
+        ceiling_run_ms={
+            "1 process × 1 thread": 500.0,
+            SERVED_LAYOUT: 240.0,
+            "2 processes × 1 thread (total)": 500.0,
+        },
         served_layout=SERVED_LAYOUT,
-        served=[LoadResult("ours", 1, 10.0, latencies_s=[0.25] * 25),
-                LoadResult("ours", 4, 10.0, latencies_s=[1.2] * 30, cpu=c4_cpu()),
-                LoadResult("ours", 8, 10.0, latencies_s=[2.0] * 35)],
-        rembg=[LoadResult("rembg s", 1, 10.0, latencies_s=[0.5] * 20),
-               LoadResult("rembg s", 8, 10.0, latencies_s=[4.0] * 20)],
+        served=[
+            LoadResult("ours", 1, 10.0, latencies_s=[0.25] * 25),
+            LoadResult("ours", 4, 10.0, latencies_s=[1.2] * 30, cpu=c4_cpu()),
+            LoadResult("ours", 8, 10.0, latencies_s=[2.0] * 35),
+        ],
+        rembg=[
+            LoadResult("rembg s", 1, 10.0, latencies_s=[0.5] * 20),
+            LoadResult("rembg s", 8, 10.0, latencies_s=[4.0] * 20),
+        ],
         size_latency={SIZE_SMALL: [0.40, 0.42, 0.41], SIZE_LARGE: [0.50, 0.52, 0.60]},
-        cache_latency={CACHE_MISS: [0.30, 0.32, 0.34], CACHE_HIT: [0.005, 0.006, 0.007],
-                       CACHE_MASK: [0.12, 0.13, 0.14], CACHE_MASK_PNG: [0.08, 0.08, 0.09],
-                       CACHE_MISS_WEBP: [0.38, 0.40, 0.42], CACHE_MISS_PNG: [0.26]},
-        mixed=[MixedRun(CACHE_ON, 24, 60.0, 300, 0, 240, 2000.0,
-                        {"hit": 30, "mask": 45, "miss": 150}),
-               MixedRun(CACHE_OFF, 24, 60.0, 210, 0, 168, 3000.0, {"miss": 200})],
-        profiles={level_label(1): {"decode": 8.0, "preprocess": 14.0, "inference": 240.0,
-                                   "compose": 10.0, "encode": 6.0, "duration_ms": 290.0}},
+        cache_latency={
+            CACHE_MISS: [0.30, 0.32, 0.34],
+            CACHE_HIT: [0.005, 0.006, 0.007],
+            CACHE_MASK: [0.12, 0.13, 0.14],
+            CACHE_MASK_PNG: [0.08, 0.08, 0.09],
+            CACHE_MISS_WEBP: [0.38, 0.40, 0.42],
+            CACHE_MISS_PNG: [0.26],
+        },
+        mixed=[
+            MixedRun(CACHE_ON, 24, 60.0, 300, 0, 240, 2000.0, {"hit": 30, "mask": 45, "miss": 150}),
+            MixedRun(CACHE_OFF, 24, 60.0, 210, 0, 168, 3000.0, {"miss": 200}),
+        ],
+        profiles={
+            level_label(1): {
+                "decode": 8.0,
+                "preprocess": 14.0,
+                "inference": 240.0,
+                "compose": 10.0,
+                "encode": 6.0,
+                "duration_ms": 290.0,
+            }
+        },
         rss={"ours": trace},
     )
     for key, value in changes.items():
@@ -231,11 +279,23 @@ def test_evaluate_computes_each_ratio():
         ({"ceiling": {SERVED_LAYOUT: 4.2}}, "bare ceiling", "MISS"),  # 3.5 / 4.2 = 83%
         ({"ceiling_run_ms": {SERVED_LAYOUT: 200.0}}, "bare single-image", "MISS"),  # 1.25×
         ({"ceiling_cpu_ms": {SERVED_LAYOUT: 480.0}}, "model worker CPU", "PASS"),  # 1.02×
-        ({"cache_latency": {CACHE_MISS: [0.3], CACHE_HIT: [0.01], CACHE_MASK: [0.2]}},
-         "full-result hit", "MISS"),  # 30×
-        ({"cache_latency": {CACHE_MISS: [0.9], CACHE_HIT: [0.001], CACHE_MASK: [0.2],
-                            CACHE_MISS_WEBP: [0.3]}},
-         "mask hit", "MISS"),  # 1.5×: a faster default miss does not count
+        (
+            {"cache_latency": {CACHE_MISS: [0.3], CACHE_HIT: [0.01], CACHE_MASK: [0.2]}},
+            "full-result hit",
+            "MISS",
+        ),  # 30×
+        (
+            {
+                "cache_latency": {
+                    CACHE_MISS: [0.9],
+                    CACHE_HIT: [0.001],
+                    CACHE_MASK: [0.2],
+                    CACHE_MISS_WEBP: [0.3],
+                }
+            },
+            "mask hit",
+            "MISS",
+        ),  # 1.5×: a faster default miss does not count
         ({"served_layout": None}, "model worker CPU", "N/A"),
         ({"mixed": []}, "mixed load", "N/A"),
     ],
@@ -277,14 +337,27 @@ def test_evaluate_without_rembg_or_soak():
 
 def test_render_has_every_section_and_the_verdicts():
     m = sample_measurements(notes=["something odd"])
-    m.profiles[SIZE_SMALL] = {"decode": 5.0, "inference": 300.0, "encode": 80.0,
-                              "duration_ms": 400.0}
+    m.profiles[SIZE_SMALL] = {
+        "decode": 5.0,
+        "inference": 300.0,
+        "encode": 80.0,
+        "duration_ms": 400.0,
+    }
     m.environment = {"mode": "quick"}
     report = render(m)
-    for heading in ("## Targets", "## Bare onnxruntime ceiling", "## Served throughput",
-                    "## CPU per request by process", "## API worker CPU by stage",
-                    "## Result cache at concurrency 1", "## Result cache under mixed load",
-                    "## Memory", "## Input size", "## Per-stage profile", "## Notes"):
+    for heading in (
+        "## Targets",
+        "## Bare onnxruntime ceiling",
+        "## Served throughput",
+        "## CPU per request by process",
+        "## API worker CPU by stage",
+        "## Result cache at concurrency 1",
+        "## Result cache under mixed load",
+        "## Memory",
+        "## Input size",
+        "## Per-stage profile",
+        "## Notes",
+    ):
         assert heading in report
     assert "| 2 processes × 1 thread (total) | 4.00 | 250 | 500 | 450 | – | **best** |" in report
     assert "| 1 process × 2 threads | 3.60 | 278 | 240 | 460 | – | served |" in report
@@ -316,8 +389,10 @@ def test_render_shows_the_cache():
     assert "| hit: the same bytes and options again | 3 | 6.0 | 6.9 | 53.3× |" in report
     assert "| mask: the same bytes, format=WEBP | 3 | 130.0 | 139.0 | 3.1× |" in report
     assert "| miss: fresh bytes, format=WEBP | 3 | 400.0 | 418.0 | 1.0× |" in report
-    assert ("| cache on | 24 | 60 | 300 | 0 | 5.00 | 4.00 | 2,000 | hit 30, mask 45, miss 150 "
-            "| 13% | 33% | – | – | – | – |") in report
+    assert (
+        "| cache on | 24 | 60 | 300 | 0 | 5.00 | 4.00 | 2,000 | hit 30, mask 45, miss 150 "
+        "| 13% | 33% | – | – | – | – |"
+    ) in report
     m = sample_measurements()
     m.mixed[1].cpu = CpuSplit({API_ROLE: 54.0, MODEL_ROLE: 60.0, ARBITER_ROLE: 0.1}, 210, 60.0)
     m.mixed[1].client_cores = 0.35
@@ -358,19 +433,68 @@ def test_a_busy_machine_is_flagged():
     ("cmdline", "is_root", "role"),
     [
         (["python", "-m", "bentoml", "serve", "service:BackgroundRemover"], True, ARBITER_ROLE),
-        (["python", "-m", "_bentoml_impl.worker.service", "service:BackgroundRemover",
-          "--service-name", "segmenter", "--fd", "7", "--worker-id", "2"], False, MODEL_ROLE),
-        (["python", "-m", "_bentoml_impl.worker.service", "service:BackgroundRemover", "--fd",
-          "12", "--service-name", "bg_remover", "--backlog", "2048"], False, API_ROLE),
-        (["python", "-m", "_bentoml_impl.worker.service", "service:BackgroundRemover",
-          "--service-name=segmenter"], False, MODEL_ROLE),
+        (
+            [
+                "python",
+                "-m",
+                "_bentoml_impl.worker.service",
+                "service:BackgroundRemover",
+                "--service-name",
+                "segmenter",
+                "--fd",
+                "7",
+                "--worker-id",
+                "2",
+            ],
+            False,
+            MODEL_ROLE,
+        ),
+        (
+            [
+                "python",
+                "-m",
+                "_bentoml_impl.worker.service",
+                "service:BackgroundRemover",
+                "--fd",
+                "12",
+                "--service-name",
+                "bg_remover",
+                "--backlog",
+                "2048",
+            ],
+            False,
+            API_ROLE,
+        ),
+        (
+            [
+                "python",
+                "-m",
+                "_bentoml_impl.worker.service",
+                "service:BackgroundRemover",
+                "--service-name=segmenter",
+            ],
+            False,
+            MODEL_ROLE,
+        ),
         # the entry service may be started without a name: it is the API
-        (["python", "-m", "_bentoml_impl.worker.service", "service:BackgroundRemover"], False,
-         API_ROLE),
-        (["python", "-m", "_bentoml_impl.worker.service", "service:X", "--service-name",
-          "another"], False, OTHER_ROLE),
-        (["python", "-c", "from multiprocessing.resource_tracker import main"], False,
-         OTHER_ROLE),
+        (
+            ["python", "-m", "_bentoml_impl.worker.service", "service:BackgroundRemover"],
+            False,
+            API_ROLE,
+        ),
+        (
+            [
+                "python",
+                "-m",
+                "_bentoml_impl.worker.service",
+                "service:X",
+                "--service-name",
+                "another",
+            ],
+            False,
+            OTHER_ROLE,
+        ),
+        (["python", "-c", "from multiprocessing.resource_tracker import main"], False, OTHER_ROLE),
     ],
 )
 def test_process_role_from_the_command_line(cmdline, is_root, role):
@@ -378,10 +502,20 @@ def test_process_role_from_the_command_line(cmdline, is_root, role):
 
 
 def test_cpu_split_attributes_deltas_to_roles():
-    before = {1: (ARBITER_ROLE, 10.0), 2: (API_ROLE, 5.0), 3: (MODEL_ROLE, 100.0),
-              4: (MODEL_ROLE, 50.0), 9: (OTHER_ROLE, 1.0)}
-    after = {1: (ARBITER_ROLE, 10.1), 2: (API_ROLE, 6.0), 3: (MODEL_ROLE, 104.0),
-             4: (MODEL_ROLE, 54.0), 5: (MODEL_ROLE, 2.0)}  # 5 appeared, 9 exited
+    before = {
+        1: (ARBITER_ROLE, 10.0),
+        2: (API_ROLE, 5.0),
+        3: (MODEL_ROLE, 100.0),
+        4: (MODEL_ROLE, 50.0),
+        9: (OTHER_ROLE, 1.0),
+    }
+    after = {
+        1: (ARBITER_ROLE, 10.1),
+        2: (API_ROLE, 6.0),
+        3: (MODEL_ROLE, 104.0),
+        4: (MODEL_ROLE, 54.0),
+        5: (MODEL_ROLE, 2.0),
+    }  # 5 appeared, 9 exited
     split = cpu_split(before, after, requests=20, wall_s=5.0)
     assert split.seconds[API_ROLE] == pytest.approx(1.0)
     assert split.seconds[MODEL_ROLE] == pytest.approx(10.0)  # both workers and the new one
@@ -398,27 +532,39 @@ def test_cpu_split_attributes_deltas_to_roles():
 
 
 def test_api_stage_rest():
-    stages = {"decode": 8.0, "preprocess": 14.0, "compose": 10.0, "encode": 6.0,
-              "inference": 300.0}
+    stages = {"decode": 8.0, "preprocess": 14.0, "compose": 10.0, "encode": 6.0, "inference": 300.0}
     assert api_stage_rest(45.0, stages) == pytest.approx(7.0)  # inference is not API CPU
     assert api_stage_rest(45.0, {"decode": 8.0}) is None
     assert api_stage_rest(math.nan, stages) is None
 
 
-def layout_result(rps: float, p50_s: float, api_s: float = 0.4, model_s: float = 5.0,
-                  seconds: float = 100.0) -> LoadResult:
+def layout_result(
+    rps: float, p50_s: float, api_s: float = 0.4, model_s: float = 5.0, seconds: float = 100.0
+) -> LoadResult:
     count = round(rps * seconds)
-    return LoadResult("ours", 8, seconds, latencies_s=[p50_s] * count,
-                      cpu=CpuSplit({API_ROLE: api_s, MODEL_ROLE: model_s}, count, seconds))
+    return LoadResult(
+        "ours",
+        8,
+        seconds,
+        latencies_s=[p50_s] * count,
+        cpu=CpuSplit({API_ROLE: api_s, MODEL_ROLE: model_s}, count, seconds),
+    )
 
 
 def test_layouts_pool_rounds_and_pick_the_fastest():
     a, b, c = Layout(1, 2, False, 0), Layout(2, 1, False, 0), Layout(1, 2, True, 10)
     lone = LoadResult("ours", 1, 10.0, latencies_s=[0.30, 0.34, 0.50])
-    summaries = summarize_layouts([(a, layout_result(3.0, 2.4)), (b, layout_result(3.4, 2.2)),
-                                   (b, lone),
-                                   (c, layout_result(3.25, 2.1)), (c, layout_result(3.31, 2.1)),
-                                   (b, layout_result(3.2, 2.2)), (a, layout_result(3.0, 2.4))])
+    summaries = summarize_layouts(
+        [
+            (a, layout_result(3.0, 2.4)),
+            (b, layout_result(3.4, 2.2)),
+            (b, lone),
+            (c, layout_result(3.25, 2.1)),
+            (c, layout_result(3.31, 2.1)),
+            (b, layout_result(3.2, 2.2)),
+            (a, layout_result(3.0, 2.4)),
+        ]
+    )
     summaries[1].results[0].peak_rss = 1_250_000_000
     summaries[1].results[1].peak_rss = 1_300_000_000
     assert [s.layout for s in summaries] == [a, b, c]
@@ -432,12 +578,17 @@ def test_layouts_pool_rounds_and_pick_the_fastest():
     assert best_layout(summaries).layout == c
     summaries[2].results[0] = layout_result(3.0, 2.1)
     assert best_layout(summaries).layout == b  # now 3.155: more than 1% behind
-    report = render_layouts(summaries, {"1 process × 2 threads": (4.2, 455.0)},
-                            {"mode": "layouts"}, ["a note"])
-    assert ("| 2 | 1 | 1 | off | 0 | 3.30 | 3.40 / 3.20 | 2,200 | 2,200 | 340 | 1.2 | 15.2 "
-            "| 1,300 | 0 | – | **best** |") in report  # peak RSS: the highest of the rounds
-    assert "| 1 | 2 | 1 | off | 0 | 3.00 | 3.00 / 3.00 | 2,400 | 2,400 | – | 1.3 | 16.7 | – |" \
+    report = render_layouts(
+        summaries, {"1 process × 2 threads": (4.2, 455.0)}, {"mode": "layouts"}, ["a note"]
+    )
+    assert (
+        "| 2 | 1 | 1 | off | 0 | 3.30 | 3.40 / 3.20 | 2,200 | 2,200 | 340 | 1.2 | 15.2 "
+        "| 1,300 | 0 | – | **best** |"
+    ) in report  # peak RSS: the highest of the rounds
+    assert (
+        "| 1 | 2 | 1 | off | 0 | 3.00 | 3.00 / 3.00 | 2,400 | 2,400 | – | 1.3 | 16.7 | – |"
         in report
+    )
     assert report.count("**best**") == 1
     assert "| 1 process × 2 threads | 4.20 | 455.0 |" in report
     assert "- a note" in report
@@ -445,7 +596,11 @@ def test_layouts_pool_rounds_and_pick_the_fastest():
 
 def test_layout_settings():
     layout = Layout(2, 1, True, 10)
-    assert layout.env == {"MODEL_WORKERS": "2", "MODEL_THREADS": "1",
-                          "MODEL_THREAD_SPINNING": "true", "API_WORKER_NICE": "10",
-                          "MODEL_PARALLEL_RUNS": "1"}
+    assert layout.env == {
+        "MODEL_WORKERS": "2",
+        "MODEL_THREADS": "1",
+        "MODEL_THREAD_SPINNING": "true",
+        "API_WORKER_NICE": "10",
+        "MODEL_PARALLEL_RUNS": "1",
+    }
     assert best_layout([]) is None

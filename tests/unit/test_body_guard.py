@@ -73,8 +73,7 @@ def test_a_stalled_body_times_out() -> None:
 
 def test_a_trickle_below_the_minimum_rate_is_cut_after_the_grace() -> None:
     # 1000 bytes every 0.05 s = 20 kB/s, below the 100 kB/s minimum.
-    guard = BodyGuard(read_all, max_bytes=10**6, timeout_s=30, min_bytes_per_s=100_000,
-                      grace_s=0.3)
+    guard = BodyGuard(read_all, max_bytes=10**6, timeout_s=30, min_bytes_per_s=100_000, grace_s=0.3)
     started = time.monotonic()
     with pytest.raises(RequestTimeout):
         run(guard, body(1000, 0.05))
@@ -82,7 +81,6 @@ def test_a_trickle_below_the_minimum_rate_is_cut_after_the_grace() -> None:
 
 
 def test_a_steady_body_above_the_minimum_rate_is_not_cut() -> None:
-    guard = BodyGuard(read_all, max_bytes=10**6, timeout_s=30, min_bytes_per_s=5_000,
-                      grace_s=0.1)
+    guard = BodyGuard(read_all, max_bytes=10**6, timeout_s=30, min_bytes_per_s=5_000, grace_s=0.1)
     sent = run(guard, body(20, 0.02))  # 50 kB/s for 0.4 s
     assert sent[0]["status"] == 200

@@ -30,11 +30,21 @@ def test_keys_are_stable_and_change_with_every_input() -> None:
     assert other_model.mask != base.mask and other_model.result != base.result
 
 
-@pytest.mark.parametrize("options", [
-    {"format": "WEBP"}, {"quality": "90"}, {"max_width": "300"}, {"max_height": "300"},
-    {"bg_color": "red"}, {"crop": "true"}, {"crop": "true", "crop_margin": "5%"},
-    {"only_mask": "true"}, {"model": "u2net"}, {"preset": "thumbnail"},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"format": "WEBP"},
+        {"quality": "90"},
+        {"max_width": "300"},
+        {"max_height": "300"},
+        {"bg_color": "red"},
+        {"crop": "true"},
+        {"crop": "true", "crop_margin": "5%"},
+        {"only_mask": "true"},
+        {"model": "u2net"},
+        {"preset": "thumbnail"},
+    ],
+)
 def test_every_option_that_changes_the_output_changes_the_result_key(options: dict) -> None:
     base = keys_for(b"photo")
     changed = keys_for(b"photo", **options)
@@ -45,8 +55,10 @@ def test_every_option_that_changes_the_output_changes_the_result_key(options: di
 
 def test_options_spelled_differently_share_a_result() -> None:
     assert keys_for(b"p", format="jpg").result == keys_for(b"p", format="JPEG").result
-    assert keys_for(b"p", preset="web").result == keys_for(
-        b"p", format="JPEG", quality="80", max_width="1200", max_height="800").result
+    assert (
+        keys_for(b"p", preset="web").result
+        == keys_for(b"p", format="JPEG", quality="80", max_width="1200", max_height="800").result
+    )
 
 
 def test_representations_have_their_own_strong_etags() -> None:
@@ -55,10 +67,18 @@ def test_representations_have_their_own_strong_etags() -> None:
     assert image.startswith('"') and image.endswith('"') and not image.startswith("W/")
 
 
-@pytest.mark.parametrize(("header", "matches"), [
-    ('"abc"', True), ('W/"abc"', True), ('"x", "abc"', True), ("*", True),
-    ('"abd"', False), ("abc", False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("header", "matches"),
+    [
+        ('"abc"', True),
+        ('W/"abc"', True),
+        ('"x", "abc"', True),
+        ("*", True),
+        ('"abd"', False),
+        ("abc", False),
+        ("", False),
+    ],
+)
 def test_if_none_match(header: str, matches: bool) -> None:
     assert etag_matches(header, '"abc"') is matches
 
@@ -71,10 +91,17 @@ def test_values_round_trip() -> None:
     assert codec.decode(value) == ({"format": "PNG", "width": 3}, b"\x89PNG payload")
 
 
-@pytest.mark.parametrize("damage", [
-    lambda v: v[:-1], lambda v: v[: len(v) // 2], lambda v: b"", lambda v: b"junk" + v[4:],
-    lambda v: v[:20] + bytes([v[20] ^ 1]) + v[21:], lambda v: v + b"x",
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda v: v[:-1],
+        lambda v: v[: len(v) // 2],
+        lambda v: b"",
+        lambda v: b"junk" + v[4:],
+        lambda v: v[:20] + bytes([v[20] ^ 1]) + v[21:],
+        lambda v: v + b"x",
+    ],
+)
 def test_damaged_values_read_as_none(damage) -> None:  # type: ignore[no-untyped-def]
     assert codec.decode(damage(codec.encode({"a": 1}, b"payload" * 100))) is None
 

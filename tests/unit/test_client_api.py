@@ -22,11 +22,13 @@ from bg_remover_client.api import (
 )
 
 Reply = httpx.Response | Exception
-BAD_QUALITY = {"error": "Invalid optimization parameters", "code": "invalid_parameter",
-               "solution": "Please check format, quality, and dimension values",
-               "details": "Quality must be between 10-100"}
-RATE_LIMITED = {"error": "Rate limit exceeded", "code": "rate_limited",
-                "details": "3 per 1 hour"}
+BAD_QUALITY = {
+    "error": "Invalid optimization parameters",
+    "code": "invalid_parameter",
+    "solution": "Please check format, quality, and dimension values",
+    "details": "Quality must be between 10-100",
+}
+RATE_LIMITED = {"error": "Rate limit exceeded", "code": "rate_limited", "details": "3 per 1 hour"}
 
 
 class FakeTime:
@@ -61,28 +63,49 @@ class Server:
 
 
 def ok(content: bytes = b"RIFF-webp", name: str = "cat_no_bg.webp") -> httpx.Response:
-    return httpx.Response(200, content=content, headers={
-        "content-type": "image/webp", "content-disposition": f'attachment; filename="{name}"'})
+    return httpx.Response(
+        200,
+        content=content,
+        headers={
+            "content-type": "image/webp",
+            "content-disposition": f'attachment; filename="{name}"',
+        },
+    )
 
 
 def error(status: int, body: dict[str, str], **headers: str) -> httpx.Response:
     return httpx.Response(status, json=body, headers=headers)
 
 
-def run(server: Server, *, options: Options | None = None, retries: int = 5,
-        max_wait: float = 300, fake: FakeTime | None = None,
-        notes: list[str] | None = None) -> Result:
+def run(
+    server: Server,
+    *,
+    options: Options | None = None,
+    retries: int = 5,
+    max_wait: float = 300,
+    fake: FakeTime | None = None,
+    notes: list[str] | None = None,
+) -> Result:
     fake = fake or FakeTime()
-    return asyncio.run(upload(server, options or Options(), RetryPolicy(retries, max_wait),
-                              fake, notes if notes is not None else []))
+    return asyncio.run(
+        upload(
+            server,
+            options or Options(),
+            RetryPolicy(retries, max_wait),
+            fake,
+            notes if notes is not None else [],
+        )
+    )
 
 
-async def upload(server: Server, options: Options, policy: RetryPolicy, fake: FakeTime,
-                 notes: list[str]) -> Result:
+async def upload(
+    server: Server, options: Options, policy: RetryPolicy, fake: FakeTime, notes: list[str]
+) -> Result:
     transport = httpx.MockTransport(server)
     async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
-        uploader = Uploader(client, options, policy, sleep=fake.sleep, notify=notes.append,
-                            gate=Gate(fake.clock))
+        uploader = Uploader(
+            client, options, policy, sleep=fake.sleep, notify=notes.append, gate=Gate(fake.clock)
+        )
         return await uploader.remove_background("cat.jpg", b"jpeg-bytes")
 
 
@@ -94,13 +117,30 @@ def test_defaults_send_no_option_fields() -> None:
 
 
 def test_every_option_maps_to_its_form_field() -> None:
-    options = Options(format="webp", quality=70, max_width=800, max_height=600, preset="web",
-                      bg_color="#ffffff", crop=True, crop_margin="5%", only_mask=True,
-                      model="u2netp")
+    options = Options(
+        format="webp",
+        quality=70,
+        max_width=800,
+        max_height=600,
+        preset="web",
+        bg_color="#ffffff",
+        crop=True,
+        crop_margin="5%",
+        only_mask=True,
+        model="u2netp",
+    )
     assert options.form_fields() == {
-        "format": "WEBP", "quality": "70", "max_width": "800", "max_height": "600",
-        "preset": "web", "bg_color": "#ffffff", "crop": "true", "crop_margin": "5%",
-        "only_mask": "true", "model": "u2netp"}
+        "format": "WEBP",
+        "quality": "70",
+        "max_width": "800",
+        "max_height": "600",
+        "preset": "web",
+        "bg_color": "#ffffff",
+        "crop": "true",
+        "crop_margin": "5%",
+        "only_mask": "true",
+        "model": "u2netp",
+    }
 
 
 def test_upload_is_multipart_with_the_file_and_the_options() -> None:
@@ -141,8 +181,9 @@ def test_retry_after_really_waits() -> None:
         return replies.pop(0)
 
     async def go() -> Result:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler),
-                                     base_url="http://svc") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.MockTransport(handler), base_url="http://svc"
+        ) as client:
             uploader = Uploader(client, Options(), RetryPolicy(), notify=lambda _: None)
             return await uploader.remove_background("cat.jpg", b"x")
 
@@ -166,10 +207,17 @@ def test_a_long_pause_fails_the_other_files_without_sending_them() -> None:
     server = Server([error(429, RATE_LIMITED, **{"Retry-After": "3600"})])
 
     async def two_files() -> list[str]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(server),
-                                     base_url="http://svc") as client:
-            uploader = Uploader(client, Options(), RetryPolicy(), sleep=fake.sleep,
-                                notify=lambda _: None, gate=Gate(fake.clock))
+        async with httpx.AsyncClient(
+            transport=httpx.MockTransport(server), base_url="http://svc"
+        ) as client:
+            uploader = Uploader(
+                client,
+                Options(),
+                RetryPolicy(),
+                sleep=fake.sleep,
+                notify=lambda _: None,
+                gate=Gate(fake.clock),
+            )
             reasons = []
             for name in ("a.jpg", "b.jpg"):
                 with pytest.raises(RequestFailed) as failure:
@@ -184,14 +232,22 @@ def test_a_long_pause_fails_the_other_files_without_sending_them() -> None:
 
 def test_a_short_pause_is_shared_by_other_files() -> None:
     fake, notes = FakeTime(), []
-    server = Server([error(503, {"error": "busy", "code": "overloaded"}, **{"Retry-After": "2"}),
-                     ok()])
+    server = Server(
+        [error(503, {"error": "busy", "code": "overloaded"}, **{"Retry-After": "2"}), ok()]
+    )
 
     async def two_files() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(server),
-                                     base_url="http://svc") as client:
-            uploader = Uploader(client, Options(), RetryPolicy(), sleep=fake.sleep,
-                                notify=notes.append, gate=Gate(fake.clock))
+        async with httpx.AsyncClient(
+            transport=httpx.MockTransport(server), base_url="http://svc"
+        ) as client:
+            uploader = Uploader(
+                client,
+                Options(),
+                RetryPolicy(),
+                sleep=fake.sleep,
+                notify=notes.append,
+                gate=Gate(fake.clock),
+            )
             uploader.gate.close_for(2, "HTTP 503 overloaded: busy")
             await uploader.remove_background("b.jpg", b"x")
 
@@ -210,15 +266,18 @@ def test_retries_are_capped() -> None:
 
 
 def test_retries_zero_means_one_attempt() -> None:
-    server = Server([error(503, {"error": "Model not loaded", "code": "unavailable"},
-                           **{"Retry-After": "1"})])
+    server = Server(
+        [error(503, {"error": "Model not loaded", "code": "unavailable"}, **{"Retry-After": "1"})]
+    )
     with pytest.raises(RequestFailed, match=r"503 unavailable.*gave up after 1 attempt\)"):
         run(server, retries=0)
     assert len(server.requests) == 1
 
 
-@pytest.mark.parametrize("exc", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"),
-                                 httpx.RemoteProtocolError("closed")])
+@pytest.mark.parametrize(
+    "exc",
+    [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("closed")],
+)
 def test_connection_errors_back_off_exponentially(exc: Exception) -> None:
     fake, notes = FakeTime(), []
     server = Server([exc, exc, exc, ok()])
@@ -239,15 +298,21 @@ def test_backoff_is_capped() -> None:
     assert [policy.backoff(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
 
 
-@pytest.mark.parametrize(("status", "body", "expected"), [
-    (400, BAD_QUALITY,
-     "HTTP 400 invalid_parameter: Invalid optimization parameters "
-     "(Quality must be between 10-100)"),
-    (401, {"error": "Unauthorized", "code": "unauthorized"}, "HTTP 401 unauthorized"),
-    (413, {"error": "Payload too large", "code": "payload_too_large"}, "HTTP 413"),
-    (415, {"error": "Unsupported media type", "code": "unsupported_media_type"}, "HTTP 415"),
-    (500, {"error": "Internal error", "code": "internal"}, "HTTP 500"),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (
+            400,
+            BAD_QUALITY,
+            "HTTP 400 invalid_parameter: Invalid optimization parameters "
+            "(Quality must be between 10-100)",
+        ),
+        (401, {"error": "Unauthorized", "code": "unauthorized"}, "HTTP 401 unauthorized"),
+        (413, {"error": "Payload too large", "code": "payload_too_large"}, "HTTP 413"),
+        (415, {"error": "Unsupported media type", "code": "unsupported_media_type"}, "HTTP 415"),
+        (500, {"error": "Internal error", "code": "internal"}, "HTTP 500"),
+    ],
+)
 def test_other_errors_are_not_retried(status: int, body: dict[str, str], expected: str) -> None:
     fake = FakeTime()
     server = Server([error(status, body, **{"Retry-After": "1"}), ok()])
@@ -261,23 +326,39 @@ def test_other_errors_are_not_retried(status: int, body: dict[str, str], expecte
 # --- helpers -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "seconds"), [
-    ("1", 1.0), (" 3600 ", 3600.0), ("0", 0.0), ("", None), (None, None), ("soon", None),
-    ("-5", None), ("Wed, 25 Nov 2026 12:01:00 GMT", 60.0), ("Wed, 25 Nov 2026 11:00:00 GMT", 0.0),
-])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("1", 1.0),
+        (" 3600 ", 3600.0),
+        ("0", 0.0),
+        ("", None),
+        (None, None),
+        ("soon", None),
+        ("-5", None),
+        ("Wed, 25 Nov 2026 12:01:00 GMT", 60.0),
+        ("Wed, 25 Nov 2026 11:00:00 GMT", 0.0),
+    ],
+)
 def test_retry_after_seconds(value: str | None, seconds: float | None) -> None:
     now = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
     assert retry_after_seconds(value, now=now) == seconds
 
 
-@pytest.mark.parametrize(("response", "expected"), [
-    (httpx.Response(502, text="<html>Bad Gateway</html>"), "HTTP 502 Bad Gateway: <html>"),
-    (httpx.Response(404), "HTTP 404 Not Found"),
-    (httpx.Response(400, json=["not", "an", "object"]), "HTTP 400 Bad Request: "),
-    (httpx.Response(400, json={"error": "Bad image", "code": "invalid_image",
-                               "details": "truncated"}),
-     "HTTP 400 invalid_image: Bad image (truncated)"),
-])
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (httpx.Response(502, text="<html>Bad Gateway</html>"), "HTTP 502 Bad Gateway: <html>"),
+        (httpx.Response(404), "HTTP 404 Not Found"),
+        (httpx.Response(400, json=["not", "an", "object"]), "HTTP 400 Bad Request: "),
+        (
+            httpx.Response(
+                400, json={"error": "Bad image", "code": "invalid_image", "details": "truncated"}
+            ),
+            "HTTP 400 invalid_image: Bad image (truncated)",
+        ),
+    ],
+)
 def test_describe_error(response: httpx.Response, expected: str) -> None:
     assert describe_error(response).startswith(expected)
 

@@ -22,8 +22,7 @@ EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "JPG": "jpg", "WEBP": "webp", "AVIF":
 def parse_multipart(request: httpx.Request) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
     """(form fields, files) of a multipart/form-data request."""
     head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        head + request.read())
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.read())
     fields: dict[str, str] = {}
     files: dict[str, tuple[str, bytes]] = {}
     for part in message.iter_parts():
@@ -45,20 +44,27 @@ class FakeService:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/presets":  # the service's own table
-            return httpx.Response(200, json={name: preset.as_options()
-                                             for name, preset in PRESETS.items()})
+            return httpx.Response(
+                200, json={name: preset.as_options() for name, preset in PRESETS.items()}
+            )
         self.requests.append(request)
         fields, files = parse_multipart(request)
         self.fields.append(fields)
         filename, data = files["file"]
         if filename.startswith("bad"):
-            return httpx.Response(415, json={
-                "error": "Unsupported media type", "code": "unsupported_media_type",
-                "details": "TIFF is not supported"})
+            return httpx.Response(
+                415,
+                json={
+                    "error": "Unsupported media type",
+                    "code": "unsupported_media_type",
+                    "details": "TIFF is not supported",
+                },
+            )
         stem = filename.rsplit(".", 1)[0]
         name = f"{stem}_no_bg.{EXTENSIONS[fields.get('format', 'PNG')]}"
-        return httpx.Response(200, content=b"cut:" + data, headers={
-            "content-disposition": disposition(name)})
+        return httpx.Response(
+            200, content=b"cut:" + data, headers={"content-disposition": disposition(name)}
+        )
 
 
 def disposition(name: str) -> str:
@@ -90,7 +96,8 @@ def run(service: FakeService, *args: str | Path) -> int:
 
 
 def test_all_succeed_exit_0_with_outputs_beside_inputs(
-        service: FakeService, photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    service: FakeService, photos: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(service, photos, "--recursive") == cli.EXIT_OK
     assert (photos / "a_no_bg.png").read_bytes().startswith(b"cut:image a.jpg")
     assert (photos / "b_no_bg.png").exists()
@@ -103,24 +110,39 @@ def test_all_succeed_exit_0_with_outputs_beside_inputs(
 
 
 def test_a_failed_file_gives_exit_1_and_is_named_with_its_reason(
-        service: FakeService, photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    service: FakeService, photos: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = photos / "bad.jpg"
     bad.write_bytes(b"II*\x00 tiff")
     assert run(service, photos) == cli.EXIT_FAILED
     out = capsys.readouterr().out
     assert "Processed    2" in out and "Failed       1" in out
-    assert (f"{bad}: HTTP 415 unsupported_media_type: Unsupported media type "
-            "(TIFF is not supported)") in out
+    assert (
+        f"{bad}: HTTP 415 unsupported_media_type: Unsupported media type (TIFF is not supported)"
+    ) in out
     assert (photos / "a_no_bg.png").exists()  # one failure does not stop the others
 
 
-@pytest.mark.parametrize("args", [
-    ["--format", "tiff"], ["--quality", "5"], ["--quality", "high"], ["--max-width", "99"],
-    ["--max-height", "4001"], ["--concurrency", "0"], ["--retries", "-1"], ["--max-wait", "-1"],
-    ["--timeout", "0"], ["--crop-margin", "lots"], ["--url", "localhost:3000"], ["--bogus"],
-])
-def test_bad_options_are_usage_errors(service: FakeService, photos: Path, args: list[str],
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--format", "tiff"],
+        ["--quality", "5"],
+        ["--quality", "high"],
+        ["--max-width", "99"],
+        ["--max-height", "4001"],
+        ["--concurrency", "0"],
+        ["--retries", "-1"],
+        ["--max-wait", "-1"],
+        ["--timeout", "0"],
+        ["--crop-margin", "lots"],
+        ["--url", "localhost:3000"],
+        ["--bogus"],
+    ],
+)
+def test_bad_options_are_usage_errors(
+    service: FakeService, photos: Path, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(service, photos, *args) == cli.EXIT_USAGE
     assert "error:" in capsys.readouterr().err
     assert service.requests == []
@@ -130,14 +152,16 @@ def test_no_inputs_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == cli.EXIT_USAGE
 
 
-def test_missing_input_is_a_usage_error(service: FakeService, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_input_is_a_usage_error(
+    service: FakeService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(service, tmp_path / "nope.jpg") == cli.EXIT_USAGE
     assert "no such file or folder" in capsys.readouterr().err
 
 
-def test_folder_without_images_is_a_usage_error(service: FakeService, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_folder_without_images_is_a_usage_error(
+    service: FakeService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty"
     (empty / "deep").mkdir(parents=True)
     (empty / "deep" / "x.jpg").write_bytes(b"x")
@@ -148,11 +172,30 @@ def test_folder_without_images_is_a_usage_error(service: FakeService, tmp_path: 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--help"]) == cli.EXIT_OK
     text = capsys.readouterr().out
-    for option in ("--url", "--api-key", "--output-dir", "--format", "--quality", "--max-width",
-                   "--max-height", "--preset", "--bg-color", "--crop", "--crop-margin",
-                   "--only-mask", "--model", "--concurrency", "--retries", "--max-wait",
-                   "--recursive", "--overwrite", "--timeout", "BG_REMOVER_API_KEY",
-                   "Exit codes", "Retry-After"):
+    for option in (
+        "--url",
+        "--api-key",
+        "--output-dir",
+        "--format",
+        "--quality",
+        "--max-width",
+        "--max-height",
+        "--preset",
+        "--bg-color",
+        "--crop",
+        "--crop-margin",
+        "--only-mask",
+        "--model",
+        "--concurrency",
+        "--retries",
+        "--max-wait",
+        "--recursive",
+        "--overwrite",
+        "--timeout",
+        "BG_REMOVER_API_KEY",
+        "Exit codes",
+        "Retry-After",
+    ):
         assert option in text
 
 
@@ -160,14 +203,45 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_options_become_form_fields(service: FakeService, photos: Path) -> None:
-    assert run(service, photos / "a.jpg", "--format", "WebP", "--quality", "70",
-               "--max-width", "800", "--max-height", "600", "--preset", "web",
-               "--bg-color", "#00ff0080", "--crop", "--crop-margin", "5%", "--only-mask",
-               "--model", "u2netp") == cli.EXIT_OK
-    assert service.fields == [{
-        "format": "WEBP", "quality": "70", "max_width": "800", "max_height": "600",
-        "preset": "web", "bg_color": "#00ff0080", "crop": "true", "crop_margin": "5%",
-        "only_mask": "true", "model": "u2netp"}]
+    assert (
+        run(
+            service,
+            photos / "a.jpg",
+            "--format",
+            "WebP",
+            "--quality",
+            "70",
+            "--max-width",
+            "800",
+            "--max-height",
+            "600",
+            "--preset",
+            "web",
+            "--bg-color",
+            "#00ff0080",
+            "--crop",
+            "--crop-margin",
+            "5%",
+            "--only-mask",
+            "--model",
+            "u2netp",
+        )
+        == cli.EXIT_OK
+    )
+    assert service.fields == [
+        {
+            "format": "WEBP",
+            "quality": "70",
+            "max_width": "800",
+            "max_height": "600",
+            "preset": "web",
+            "bg_color": "#00ff0080",
+            "crop": "true",
+            "crop_margin": "5%",
+            "only_mask": "true",
+            "model": "u2netp",
+        }
+    ]
     assert (photos / "a_no_bg.webp").exists()
 
 
@@ -177,7 +251,8 @@ def test_no_options_send_no_fields(service: FakeService, photos: Path) -> None:
 
 
 def test_api_key_from_the_environment_and_the_url(
-        service: FakeService, photos: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    service: FakeService, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BG_REMOVER_API_KEY", "from-env")
     run(service, photos / "a.jpg", "--url", "http://bg.example:8080/")
     request = service.requests[0]
@@ -187,8 +262,9 @@ def test_api_key_from_the_environment_and_the_url(
     assert service.requests[1].headers["x-api-key"] == "from-flag"
 
 
-def test_no_api_key_header_without_a_key(service: FakeService, photos: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_api_key_header_without_a_key(
+    service: FakeService, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("BG_REMOVER_API_KEY", raising=False)
     run(service, photos / "a.jpg")
     assert "x-api-key" not in service.requests[0].headers
@@ -201,12 +277,16 @@ def test_output_dir_keeps_sub_paths(service: FakeService, photos: Path, tmp_path
     out = tmp_path / "out"
     assert run(service, photos, "-r", "--format", "jpeg", "--output-dir", out) == cli.EXIT_OK
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "a_no_bg.jpg", "b_no_bg.jpg", "sub/c_no_bg.jpg"]
+        "a_no_bg.jpg",
+        "b_no_bg.jpg",
+        "sub/c_no_bg.jpg",
+    ]
     assert not (photos / "a_no_bg.jpg").exists()
 
 
 def test_existing_outputs_are_skipped_unless_overwrite(
-        service: FakeService, photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    service: FakeService, photos: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (photos / "a_no_bg.png").write_bytes(b"old")
     assert run(service, photos) == cli.EXIT_OK
     assert len(service.requests) == 1  # only b.png was sent
@@ -218,8 +298,7 @@ def test_existing_outputs_are_skipped_unless_overwrite(
     assert (photos / "a_no_bg.png").read_bytes().startswith(b"cut:")
 
 
-def test_everything_skipped_sends_nothing_and_exits_0(
-        service: FakeService, photos: Path) -> None:
+def test_everything_skipped_sends_nothing_and_exits_0(service: FakeService, photos: Path) -> None:
     assert run(service, photos) == cli.EXIT_OK
     assert run(service, photos) == cli.EXIT_OK
     assert len(service.requests) == 2
@@ -231,10 +310,12 @@ def test_preset_decides_the_extension_for_skipping(service: FakeService, photos:
     assert service.requests == []
 
 
-@pytest.mark.parametrize(("preset", "extension"), [("thumbnail", "webp"), ("Social", "png"),
-                                                   ("unknown-preset", "png")])
-def test_preset_format_comes_from_the_server(service: FakeService, photos: Path, preset: str,
-                                             extension: str) -> None:
+@pytest.mark.parametrize(
+    ("preset", "extension"), [("thumbnail", "webp"), ("Social", "png"), ("unknown-preset", "png")]
+)
+def test_preset_format_comes_from_the_server(
+    service: FakeService, photos: Path, preset: str, extension: str
+) -> None:
     (photos / f"a_no_bg.{extension}").write_bytes(b"old")
     run(service, photos / "a.jpg", "--preset", preset)
     assert service.requests == []
@@ -261,8 +342,8 @@ def test_concurrency_one_sends_in_order(service: FakeService, photos: Path) -> N
 
 
 def test_unreachable_server_fails_each_file_after_retries(
-        photos: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    photos: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Backoff from 0 s: the retries happen, the test does not wait for them.
     monkeypatch.setattr(cli, "RetryPolicy", functools.partial(RetryPolicy, backoff_base=0))
 
@@ -272,6 +353,10 @@ def test_unreachable_server_fails_each_file_after_retries(
     code = cli.main([str(photos), "--retries", "2"], transport=httpx.MockTransport(refuse))
     captured = capsys.readouterr()
     assert code == cli.EXIT_FAILED
-    assert captured.out.count("connection error (ConnectError: connection refused) "
-                              "(gave up after 3 attempts)") == 2
+    assert (
+        captured.out.count(
+            "connection error (ConnectError: connection refused) (gave up after 3 attempts)"
+        )
+        == 2
+    )
     assert "retry 1/2" in captured.err

@@ -31,8 +31,20 @@ def touch(path: Path, data: bytes = b"x") -> Path:
 def tree(tmp_path: Path) -> Path:
     """photos/ with images at two levels plus things that are not inputs."""
     root = tmp_path / "photos"
-    for name in ("b.jpg", "a.PNG", "c.webp", "d.gif", "e.bmp", "f.avif", "g.jpeg",
-                 "notes.txt", "raw.tiff", ".hidden.jpg", "a_no_bg.png", "noext"):
+    for name in (
+        "b.jpg",
+        "a.PNG",
+        "c.webp",
+        "d.gif",
+        "e.bmp",
+        "f.avif",
+        "g.jpeg",
+        "notes.txt",
+        "raw.tiff",
+        ".hidden.jpg",
+        "a_no_bg.png",
+        "noext",
+    ):
         touch(root / name)
     touch(root / "sub" / "deep.jpg")
     touch(root / "sub" / "deeper" / "deepest.png")
@@ -50,7 +62,14 @@ def names(items: list[InputFile]) -> list[str]:
 
 def test_folder_gives_its_images_sorted_and_ignores_the_rest(tree: Path) -> None:
     assert names(discover([tree])) == [
-        "a.PNG", "b.jpg", "c.webp", "d.gif", "e.bmp", "f.avif", "g.jpeg"]
+        "a.PNG",
+        "b.jpg",
+        "c.webp",
+        "d.gif",
+        "e.bmp",
+        "f.avif",
+        "g.jpeg",
+    ]
 
 
 def test_recursive_descends_but_skips_hidden_folders(tree: Path) -> None:
@@ -98,10 +117,17 @@ def test_empty_folder_gives_nothing(tmp_path: Path) -> None:
 # --- output names --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fmt", "ext"), [
-    (None, "png"), ("png", "png"), ("jpeg", "jpg"), ("JPG", "jpg"), ("webp", "webp"),
-    ("avif", "avif"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "ext"),
+    [
+        (None, "png"),
+        ("png", "png"),
+        ("jpeg", "jpg"),
+        ("JPG", "jpg"),
+        ("webp", "webp"),
+        ("avif", "avif"),
+    ],
+)
 def test_output_extension(fmt: str | None, ext: str) -> None:
     assert output_extension(fmt) == ext
 
@@ -131,42 +157,59 @@ def test_output_dir_for_a_file_input_is_flat(tree: Path, tmp_path: Path) -> None
 
 def test_same_stem_different_extension_do_not_collide(tmp_path: Path) -> None:
     items = discover([touch(tmp_path / "a.jpg"), touch(tmp_path / "a.png")])
-    assert plan_outputs(items, None, "png") == [tmp_path / "a_no_bg.png",
-                                                 tmp_path / "a_png_no_bg.png"]
+    assert plan_outputs(items, None, "png") == [
+        tmp_path / "a_no_bg.png",
+        tmp_path / "a_png_no_bg.png",
+    ]
 
 
 # --- Content-Disposition -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("header", "name"), [
-    ('attachment; filename="cat_no_bg.png"', "cat_no_bg.png"),
-    ("attachment; filename=cat_no_bg.webp", "cat_no_bg.webp"),
-    ('attachment; filename="image_no_bg.png"; filename*=UTF-8\'\'%C3%A9t%C3%A9_no_bg.png',
-     "été_no_bg.png"),
-    ("attachment; filename*=utf-8''%E7%8C%AB_no_bg.jpg; filename=\"image_no_bg.jpg\"",
-     "猫_no_bg.jpg"),
-    ("attachment; FILENAME*=UTF-8'en'caf%C3%A9_no_bg.avif", "café_no_bg.avif"),
-    ('attachment; filename="a \\"quoted\\" name.png"', 'a "quoted" name.png'),
-    ('attachment; filename="semi;colon_no_bg.png"', "semi;colon_no_bg.png"),
-    # a malformed filename* falls back to filename
-    ("attachment; filename=\"plain.png\"; filename*=%ZZ", "plain.png"),
-    ("attachment; filename=\"plain.png\"; filename*=no-such-charset''x.png", "plain.png"),
-    ("attachment", None),
-    ("", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ('attachment; filename="cat_no_bg.png"', "cat_no_bg.png"),
+        ("attachment; filename=cat_no_bg.webp", "cat_no_bg.webp"),
+        (
+            "attachment; filename=\"image_no_bg.png\"; filename*=UTF-8''%C3%A9t%C3%A9_no_bg.png",
+            "été_no_bg.png",
+        ),
+        (
+            "attachment; filename*=utf-8''%E7%8C%AB_no_bg.jpg; filename=\"image_no_bg.jpg\"",
+            "猫_no_bg.jpg",
+        ),
+        ("attachment; FILENAME*=UTF-8'en'caf%C3%A9_no_bg.avif", "café_no_bg.avif"),
+        ('attachment; filename="a \\"quoted\\" name.png"', 'a "quoted" name.png'),
+        ('attachment; filename="semi;colon_no_bg.png"', "semi;colon_no_bg.png"),
+        # a malformed filename* falls back to filename
+        ('attachment; filename="plain.png"; filename*=%ZZ', "plain.png"),
+        ("attachment; filename=\"plain.png\"; filename*=no-such-charset''x.png", "plain.png"),
+        ("attachment", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_filename_from_content_disposition(header: str | None, name: str | None) -> None:
     assert filename_from_content_disposition(header) == name
 
 
-@pytest.mark.parametrize(("given", "safe"), [
-    ("cat_no_bg.png", "cat_no_bg.png"),
-    ("../../etc/passwd", "passwd"),
-    ("..\\..\\windows\\evil.png", "evil.png"),
-    ("/abs/path/x.png", "x.png"),
-    ("a\x00b\nc.png", "a_b_c.png"),
-    ("..", None), (".", None), (".bashrc", None), ("", None), (None, None), ("dir/", None),
-])
+@pytest.mark.parametrize(
+    ("given", "safe"),
+    [
+        ("cat_no_bg.png", "cat_no_bg.png"),
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\windows\\evil.png", "evil.png"),
+        ("/abs/path/x.png", "x.png"),
+        ("a\x00b\nc.png", "a_b_c.png"),
+        ("..", None),
+        (".", None),
+        (".bashrc", None),
+        ("", None),
+        (None, None),
+        ("dir/", None),
+    ],
+)
 def test_safe_filename(given: str | None, safe: str | None) -> None:
     assert safe_filename(given) == safe
 

@@ -21,8 +21,12 @@ OUTCOMES = [
     Outcome(Path("a.jpg"), "ok", input_bytes=1000, output_bytes=250),
     Outcome(Path("b.jpg"), "ok", input_bytes=3000, output_bytes=750),
     Outcome(Path("c.jpg"), "skipped", "c_no_bg.png exists"),
-    Outcome(Path("[d].jpg"), "failed", "HTTP 415 unsupported_media_type: [not] an image",
-            input_bytes=500),
+    Outcome(
+        Path("[d].jpg"),
+        "failed",
+        "HTTP 415 unsupported_media_type: [not] an image",
+        input_bytes=500,
+    ),
 ]
 
 
@@ -32,12 +36,19 @@ def test_totals_count_bytes_of_processed_files_only() -> None:
     assert (total.input_bytes, total.output_bytes) == (4000, 1000)
 
 
-@pytest.mark.parametrize(("size_in", "size_out", "ratio"), [
-    (4000, 1000, "75%"), (1000, 1000, "0%"), (1000, 2500, "-150%"), (0, 0, "n/a"),
-    (3, 2, "33%"),
-])
-def test_compression_ratio_as_the_service_computes_it(size_in: int, size_out: int,
-                                                      ratio: str) -> None:
+@pytest.mark.parametrize(
+    ("size_in", "size_out", "ratio"),
+    [
+        (4000, 1000, "75%"),
+        (1000, 1000, "0%"),
+        (1000, 2500, "-150%"),
+        (0, 0, "n/a"),
+        (3, 2, "33%"),
+    ],
+)
+def test_compression_ratio_as_the_service_computes_it(
+    size_in: int, size_out: int, ratio: str
+) -> None:
     assert compression_ratio(size_in, size_out) == ratio
 
 
@@ -46,10 +57,17 @@ def test_describe_ratio_says_how_much_larger() -> None:
     assert describe_ratio(0, 10) == "n/a"
 
 
-@pytest.mark.parametrize(("size", "text"), [
-    (0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (62055, "62.1 kB"), (1_500_000, "1.5 MB"),
-    (7_000_000_000_000, "7000.0 GB"),
-])
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (0, "0 B"),
+        (999, "999 B"),
+        (1000, "1.0 kB"),
+        (62055, "62.1 kB"),
+        (1_500_000, "1.5 MB"),
+        (7_000_000_000_000, "7000.0 GB"),
+    ],
+)
 def test_human_bytes(size: int, text: str) -> None:
     assert human_bytes(size) == text
 

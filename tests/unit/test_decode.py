@@ -261,7 +261,8 @@ def test_jpeg_quality_is_read_from_the_luminance_table(quality: int) -> None:
     assert jpeg_quality(data) == pytest.approx(quality, abs=1)
 
 
-@pytest.mark.parametrize("data", [b"", b"\xff\xd8\xff", images.photo("chelsea", "PNG"),
-                                  images.photo("chelsea", "WEBP")])
+@pytest.mark.parametrize(
+    "data", [b"", b"\xff\xd8\xff", images.photo("chelsea", "PNG"), images.photo("chelsea", "WEBP")]
+)
 def test_jpeg_quality_is_none_for_anything_but_a_readable_jpeg(data: bytes) -> None:
     assert jpeg_quality(data) is None

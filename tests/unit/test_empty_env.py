@@ -39,12 +39,14 @@ def test_every_setting_empty_in_the_environment_gives_the_defaults(
 
 
 def test_every_setting_empty_in_a_dotenv_file_gives_the_defaults(
-    clean_env: pytest.MonkeyPatch, tmp_path: Path,
+    clean_env: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     defaults = Settings()
     quotes = ("", "''", '""')
-    (tmp_path / ".env").write_text("".join(
-        f"{variable}={quotes[n % 3]}\n" for n, variable in enumerate(FIELD_VARIABLES)))
+    (tmp_path / ".env").write_text(
+        "".join(f"{variable}={quotes[n % 3]}\n" for n, variable in enumerate(FIELD_VARIABLES))
+    )
     assert Settings() == defaults
 
 

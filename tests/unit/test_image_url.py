@@ -74,8 +74,20 @@ def fetch(url: str, *, max_bytes: int = 10_000, timeout: float = 2.0, **kw: obje
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-     "0.0.0.0", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "224.0.0.1"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+    ],
 )
 def test_non_public_addresses(address: str) -> None:
     assert not is_public(ipaddress.ip_address(address))
@@ -85,8 +97,15 @@ def test_public_address() -> None:
     assert is_public(ipaddress.ip_address("93.184.216.34"))
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/a.png", "file:///etc/passwd",
-                                 "http://user:pw@example.com/a.png", "not a url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/a.png",
+        "file:///etc/passwd",
+        "http://user:pw@example.com/a.png",
+        "not a url",
+    ],
+)
 def test_only_plain_http_urls(url: str) -> None:
     with pytest.raises(InvalidParameter):
         fetch(url)
@@ -108,39 +127,65 @@ def test_any_private_answer_refuses(local_server: int) -> None:
 def test_connects_to_the_checked_address_with_the_original_host(local_server: int) -> None:
     """With the policy opened for the test, the bytes come from the pinned address."""
     Handler.seen_hosts.clear()
-    data = fetch(f"http://images.example:{local_server}/a.png", ports=[local_server],
-                 resolver=resolve_to_loopback, allowed=lambda address: True)
+    data = fetch(
+        f"http://images.example:{local_server}/a.png",
+        ports=[local_server],
+        resolver=resolve_to_loopback,
+        allowed=lambda address: True,
+    )
     assert data == BODY
     assert Handler.seen_hosts == [f"images.example:{local_server}"]
 
 
 def test_redirects_are_not_followed(local_server: int) -> None:
     with pytest.raises(InvalidImage, match="302"):
-        fetch(f"http://images.example:{local_server}/redirect", ports=[local_server],
-              resolver=resolve_to_loopback, allowed=lambda address: True)
+        fetch(
+            f"http://images.example:{local_server}/redirect",
+            ports=[local_server],
+            resolver=resolve_to_loopback,
+            allowed=lambda address: True,
+        )
 
 
 def test_byte_cap(local_server: int) -> None:
     with pytest.raises(PayloadTooLarge):
-        fetch(f"http://images.example:{local_server}/a.png", max_bytes=100,
-              ports=[local_server], resolver=resolve_to_loopback, allowed=lambda address: True)
+        fetch(
+            f"http://images.example:{local_server}/a.png",
+            max_bytes=100,
+            ports=[local_server],
+            resolver=resolve_to_loopback,
+            allowed=lambda address: True,
+        )
 
 
 def test_whole_body_deadline(local_server: int) -> None:
     started = time.monotonic()
     with pytest.raises(InvalidImage, match="within"):
-        fetch(f"http://images.example:{local_server}/slow", timeout=0.5,
-              ports=[local_server], resolver=resolve_to_loopback, allowed=lambda address: True)
+        fetch(
+            f"http://images.example:{local_server}/slow",
+            timeout=0.5,
+            ports=[local_server],
+            resolver=resolve_to_loopback,
+            allowed=lambda address: True,
+        )
     assert time.monotonic() - started < 2
 
 
-@pytest.mark.parametrize(("address", "public"), [
-    ("::127.0.0.1", False), ("::10.0.0.1", False),  # IPv4-compatible
-    ("64:ff9b::a00:1", False), ("64:ff9b:1::a9fe:a9fe", False),  # NAT64 of private ones
-    ("2002:7f00:1::", False), ("2002:a9fe:a9fe::1", False),  # 6to4 of loopback, link-local
-    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo with a documentation client
-    ("64:ff9b::808:808", True), ("2002:808:808::1", True), ("2001:4860:4860::8888", True),
-])
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("::127.0.0.1", False),
+        ("::10.0.0.1", False),  # IPv4-compatible
+        ("64:ff9b::a00:1", False),
+        ("64:ff9b:1::a9fe:a9fe", False),  # NAT64 of private ones
+        ("2002:7f00:1::", False),
+        ("2002:a9fe:a9fe::1", False),  # 6to4 of loopback, link-local
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo with a documentation client
+        ("64:ff9b::808:808", True),
+        ("2002:808:808::1", True),
+        ("2001:4860:4860::8888", True),
+    ],
+)
 def test_ipv4_inside_ipv6_is_unwrapped_and_checked(address: str, public: bool) -> None:
     assert is_public(ipaddress.ip_address(address)) is public
 
@@ -164,5 +209,10 @@ def test_a_port_the_setting_allows_goes_on_to_the_address_check() -> None:
 @pytest.mark.parametrize("path", ["/gzip", "/gzip-gzip"])
 def test_compressed_bodies_are_refused_before_inflating(local_server: int, path: str) -> None:
     with pytest.raises(InvalidImage, match="Content-Encoding"):
-        fetch(f"http://images.example:{local_server}{path}", max_bytes=10_000_000,
-              ports=[local_server], resolver=resolve_to_loopback, allowed=lambda address: True)
+        fetch(
+            f"http://images.example:{local_server}{path}",
+            max_bytes=10_000_000,
+            ports=[local_server],
+            resolver=resolve_to_loopback,
+            allowed=lambda address: True,
+        )

@@ -25,8 +25,13 @@ from loadtests.steps import StepPlan
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
 ENDPOINT_USERS = {
-    "RemoveBackgroundUser", "PreviewUser", "Base64User", "BatchUser", "ReadFileUser",
-    "PresetsUser", "HealthUser",
+    "RemoveBackgroundUser",
+    "PreviewUser",
+    "Base64User",
+    "BatchUser",
+    "ReadFileUser",
+    "PresetsUser",
+    "HealthUser",
 }
 
 # --- the locustfile, loaded as locust loads it ----------------------------------------------
@@ -59,12 +64,24 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def loaded() -> dict:
-    env = {**os.environ, "STEP_USERS": "2", "STEP_SECONDS": "30", "MAX_USERS": "10",
-           "RUN_SECONDS": "120", "BENTOML_DO_NOT_TRACK": "true"}
+    env = {
+        **os.environ,
+        "STEP_USERS": "2",
+        "STEP_SECONDS": "30",
+        "MAX_USERS": "10",
+        "RUN_SECONDS": "120",
+        "BENTOML_DO_NOT_TRACK": "true",
+    }
     env.pop("SPAWN_RATE", None)
-    done = subprocess.run([sys.executable, "-c", PROBE, str(LOCUSTFILE)], env=env,
-                          cwd=LOCUSTFILE.parents[1], capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(LOCUSTFILE)],
+        env=env,
+        cwd=LOCUSTFILE.parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -90,8 +107,14 @@ def test_locustfile_import_encodes_nothing(loaded):
 
 
 def test_shape_in_locust_steps_and_stops(loaded):
-    assert loaded["ticks"] == {"0": [2, 2.0], "29.9": [2, 2.0], "30": [4, 2.0],
-                               "60": [6, 2.0], "119.9": [8, 2.0], "120": None}
+    assert loaded["ticks"] == {
+        "0": [2, 2.0],
+        "29.9": [2, 2.0],
+        "30": [4, 2.0],
+        "60": [6, 2.0],
+        "119.9": [8, 2.0],
+        "120": None,
+    }
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -106,9 +129,16 @@ def test_target_size_is_in_its_bucket(photo, bucket):
     assert width / height == pytest.approx(source.width / source.height, rel=0.01)
 
 
-@pytest.mark.parametrize(("bucket", "fmt"), [
-    ("0.25MP", "JPEG"), ("0.25MP", "PNG"), ("1MP", "JPEG"), ("1MP", "PNG"), ("12MP", "JPEG"),
-])
+@pytest.mark.parametrize(
+    ("bucket", "fmt"),
+    [
+        ("0.25MP", "JPEG"),
+        ("0.25MP", "PNG"),
+        ("1MP", "JPEG"),
+        ("1MP", "PNG"),
+        ("12MP", "JPEG"),
+    ],
+)
 def test_samples_decode_to_their_bucket(bucket, fmt):
     item = inputs.sample("chelsea", bucket, fmt)
     with Image.open(io.BytesIO(item.data)) as image:
@@ -134,7 +164,8 @@ def test_pick_respects_the_allowed_buckets():
 def test_write_uploads_matches_the_read_file_paths(tmp_path):
     written = inputs.write_uploads(tmp_path)
     assert sorted(str(path.relative_to(tmp_path)) for path in written) == sorted(
-        inputs.read_file_paths())
+        inputs.read_file_paths()
+    )
     assert all(path.read_bytes()[:3] == b"\xff\xd8\xff" for path in written)
 
 
@@ -154,31 +185,42 @@ def test_random_options_stay_in_the_contract():
     assert seen_formats == set(options.FORMAT_MIMETYPES)
 
 
-@pytest.mark.parametrize(("opts", "mimetype"), [
-    ({}, "image/png"),
-    ({"format": "jpg"}, "image/jpeg"),
-    ({"preset": "thumbnail"}, "image/webp"),
-    ({"preset": "web", "format": "AVIF"}, "image/avif"),
-])
+@pytest.mark.parametrize(
+    ("opts", "mimetype"),
+    [
+        ({}, "image/png"),
+        ({"format": "jpg"}, "image/jpeg"),
+        ({"preset": "thumbnail"}, "image/webp"),
+        ({"preset": "web", "format": "AVIF"}, "image/avif"),
+    ],
+)
 def test_expected_mimetype(opts, mimetype):
     assert options.expected_mimetype(opts) == mimetype
 
 
 def test_json_options_types_values():
-    assert options.json_options({"quality": "80", "crop": "true", "crop_margin": "5%",
-                                 "max_width": "300", "format": "webp"}) == {
-        "quality": 80, "crop": True, "crop_margin": "5%", "max_width": 300, "format": "webp"}
+    assert options.json_options(
+        {"quality": "80", "crop": "true", "crop_margin": "5%", "max_width": "300", "format": "webp"}
+    ) == {"quality": 80, "crop": True, "crop_margin": "5%", "max_width": 300, "format": "webp"}
 
 
 def test_multipart_body_parses_back():
     body, content_type = options.multipart(
-        {"format": "PNG"}, [("files", "a.jpg", "image/jpeg", b"\xff\xd8\xffA"),
-                            ("files", "b.png", "image/png", b"\x89PNGB")])
+        {"format": "PNG"},
+        [
+            ("files", "a.jpg", "image/jpeg", b"\xff\xd8\xffA"),
+            ("files", "b.png", "image/png", b"\x89PNGB"),
+        ],
+    )
     message = email.parser.BytesParser().parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
     parts = message.get_payload()
     assert [part.get_param("name", header="content-disposition") for part in parts] == [
-        "format", "files", "files"]
+        "format",
+        "files",
+        "files",
+    ]
     assert parts[1].get_filename() == "a.jpg"
     assert parts[2].get_payload(decode=True) == b"\x89PNGB"
 
@@ -193,7 +235,8 @@ def test_check_image_wants_the_expected_content_type():
     png = b"\x89PNG\r\n\x1a\n...."
     assert options.check_image("image/png", png, "image/png") is None
     assert options.check_image("image/jpeg", png, "image/png") == (
-        "bad 200: content-type image/jpeg, expected image/png")
+        "bad 200: content-type image/jpeg, expected image/png"
+    )
     assert options.check_image("image/webp", png, "image/webp") == "bad 200: body is not image/webp"
     avif = b"\x00\x00\x00\x1cftypavif" + b"\x00" * 8
     assert options.check_image("image/avif", avif, "image/avif") is None
@@ -202,12 +245,21 @@ def test_check_image_wants_the_expected_content_type():
 def test_check_batch_reads_the_manifest():
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("manifest.json", json.dumps({"files": [
-            {"name": "a.jpg", "status": "ok"},
-            {"name": "b.jpg", "status": "error", "error": {"code": "invalid_image"}}]}))
+        archive.writestr(
+            "manifest.json",
+            json.dumps(
+                {
+                    "files": [
+                        {"name": "a.jpg", "status": "ok"},
+                        {"name": "b.jpg", "status": "error", "error": {"code": "invalid_image"}},
+                    ]
+                }
+            ),
+        )
     body = buffer.getvalue()
     assert options.check_batch("application/zip", body, 2) == (
-        "bad 200: a batch file failed (invalid_image)")
+        "bad 200: a batch file failed (invalid_image)"
+    )
     assert options.check_batch("application/zip", body, 3).startswith("bad 200: manifest lists 2")
     assert options.check_batch("application/json", body, 2).startswith("bad 200: content-type")
 
@@ -216,8 +268,9 @@ def test_check_batch_reads_the_manifest():
 
 
 def test_plan_steps_up_to_max_and_stops_after_run_seconds():
-    plan = StepPlan.from_env({"STEP_USERS": "2", "STEP_SECONDS": "30", "MAX_USERS": "5",
-                              "RUN_SECONDS": "200"})
+    plan = StepPlan.from_env(
+        {"STEP_USERS": "2", "STEP_SECONDS": "30", "MAX_USERS": "5", "RUN_SECONDS": "200"}
+    )
     assert plan.tick(0) == (2, 2)
     assert plan.tick(29.9) == (2, 2)
     assert plan.tick(30) == (4, 2)
@@ -241,7 +294,11 @@ def test_plan_reads_the_environment(monkeypatch):
 def test_plan_defaults_and_bad_values():
     plan = StepPlan.from_env({})
     assert (plan.step_users, plan.step_seconds, plan.max_users, plan.run_seconds) == (
-        2, 30, 10, 300)
+        2,
+        30,
+        10,
+        300,
+    )
     for bad in ("0", "-1", "many"):
         with pytest.raises(ValueError, match="MAX_USERS"):
             StepPlan.from_env({"MAX_USERS": bad})
@@ -272,30 +329,147 @@ def _write(path: Path, header: str, rows: list[list[object]]) -> None:
 
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
-    _write(tmp_path / "locust_stats.csv", STATS_HEADER, [
-        ["POST", "/remove-background [1MP]", 120, 7, 800, 910.5, 300.1, 5012.3, 250000.0,
-         2.0, 0.1166, 800, 900, 1000, 1100, 1600, 2300, 3500, 4100, 5000, 5000, 5000],
-        ["GET", "/health", 10, 0, 12, 13.0, 4.0, 60.2, 320.0,
-         0.1667, 0.0, 12, 13, 15, 17, 20, 40, 60, 60, 60, 60, 60],
-        ["POST", "/read-file", 0, 0, 0, 0.0, 0, 0, 0,
-         0.0, 0.0, "N/A", "N/A", "N/A", "N/A", "N/A", "N/A", "N/A", "N/A", "N/A", "N/A", "N/A"],
-        ["", "Aggregated", 130, 7, 700, 841.0, 4.0, 5012.3, 230794.0,
-         2.1667, 0.1166, 700, 880, 980, 1000, 1500, 2200, 3400, 4000, 5000, 5000, 5000],
-    ])
-    _write(tmp_path / "locust_failures.csv", FAILURES_HEADER, [
-        ["POST", "/remove-background [1MP]", "CatchResponseError('HTTP 429 rate_limited')", 4,
-         "2026-11-25T12:00:05Z", "2026-11-25T12:00:50Z"],
-        ["POST", "/remove-background [1MP]", "CatchResponseError('HTTP 503 overloaded')", 2,
-         "2026-11-25T12:00:20Z", "2026-11-25T12:00:40Z"],
-        ["POST", "/remove-background [1MP]",
-         "CatchResponseError('bad 200: content-type image/png, expected image/jpeg')", 1,
-         "2026-11-25T12:00:30Z", "2026-11-25T12:00:30Z"],
-    ])
-    _write(tmp_path / "locust_stats_history.csv", HISTORY_HEADER, [
-        [1795608000, 0, "", "Aggregated", 0, 0, *["N/A"] * 11, 0, 0, 0, 0.0, 0, 0, 0],
-        [1795608030, 2, "", "Aggregated", 1.5, 0, *[500] * 11, 40, 1, 500, 600.0, 4, 5000, 1],
-        [1795608060, 4, "", "Aggregated", 2.5, 0, *[700] * 11, 130, 7, 700, 841.0, 4, 5012, 1],
-    ])
+    _write(
+        tmp_path / "locust_stats.csv",
+        STATS_HEADER,
+        [
+            [
+                "POST",
+                "/remove-background [1MP]",
+                120,
+                7,
+                800,
+                910.5,
+                300.1,
+                5012.3,
+                250000.0,
+                2.0,
+                0.1166,
+                800,
+                900,
+                1000,
+                1100,
+                1600,
+                2300,
+                3500,
+                4100,
+                5000,
+                5000,
+                5000,
+            ],
+            [
+                "GET",
+                "/health",
+                10,
+                0,
+                12,
+                13.0,
+                4.0,
+                60.2,
+                320.0,
+                0.1667,
+                0.0,
+                12,
+                13,
+                15,
+                17,
+                20,
+                40,
+                60,
+                60,
+                60,
+                60,
+                60,
+            ],
+            [
+                "POST",
+                "/read-file",
+                0,
+                0,
+                0,
+                0.0,
+                0,
+                0,
+                0,
+                0.0,
+                0.0,
+                "N/A",
+                "N/A",
+                "N/A",
+                "N/A",
+                "N/A",
+                "N/A",
+                "N/A",
+                "N/A",
+                "N/A",
+                "N/A",
+                "N/A",
+            ],
+            [
+                "",
+                "Aggregated",
+                130,
+                7,
+                700,
+                841.0,
+                4.0,
+                5012.3,
+                230794.0,
+                2.1667,
+                0.1166,
+                700,
+                880,
+                980,
+                1000,
+                1500,
+                2200,
+                3400,
+                4000,
+                5000,
+                5000,
+                5000,
+            ],
+        ],
+    )
+    _write(
+        tmp_path / "locust_failures.csv",
+        FAILURES_HEADER,
+        [
+            [
+                "POST",
+                "/remove-background [1MP]",
+                "CatchResponseError('HTTP 429 rate_limited')",
+                4,
+                "2026-11-25T12:00:05Z",
+                "2026-11-25T12:00:50Z",
+            ],
+            [
+                "POST",
+                "/remove-background [1MP]",
+                "CatchResponseError('HTTP 503 overloaded')",
+                2,
+                "2026-11-25T12:00:20Z",
+                "2026-11-25T12:00:40Z",
+            ],
+            [
+                "POST",
+                "/remove-background [1MP]",
+                "CatchResponseError('bad 200: content-type image/png, expected image/jpeg')",
+                1,
+                "2026-11-25T12:00:30Z",
+                "2026-11-25T12:00:30Z",
+            ],
+        ],
+    )
+    _write(
+        tmp_path / "locust_stats_history.csv",
+        HISTORY_HEADER,
+        [
+            [1795608000, 0, "", "Aggregated", 0, 0, *["N/A"] * 11, 0, 0, 0, 0.0, 0, 0, 0],
+            [1795608030, 2, "", "Aggregated", 1.5, 0, *[500] * 11, 40, 1, 500, 600.0, 4, 5000, 1],
+            [1795608060, 4, "", "Aggregated", 2.5, 0, *[700] * 11, 130, 7, 700, 841.0, 4, 5012, 1],
+        ],
+    )
     return tmp_path
 
 
@@ -307,20 +481,68 @@ def _table_row(text: str, label: str) -> list[str]:
 def test_summarize_reports_rates_percentiles_and_failures_by_status(results):
     text = summarize.summarize(results, host="http://127.0.0.1:3999")
     header = _table_row(text, "request")
-    assert header == ["request", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms",
-                      "failures", "fail %", "429 rate_limited", "503 overloaded", "bad 200"]
+    assert header == [
+        "request",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "failures",
+        "fail %",
+        "429 rate_limited",
+        "503 overloaded",
+        "bad 200",
+    ]
     assert _table_row(text, "POST /remove-background [1MP]") == [
-        "POST /remove-background [1MP]", "120", "2.00", "800", "2300", "4100", "5012", "7",
-        "5.8%", "4", "2", "1"]
+        "POST /remove-background [1MP]",
+        "120",
+        "2.00",
+        "800",
+        "2300",
+        "4100",
+        "5012",
+        "7",
+        "5.8%",
+        "4",
+        "2",
+        "1",
+    ]
     assert _table_row(text, "GET /health") == [
-        "GET /health", "10", "0.17", "12", "40", "60", "60", "0", "0.0%", "0", "0", "0"]
+        "GET /health",
+        "10",
+        "0.17",
+        "12",
+        "40",
+        "60",
+        "60",
+        "0",
+        "0.0%",
+        "0",
+        "0",
+        "0",
+    ]
     assert _table_row(text, "POST /read-file")[1:7] == ["0", "0.00", "–", "–", "–", "0"]
     assert _table_row(text, "**total**") == [
-        "**total**", "130", "2.17", "700", "2200", "4000", "5012", "7", "5.4%", "4", "2", "1"]
+        "**total**",
+        "130",
+        "2.17",
+        "700",
+        "2200",
+        "4000",
+        "5012",
+        "7",
+        "5.4%",
+        "4",
+        "2",
+        "1",
+    ]
     assert "target `http://127.0.0.1:3999`" in text
     assert "60 s; peak 4 users" in text
-    assert ("| POST /remove-background [1MP] | 429 rate_limited | HTTP 429 rate_limited | 4 |"
-            in text)
+    assert (
+        "| POST /remove-background [1MP] | 429 rate_limited | HTTP 429 rate_limited | 4 |" in text
+    )
 
 
 def test_summarize_without_failures_or_history(results):
@@ -331,14 +553,17 @@ def test_summarize_without_failures_or_history(results):
     assert text.rstrip().endswith("none")
 
 
-@pytest.mark.parametrize(("error", "kind"), [
-    ("CatchResponseError('HTTP 429 rate_limited')", "429 rate_limited"),
-    ("CatchResponseError('HTTP 503 overloaded')", "503 overloaded"),
-    ("CatchResponseError('HTTP 502 -')", "502"),
-    ("CatchResponseError('connection error: ConnectionRefusedError')", "conn"),
-    ("CatchResponseError(\"bad 200: mimetype image/png, expected image/webp\")", "bad 200"),
-    ("RuntimeError('boom')", "other"),
-])
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        ("CatchResponseError('HTTP 429 rate_limited')", "429 rate_limited"),
+        ("CatchResponseError('HTTP 503 overloaded')", "503 overloaded"),
+        ("CatchResponseError('HTTP 502 -')", "502"),
+        ("CatchResponseError('connection error: ConnectionRefusedError')", "conn"),
+        ('CatchResponseError("bad 200: mimetype image/png, expected image/webp")', "bad 200"),
+        ("RuntimeError('boom')", "other"),
+    ],
+)
 def test_failure_kind(error, kind):
     assert summarize.failure_kind(error)[0] == kind
 

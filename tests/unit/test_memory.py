@@ -33,11 +33,13 @@ def test_an_unknown_mode_counts_as_the_heaviest() -> None:
 
 def test_a_jpeg_fitted_into_a_box_weighs_its_reduced_decode() -> None:
     full = memory_needed(images.large_jpeg(), parse_options({}), max_input_pixels=MAX)
-    boxed = memory_needed(images.large_jpeg(), parse_options({"max_width": "800"}),
-                          max_input_pixels=MAX)
+    boxed = memory_needed(
+        images.large_jpeg(), parse_options({"max_width": "800"}), max_input_pixels=MAX
+    )
     width, height = images.LARGE_SIZE
     assert per_pixel(full, width * height) == pytest.approx(
-        BYTES_PER_PIXEL["RGB"][OutputFormat.PNG])
+        BYTES_PER_PIXEL["RGB"][OutputFormat.PNG]
+    )
     assert boxed < full / 8  # decoded at 1/4 scale or less: 1/16 of the pixels
 
 

@@ -86,8 +86,9 @@ def test_box_larger_than_the_image_does_not_upscale() -> None:
 
 def test_large_jpeg_with_a_box_is_drafted_and_fits_exactly() -> None:
     options = parse_options({"max_width": 1200})
-    prepared = prepare(images.large_jpeg(), options, max_input_pixels=MAX_PIXELS,
-                       model_size=MODEL_SIZE)
+    prepared = prepare(
+        images.large_jpeg(), options, max_input_pixels=MAX_PIXELS, model_size=MODEL_SIZE
+    )
     assert 1200 <= prepared.image.width < 4000
     result = finish(prepared, ellipse_mask(), options)
     assert (result.width, result.height) == (1200, 900)
@@ -95,8 +96,9 @@ def test_large_jpeg_with_a_box_is_drafted_and_fits_exactly() -> None:
 
 def test_crop_disables_the_draft() -> None:
     options = parse_options({"max_width": 1200, "crop": "true"})
-    prepared = prepare(images.large_jpeg(), options, max_input_pixels=MAX_PIXELS,
-                       model_size=MODEL_SIZE)
+    prepared = prepare(
+        images.large_jpeg(), options, max_input_pixels=MAX_PIXELS, model_size=MODEL_SIZE
+    )
     assert prepared.image.size == images.LARGE_SIZE
 
 

@@ -55,9 +55,9 @@ def test_chunks_carry_valid_checksums() -> None:
     data = encode_png(Image.new("RGBA", (50, 20), (1, 2, 3, 4)))
     position = 8
     while position < len(data):
-        length = int.from_bytes(data[position:position + 4], "big")
-        kind_and_body = data[position + 4:position + 8 + length]
-        crc = int.from_bytes(data[position + 8 + length:position + 12 + length], "big")
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind_and_body = data[position + 4 : position + 8 + length]
+        crc = int.from_bytes(data[position + 8 + length : position + 12 + length], "big")
         assert zlib.crc32(kind_and_body) == crc, kind_and_body[:4]
         position += 12 + length
     assert position == len(data)
@@ -87,11 +87,16 @@ def session(stored_model_path: Path) -> SegmentationSession:
 
 @pytest.mark.parametrize("photo", ["astronaut", "chelsea", "coffee", "rocket"])
 def test_real_cutouts_look_the_same_and_grow_at_most_10_percent(
-        session: SegmentationSession, photo: str) -> None:
+    session: SegmentationSession, photo: str
+) -> None:
     options = parse_options({})
     # The finest JPEGs that take the fast writer: the largest growth over Pillow's size.
-    prepared = prepare(images.photo(photo, "JPEG", quality=FINEST_JPEG_QUALITY), options,
-                       max_input_pixels=10**8, model_size=320)
+    prepared = prepare(
+        images.photo(photo, "JPEG", quality=FINEST_JPEG_QUALITY),
+        options,
+        max_input_pixels=10**8,
+        model_size=320,
+    )
     assert prepared.model_input is not None
     mask = session.predict(prepared.model_input[np.newaxis])[0]
     image, alpha = shape_layers(prepared, mask, options)
@@ -107,11 +112,17 @@ def test_real_cutouts_look_the_same_and_grow_at_most_10_percent(
     assert len(data) <= SIZE_GROWTH_ALLOWED * len(pillow_png(before)), photo
 
 
-@pytest.mark.parametrize(("fmt", "options"), [
-    ("PNG", {}), ("WEBP", {"lossless": True}), ("JPEG", {"quality": 95}),
-])
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("PNG", {}),
+        ("WEBP", {"lossless": True}),
+        ("JPEG", {"quality": 95}),
+    ],
+)
 def test_cutouts_of_fine_sources_keep_pillows_encoder(
-        session: SegmentationSession, fmt: str, options: dict) -> None:
+    session: SegmentationSession, fmt: str, options: dict
+) -> None:
     source = images.photo("coffee", fmt, **options)
     prepared = prepare(source, parse_options({}), max_input_pixels=10**8, model_size=320)
     assert prepared.model_input is not None

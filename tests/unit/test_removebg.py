@@ -20,9 +20,18 @@ def parse(**fields: str) -> removebg.RemoveBgRequest:
 
 @pytest.mark.parametrize(
     ("size", "pixels"),
-    [(None, 250_000), ("preview", 250_000), ("small", 250_000), ("regular", 250_000),
-     ("medium", 1_500_000), ("hd", 4_000_000), ("full", 25_000_000), ("4k", 25_000_000),
-     ("auto", 25_000_000), ("50MP", 50_000_000)],
+    [
+        (None, 250_000),
+        ("preview", 250_000),
+        ("small", 250_000),
+        ("regular", 250_000),
+        ("medium", 1_500_000),
+        ("hd", 4_000_000),
+        ("full", 25_000_000),
+        ("4k", 25_000_000),
+        ("auto", 25_000_000),
+        ("50MP", 50_000_000),
+    ],
 )
 def test_sizes(size: str | None, pixels: int) -> None:
     fields = {"size": size} if size else {}
@@ -37,8 +46,9 @@ def test_auto_format_is_png_with_transparency_and_jpeg_when_opaque() -> None:
     assert parse(format="png", bg_color="red").options.format is OutputFormat.PNG
 
 
-@pytest.mark.parametrize(("fmt", "expected"), [("png", "PNG"), ("jpg", "JPEG"),
-                                               ("webp", "WEBP"), ("zip", "PNG")])
+@pytest.mark.parametrize(
+    ("fmt", "expected"), [("png", "PNG"), ("jpg", "JPEG"), ("webp", "WEBP"), ("zip", "PNG")]
+)
 def test_formats(fmt: str, expected: str) -> None:
     request = parse(format=fmt)
     assert request.options.format.value == expected
@@ -51,12 +61,15 @@ def test_colours_with_and_without_hash_and_names() -> None:
     assert parse(bg_color="green").options.bg_color == (0, 128, 0, 255)
 
 
-@pytest.mark.parametrize(("margin", "pixels", "percent"),
-                         [("30px", 30, False), ("30", 30, False), ("10%", 10, True)])
+@pytest.mark.parametrize(
+    ("margin", "pixels", "percent"), [("30px", 30, False), ("30", 30, False), ("10%", 10, True)]
+)
 def test_crop_margin(margin: str, pixels: int, percent: bool) -> None:
     options = parse(crop="true", crop_margin=margin).options
     assert options.crop and (options.crop_margin.value, options.crop_margin.percent) == (
-        pixels, percent)
+        pixels,
+        percent,
+    )
 
 
 def test_channels_alpha_is_the_mask() -> None:
@@ -66,9 +79,16 @@ def test_channels_alpha_is_the_mask() -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"size": "huge"}, {"format": "gif"}, {"channels": "rgb"}, {"crop_margin": "60%"},
-     {"bg_image_url": "http://x"}, {"add_shadow": "true"}, {"colour": "red"},
-     {"crop": "maybe"}],
+    [
+        {"size": "huge"},
+        {"format": "gif"},
+        {"channels": "rgb"},
+        {"crop_margin": "60%"},
+        {"bg_image_url": "http://x"},
+        {"add_shadow": "true"},
+        {"colour": "red"},
+        {"crop": "maybe"},
+    ],
 )
 def test_refused(fields: dict[str, str]) -> None:
     with pytest.raises(InvalidParameter):
@@ -83,9 +103,12 @@ def test_classifier_knobs_accepted_and_shadow_off_accepted() -> None:
 def test_headers_and_json_carry_the_foreground_box() -> None:
     headers = removebg.response_headers((600, 400), (10, 20, 110, 220))
     assert headers["X-Width"] == "600" and headers["X-Height"] == "400"
-    assert (headers["X-Foreground-Left"], headers["X-Foreground-Top"],
-            headers["X-Foreground-Width"], headers["X-Foreground-Height"]) == (
-        "10", "20", "100", "200")
+    assert (
+        headers["X-Foreground-Left"],
+        headers["X-Foreground-Top"],
+        headers["X-Foreground-Width"],
+        headers["X-Foreground-Height"],
+    ) == ("10", "20", "100", "200")
     assert headers["X-Credits-Charged"] == "1" and headers["X-Type"]
     data = removebg.json_result(b"abc", None)["data"]
     assert data["result_b64"] == "YWJj" and data["foreground_width"] == 0
@@ -110,5 +133,12 @@ def test_zip_has_colour_jpeg_and_alpha_png_at_the_output_size() -> None:
 
 def test_error_shape() -> None:
     body = removebg.error_body(RateLimited("Limit of 10 per hour reached"))
-    assert body == {"errors": [{"title": "Rate limit exceeded", "code": "rate_limited",
-                                "detail": "Limit of 10 per hour reached"}]}
+    assert body == {
+        "errors": [
+            {
+                "title": "Rate limit exceeded",
+                "code": "rate_limited",
+                "detail": "Limit of 10 per hour reached",
+            }
+        ]
+    }

@@ -112,5 +112,7 @@ def test_a_file_that_cannot_be_deleted_is_logged_and_skipped(
     assert removed == 2  # the nested old upload and the old output: the sweep went on
     assert stuck.exists() and not tree["nested old"].exists()
     assert not tree["old output"].exists()
-    assert any("cannot remove" in record.getMessage() and str(stuck) in record.getMessage()
-               for record in caplog.records)
+    assert any(
+        "cannot remove" in record.getMessage() and str(stuck) in record.getMessage()
+        for record in caplog.records
+    )

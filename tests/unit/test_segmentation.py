@@ -338,19 +338,22 @@ def test_the_original_u2netp_file_matches_the_catalogs_md5(
 
 
 @pytest.mark.slow
-def test_runs_of_one_give_the_same_masks_as_one_run(stored_model_path: Path,
-                                                    dynamic_session: SegmentationSession) -> None:
+def test_runs_of_one_give_the_same_masks_as_one_run(
+    stored_model_path: Path, dynamic_session: SegmentationSession
+) -> None:
     batch = photo_batch(3)
     one_by_one = SegmentationSession(stored_model_path, U2NETP, run_batch=1).predict(batch)
     np.testing.assert_array_equal(one_by_one, dynamic_session.predict(batch))
 
 
 @pytest.mark.parametrize("count", [1, 2, 5])
-def test_parallel_single_thread_runs_give_the_same_masks_in_order(stored_model_path: Path,
-                                                                   count: int) -> None:
+def test_parallel_single_thread_runs_give_the_same_masks_in_order(
+    stored_model_path: Path, count: int
+) -> None:
     batch = photo_batch(count)
     one_run = SegmentationSession(stored_model_path, U2NETP, threads=2).predict(batch)
-    side_by_side = SegmentationSession(stored_model_path, U2NETP, threads=2,
-                                       parallel_runs=2).predict(batch)
+    side_by_side = SegmentationSession(
+        stored_model_path, U2NETP, threads=2, parallel_runs=2
+    ).predict(batch)
     assert side_by_side.shape == one_run.shape == (count, 320, 320)
     assert np.abs(side_by_side.astype(int) - one_run.astype(int)).max() <= 1

@@ -15,8 +15,13 @@ from settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {name.upper() for name in Settings.model_fields}
 # Read by BentoML, uvicorn, numba or the XDG cache users, not by settings.py.
-RUNTIME_VARIABLES = {"BENTOML_DO_NOT_TRACK", "BENTOML_HOME", "FORWARDED_ALLOW_IPS",
-                     "NUMBA_CACHE_DIR", "XDG_CACHE_HOME"}
+RUNTIME_VARIABLES = {
+    "BENTOML_DO_NOT_TRACK",
+    "BENTOML_HOME",
+    "FORWARDED_ALLOW_IPS",
+    "NUMBA_CACHE_DIR",
+    "XDG_CACHE_HOME",
+}
 NAME = re.compile(r"`([A-Z][A-Z0-9_]+)`")
 
 
