@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/encoders.py [--repeat 3]
 
-The constants in optimizer/encode.py were chosen from this table (see the README).
+The constants in optimizer/encode.py were chosen from this table (see docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Encoding the result. Effort settings were chosen by measurement (bench/encoders.py):
-see the README's "Encoder settings" section for the figures behind each constant.
+see docs/performance.md, "Encoder settings", for the figures behind each constant.
 """
 
 from __future__ import annotations

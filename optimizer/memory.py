@@ -3,7 +3,7 @@
 The figures are the peak resident memory per decoded pixel of the whole API-side work on one
 image (decode, orientation, mode conversion, model input, mask scaling, compositing,
 encoding, the JSON rendering of the result), by input mode and output format, measured with
-`.venv/bin/python bench/memory.py` (README, "Memory"). The service admits work by these
+`.venv/bin/python bench/memory.py` (docs/operations.md, "Memory"). The service admits work by these
 weights against its memory budget.
 """
 
