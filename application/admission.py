@@ -24,7 +24,7 @@ from settings import Settings
 MIB = 1024 * 1024
 DEFAULT_BUDGET_MB = 1024  # no memory limit to derive it from
 # What the rest of a pod needs besides admitted images: the idle API worker, the model
-# worker with its onnxruntime arena, BentoML's arbiter (about 0.85 GB measured, docs/operations.md "Memory").
+# worker with its onnxruntime arena, BentoML's arbiter (docs/operations.md, "Memory").
 POD_RESERVE_MB = 1024
 MIN_BUDGET_MB = 256
 REQUESTS_RETRY_AFTER_S = 2
