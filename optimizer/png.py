@@ -6,8 +6,8 @@ five. On cut-outs of JPEGs up to quality 90 the files were at most 10 % larger (
 noise leaves Pillow's Paeth filter little to win); from finer JPEGs up to 13 %, and from
 lossless sources, smooth where JPEGs are noisy, up to 23 %, so those keep Pillow's encoder
 (docs/performance.md, "Encoder settings"; `.venv/bin/python bench/encoders.py`).
-Where most of the picture is transparent, Pillow's per-row choice pays too (a small subject: up to 26 % smaller), and it
-is cheap there.
+Where most of the picture is transparent, Pillow's per-row choice pays too (a small subject:
+up to 26 % smaller), and it is cheap there.
 """
 
 from __future__ import annotations
