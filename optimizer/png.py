@@ -38,7 +38,7 @@ def fast_png_suits(image: Image.Image, source_jpeg_quality: float | None) -> boo
     if image.mode != "RGBA":
         return True
     alpha = np.asarray(image.getchannel("A"))
-    return np.count_nonzero(alpha == 0) < MOSTLY_TRANSPARENT * alpha.size
+    return int(np.count_nonzero(alpha == 0)) < MOSTLY_TRANSPARENT * alpha.size
 
 
 def encode_png(image: Image.Image) -> bytes:
