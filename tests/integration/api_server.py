@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 import uvicorn
+from prometheus_client import REGISTRY
 
 from application import Application, InProcessModels
 from gateway.api import asgi_app
@@ -88,6 +89,14 @@ class InProcessServer:
 
     def log(self) -> str:
         return ""
+
+    def admitted_bytes(self) -> float:
+        """`bg_remover_admitted_memory_bytes`: the server's metrics live in this process."""
+        return REGISTRY.get_sample_value("bg_remover_admitted_memory_bytes") or 0.0
+
+    def requests_received(self) -> int:
+        """Requests whose head has arrived and which the app is handling or has handled."""
+        return self.server.server_state.total_requests
 
     def __enter__(self) -> InProcessServer:
         return self.start()

@@ -18,6 +18,7 @@ from PIL import Image
 from tests import images
 from tests.answers import assert_error
 from tests.integration.api_server import InProcessServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -425,7 +426,7 @@ def test_heavy_work_does_not_block_the_event_loop(
     workers = [threading.Thread(target=heavy) for _ in range(2)]
     for worker in workers:
         worker.start()
-    time.sleep(0.3)
+    wait_until(lambda: server.admitted_bytes() > 0, 60, "a 12 MP photo admitted to processing")
     latencies = []
     while any(worker.is_alive() for worker in workers):
         started = time.perf_counter()
