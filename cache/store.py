@@ -47,6 +47,8 @@ class CacheStore(Protocol):
 
     async def check(self) -> tuple[bool, str]: ...
 
+    async def aclose(self) -> None: ...
+
 
 class MemoryStore:
     """An LRU of framed values, bounded in bytes, with the same TTL as Redis would apply."""

@@ -5,6 +5,7 @@ instead of BentoML's model service. Same interface as `tests.e2e.server.BentoSer
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from functools import cache
@@ -68,7 +69,7 @@ class InProcessServer:
             server_header=False,
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"api-{self.port}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"api-{self.port}", daemon=True)
         self.housekeeping: threading.Event | None = None
 
     def start(self) -> InProcessServer:
@@ -80,6 +81,17 @@ class InProcessServer:
                 raise RuntimeError(f"in-process server on {self.port} did not start")
             time.sleep(0.02)
         return self
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve()
+        finally:  # the Redis clients of the limiter and the cache belong to this loop
+            await self.application.limiter.aclose()
+            if self.application.producer.store is not None:
+                await self.application.producer.store.aclose()
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests import images
-from tests.answers import assert_error
+from tests.answers import assert_cutout, assert_error
 from tests.integration.api_server import InProcessServer
 from tests.waiting import wait_until
 
@@ -164,10 +164,11 @@ class TestRemoveBackground:
         assert_error(response, 400, "invalid_parameter")
 
     def test_default_model_by_name(self, client: httpx.Client) -> None:
-        response = post_file(
-            client, "/remove-background", images.photo("chelsea", "PNG"), model="u2netp"
-        )
-        assert response.status_code == 200
+        photo = images.photo("chelsea", "PNG")
+        named = post_file(client, "/remove-background", images.fresh(photo), model="u2netp")
+        default = post_file(client, "/remove-background", images.fresh(photo))
+        assert named.status_code == default.status_code == 200, (named.text, default.text)
+        assert named.content == default.content
 
     def test_non_ascii_filename(self, client: httpx.Client) -> None:
         response = post_file(
@@ -280,9 +281,11 @@ class TestInputs:
 
     def test_service_keeps_serving_after_errors(self, client: httpx.Client) -> None:
         for make in (images.truncated_jpeg, images.text_file, images.oversized_header_png):
-            post_file(client, "/remove-background", make())
+            refused = post_file(client, "/remove-background", make())
+            assert 400 <= refused.status_code < 500 and refused.json()["code"], refused.text
         response = post_file(client, "/remove-background", images.photo("chelsea", "PNG"))
-        assert response.status_code == 200
+        assert response.status_code == 200, response.text
+        assert_cutout(response.content, images.photo_image("chelsea").size)
 
 
 class TestJsonEndpoints:
