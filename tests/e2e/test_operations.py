@@ -235,3 +235,7 @@ def test_model_queue_overflow_is_overloaded_json(tmp_path: Path) -> None:
             assert response.json()["code"] == "overloaded"
             assert int(response.headers["retry-after"]) >= 1
         assert any(r.status_code == 200 for r in responses)  # the queue head is served
+        # Counted as shed by the model service's queue, apart from the concurrency cap.
+        samples = scrape(server)
+        assert total(samples, "bg_remover_shed_total", reason="model_queue") == len(overloaded)
+        assert total(samples, "bg_remover_shed_total", reason="overloaded") == 0
