@@ -190,3 +190,12 @@ def test_without_an_upstream_id_each_request_gets_its_own(
     client = connect(narrow)
     ids = {client.get("/presets").headers["x-request-id"] for _ in range(3)}
     assert len(ids) == 3
+
+
+@pytest.mark.parametrize("path", ["/no-such-route", "/v1.0/no-such-route"])
+def test_errors_outside_the_routes_carry_the_request_id(
+    narrow: InProcessServer, connect: Connect, path: str
+) -> None:
+    response = connect(narrow).get(path, headers={"X-Request-ID": "lost-or-kept"})
+    assert response.status_code == 404
+    assert response.headers["x-request-id"] == "lost-or-kept"
