@@ -185,6 +185,10 @@ class BackgroundRemover:
         """Runs on the serving event loop, where the Redis clients live."""
         self.redis_watch = asyncio.get_running_loop().create_task(self.application.watch_redis())
 
+    @bentoml.on_shutdown
+    async def stop_watching_redis(self) -> None:
+        self.redis_watch.cancel()
+
 
 for middleware_class, options in middleware(settings):
     BackgroundRemover.add_asgi_middleware(middleware_class, **options)
