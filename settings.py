@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     # A deadline, not a batching window: BentoML drops queued work past it with a 503.
     max_latency_ms: int = Field(60_000, gt=0)
     request_timeout_s: int = Field(120, gt=0)
+    # The model service apart (a model pool, k8s/components/model-pool): how long the API
+    # waits at start for it to answer, and how often its connection is renewed (0: never) so
+    # that new model pods get a share of the calls.
+    model_service_wait_s: float = Field(60.0, ge=0)
+    model_connection_max_age_s: float = Field(0.0, ge=0)
 
     @field_validator("api_keys", "cors_origins", "image_url_ports", mode="before")
     @classmethod
