@@ -44,11 +44,11 @@ MODE_FAMILIES = {
 }
 # What any request costs besides its pixels: buffers, the model input, Python objects.
 FIXED_BYTES = 8 * 1024 * 1024
-# Composition (placement on a canvas, shadow, background image, edges): peak bytes per output
-# pixel beyond the above, and per pixel of a decoded background image, the worst of two runs
-# plus 10 %: `.venv/bin/python bench/memory.py --composition`.
-CANVAS_BYTES_PER_PIXEL = 40.0
-BACKGROUND_BYTES_PER_PIXEL = 12.0
+# Composition (a canvas, shadow, background, edges): peak bytes per output pixel beyond the
+# above, and per pixel of a decoded background image, the worst format of two runs plus 10 %:
+# `.venv/bin/python bench/memory.py --composition` (docs/operations.md, "Memory").
+CANVAS_BYTES_PER_PIXEL = 31.5
+BACKGROUND_BYTES_PER_PIXEL = 6.0
 
 
 def bytes_needed(size: tuple[int, int], mode: str, fmt: OutputFormat) -> int:

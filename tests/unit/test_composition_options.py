@@ -338,3 +338,10 @@ def test_only_the_region_of_interest_changes_the_mask_id() -> None:
         assert (options.mask_id != "") is (options.roi is not None)
     first = parse_options({"roi": "0% 0% 50% 50%"}).mask_id
     assert first != parse_options({"roi": "0% 0% 50% 51%"}).mask_id
+
+
+def test_the_settings_default_canvas_side_is_the_parsers() -> None:
+    from optimizer.options import DEFAULT_MAX_CANVAS_SIDE
+    from settings import Settings
+
+    assert Settings(_env_file=None).max_canvas_side == DEFAULT_MAX_CANVAS_SIDE  # type: ignore[call-arg]
