@@ -9,9 +9,9 @@ foreground and of the background around each pixel, over an r x r box:
     F_r = mean(a*I) / mean(a),  B_r = mean((1-a)*I) / mean(1-a)
     F = F_r + a * (I - a*F_r - (1-a)*B_r),  clipped to the colour range
 
-with r = 90, the paper's one-pass variant (its second, narrow pass would about double the
-cost: docs/performance.md, "Composition"). Where 0 < a < 255 the colour becomes F; elsewhere,
-and in the matte itself, nothing changes.
+with r = 90: the paper's one-pass variant, within the cost budget (docs/performance.md,
+"Composition"); its second pass repeats the formula over a 6 px box at full resolution. Where
+0 < a < 255 the colour becomes F; elsewhere, and in the matte itself, nothing changes.
 
 Made cheap: the box means are smooth at that size, so they are taken on the image
 box-reduced 8x and scaled back bilinearly; the formula runs on strips of rows, which bounds

@@ -144,6 +144,7 @@ def _alpha(mask: Image.Image, region: Bounds, source: Rect, size: tuple[int, int
         size,
     )
     if not is_empty(target):
-        drawn = mask.resize(dimensions(target), RESAMPLE, box=in_mask(inside))  # type: ignore[arg-type]
+        drawn_size = (target[2] - target[0], target[3] - target[1])
+        drawn = mask.resize(drawn_size, RESAMPLE, box=in_mask(inside))
         canvas.paste(drawn, target[:2])
     return canvas

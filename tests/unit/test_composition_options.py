@@ -19,7 +19,7 @@ def rejects(raw: dict, option: str, **kwargs: object) -> InvalidParameter:
     return caught.value
 
 
-# --- the bad values, each naming its option ----------------------------------------
+# --- values outside the grammar, each naming its option ------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -344,4 +344,5 @@ def test_the_settings_default_canvas_side_is_the_parsers() -> None:
     from optimizer.options import DEFAULT_MAX_CANVAS_SIDE
     from settings import Settings
 
-    assert Settings(_env_file=None).max_canvas_side == DEFAULT_MAX_CANVAS_SIDE  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.max_canvas_side == DEFAULT_MAX_CANVAS_SIDE
