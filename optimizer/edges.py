@@ -25,7 +25,7 @@ from PIL import Image, ImageChops
 
 WINDOW = 90  # the box's side, in pixels
 REDUCE = 8  # the means on an image reduced 8x: the box is 11 px there
-STRIP = 32  # rows per step: 4000 px wide, ~6 MB per float working array
+STRIP = 32  # rows per step: at most 32 x 4000 x 3 float32 = 1.5 MB per working array
 EPSILON = 1e-5
 BILINEAR = Image.Resampling.BILINEAR
 

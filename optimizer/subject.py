@@ -2,8 +2,9 @@
 the box of the pixels whose alpha, once the mask is scaled to the photo, is above
 `SUBJECT_ALPHA_THRESHOLD`.
 
-Scaling a 320 px mask up to a 12 MP photo costs ~70 ms; the box only needs the scaled mask
-around the subject, so the mask is first read at its own size.
+Scaling a 320 px mask up to a 12 MP photo is a large resample, and the box only needs the
+scaled mask around the subject: the mask is first read at its own size (docs/performance.md,
+"Composition").
 """
 
 from __future__ import annotations
