@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -36,13 +36,18 @@ class Lookup:
 
 
 class CacheStore(Protocol):
-    stored_bytes: int | None  # what an in-process store holds; None for Redis
+    @property
+    def stored_bytes(self) -> int | None:
+        """What an in-process store holds; None for Redis."""
+        ...
 
     async def lookup(self, keys: CacheKeys) -> Lookup: ...
 
     async def save(self, entries: Sequence[tuple[str, dict[str, Any], bytes]]) -> None: ...
 
     async def check(self) -> tuple[bool, str]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class MemoryStore:
@@ -75,6 +80,9 @@ class MemoryStore:
             self.stored_bytes += len(value)
         while self.stored_bytes > self.max_bytes:
             self._drop(next(iter(self._items)))
+
+    async def aclose(self) -> None:
+        """Nothing to close: the store is this process's memory."""
 
     async def check(self) -> tuple[bool, str]:
         return True, (
@@ -128,7 +136,11 @@ class RedisStore:
         self._down_until: float | None = None
 
     async def lookup(self, keys: CacheKeys) -> Lookup:
-        values = await self._run(lambda client: client.mget([keys.result, keys.mask]))
+        # The client is opened without decode_responses: values are bytes, never str.
+        values = cast(
+            "list[bytes | None] | None",
+            await self._run(lambda client: client.mget([keys.result, keys.mask])),
+        )
         if values is None:
             return Lookup()
         entries = [codec.decode(value) for value in values]
@@ -154,6 +166,10 @@ class RedisStore:
             return await pipe.execute()
 
         await self._run(write)
+
+    async def aclose(self) -> None:
+        """Close the connections, from the loop that used them."""
+        await self._client.aclose()
 
     async def check(self) -> tuple[bool, str]:
         answered = await self._run(lambda client: client.ping(), probe=True)

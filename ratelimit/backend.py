@@ -14,10 +14,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage.redis.redispy import RedispyBridge
 from limits.aio.strategies import RateLimiter as Strategy
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
+from redis.asyncio import Redis as AsyncRedis
 
 from .status import RedisUnavailable
 from .strategy import make_strategy
@@ -118,6 +120,14 @@ class FailoverBackend:
             return True, "redis ok"
         self._mark_down(reason)
         return False, f"redis unreachable: {reason}"
+
+    async def aclose(self) -> None:
+        # limits' storages have no close of their own; the redis-py client they wrap has one.
+        storage = self._primary.storage if self._primary is not None else None
+        if isinstance(storage, RedisStorage) and isinstance(storage.bridge, RedispyBridge):
+            client = storage.bridge.get_connection()
+            if isinstance(client, AsyncRedis):
+                await client.aclose()
 
     async def _without_redis(self, operation: Operation[T]) -> T:
         if not self._fail_open:

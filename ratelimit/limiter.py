@@ -7,7 +7,8 @@ endpoint), the storage (FailoverBackend: Redis or in-process) and the strategy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from limits import RateLimitItem, parse
 
@@ -42,6 +43,7 @@ class RateLimiter:
         socket_timeout: float = 0.25,
         retry_interval: float = 5.0,
         key_prefix: str = "bg_remover",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``limits`` maps an endpoint name to a ``limits`` string such as ``"10/hour"``.
 
@@ -61,6 +63,7 @@ class RateLimiter:
             fail_open=fail_open,
             timeout=socket_timeout,
             retry_interval=retry_interval,
+            clock=clock,
         )
 
     @property
@@ -105,3 +108,7 @@ class RateLimiter:
         "redis ok")`` when PING answers, ``(False, "redis unreachable: …")`` otherwise.
         Returns within about ``socket_timeout``."""
         return await self._backend.check()
+
+    async def aclose(self) -> None:
+        """Close the Redis connections, from the loop that used them (in-process: nothing)."""
+        await self._backend.aclose()

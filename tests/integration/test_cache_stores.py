@@ -1,45 +1,71 @@
 """The cache stores against the real thing: one test class over the in-process store and a
-private redis-server, then Redis outages (stopped, then started again)."""
+private redis-server, then Redis outages (stopped, then started again). Each test runs its
+coroutines on one event loop (`run`) and closes its stores' connections on it."""
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis
 
-from cache import CacheKeys, MemoryStore, RedisStore, codec
+from cache import CacheKeys, Lookup, MemoryStore, RedisStore, codec
+from tests.integration.conftest import Run
 from tests.redis_server import RedisServer
 
 TTL_S = 300
 TIMEOUT_S = 0.25
 
 
-def run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
-
-
 def fresh_keys() -> CacheKeys:
     return CacheKeys(f"{time.monotonic_ns():x}", "u2netp:md5", "options")
 
 
+@dataclass
+class Clock:
+    """The store's clock, moved by the test: past the retry interval without waiting."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def make_store(run: Run) -> Iterator[Callable[..., RedisStore]]:
+    """RedisStore(...) whose connections are closed on the test's loop afterwards."""
+    made: list[RedisStore] = []
+
+    def make(url: str, **options: Any) -> RedisStore:
+        options = {"timeout": TIMEOUT_S, "retry_interval": 0.5, **options}
+        made.append(RedisStore(url, 4 << 20, TTL_S, **options))
+        return made[-1]
+
+    yield make
+    for store in made:
+        run(store.aclose())
+
+
 @pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> MemoryStore | RedisStore:
+def store(
+    request: pytest.FixtureRequest, make_store: Callable[..., RedisStore]
+) -> MemoryStore | RedisStore:
     if request.param == "memory":
         return MemoryStore(max_bytes=10 << 20, max_item_bytes=4 << 20, ttl_s=TTL_S)
     server: RedisServer = request.getfixturevalue("private_redis")
-    return RedisStore(
-        server.url, max_item_bytes=4 << 20, ttl_s=TTL_S, timeout=TIMEOUT_S, retry_interval=0.5
-    )
+    return make_store(server.url)
 
 
 class TestStores:
-    def test_saved_result_and_mask_come_back(self, store: MemoryStore | RedisStore) -> None:
+    def test_saved_result_and_mask_come_back(
+        self, store: MemoryStore | RedisStore, run: Run
+    ) -> None:
         keys = fresh_keys()
 
-        async def scenario() -> Any:
+        async def scenario() -> Lookup:
             await store.save(
                 [(keys.result, {"format": "PNG"}, b"png bytes"), (keys.mask, {}, b"mask bytes")]
             )
@@ -49,26 +75,32 @@ class TestStores:
         assert found.result == ({"format": "PNG"}, b"png bytes")
         assert found.mask == ({}, b"mask bytes")
 
-    def test_a_miss_is_empty(self, store: MemoryStore | RedisStore) -> None:
+    def test_a_miss_is_empty(self, store: MemoryStore | RedisStore, run: Run) -> None:
         found = run(store.lookup(fresh_keys()))
         assert found.result is None and found.mask is None
 
-    def test_values_over_the_item_bound_are_not_kept(self, store: MemoryStore | RedisStore) -> None:
+    def test_values_over_the_item_bound_are_not_kept(
+        self, store: MemoryStore | RedisStore, run: Run
+    ) -> None:
         keys = fresh_keys()
 
-        async def scenario() -> Any:
+        async def scenario() -> Lookup:
             await store.save([(keys.result, {}, b"x" * (5 << 20))])
             return await store.lookup(keys)
 
         assert run(scenario()).result is None
 
-    def test_the_store_reports_itself_healthy(self, store: MemoryStore | RedisStore) -> None:
+    def test_the_store_reports_itself_healthy(
+        self, store: MemoryStore | RedisStore, run: Run
+    ) -> None:
         ok, detail = run(store.check())
         assert ok and "cache" in detail
 
 
-def test_redis_values_carry_the_ttl_and_one_prefix(private_redis: RedisServer) -> None:
-    store = RedisStore(private_redis.url, 4 << 20, TTL_S, TIMEOUT_S, 0.5)
+def test_redis_values_carry_the_ttl_and_one_prefix(
+    private_redis: RedisServer, make_store: Callable[..., RedisStore], run: Run
+) -> None:
+    store = make_store(private_redis.url)
     keys = fresh_keys()
     run(store.save([(keys.result, {}, b"r"), (keys.mask, {}, b"m")]))
     client = redis.Redis.from_url(private_redis.url)
@@ -80,8 +112,10 @@ def test_redis_values_carry_the_ttl_and_one_prefix(private_redis: RedisServer) -
         client.close()
 
 
-def test_a_corrupted_redis_value_is_a_miss_and_is_deleted(private_redis: RedisServer) -> None:
-    store = RedisStore(private_redis.url, 4 << 20, TTL_S, TIMEOUT_S, 0.5)
+def test_a_corrupted_redis_value_is_a_miss_and_is_deleted(
+    private_redis: RedisServer, make_store: Callable[..., RedisStore], run: Run
+) -> None:
+    store = make_store(private_redis.url)
     keys = fresh_keys()
     client = redis.Redis.from_url(private_redis.url)
     try:
@@ -94,8 +128,11 @@ def test_a_corrupted_redis_value_is_a_miss_and_is_deleted(private_redis: RedisSe
         client.close()
 
 
-def test_a_dead_redis_is_a_fast_miss_and_the_cache_resumes(killable_redis: RedisServer) -> None:
-    store = RedisStore(killable_redis.url, 4 << 20, TTL_S, TIMEOUT_S, retry_interval=0.5)
+def test_a_dead_redis_is_a_fast_miss_and_the_cache_resumes(
+    killable_redis: RedisServer, make_store: Callable[..., RedisStore], run: Run
+) -> None:
+    clock = Clock()
+    store = make_store(killable_redis.url, retry_interval=0.5, clock=clock)
     keys = fresh_keys()
 
     async def scenario() -> None:
@@ -108,7 +145,9 @@ def test_a_dead_redis_is_a_fast_miss_and_the_cache_resumes(killable_redis: Redis
         ok, detail = await store.check()
         assert not ok and detail == "cache: off (redis unavailable)"
         killable_redis.start()
-        await asyncio.sleep(0.6)  # past the retry interval
+        await store.save([(keys.result, {}, b"skipped")])  # Redis skipped until the interval ends
+        clock.now += 0.5
+        assert (await store.lookup(keys)).result is None  # the restarted Redis is empty
         await store.save([(keys.result, {}, b"after")])
         assert (await store.lookup(keys)).result == ({}, b"after")
         assert (await store.check())[0]
