@@ -131,6 +131,16 @@ def dimensions(bounds: Rect) -> tuple[float, float]:
     return right - left, bottom - top
 
 
+def size_of(bounds: Bounds) -> Size:
+    left, top, right, bottom = bounds
+    return right - left, bottom - top
+
+
+def rounded(rect: Rect) -> Bounds:
+    left, top, right, bottom = rect
+    return round(left), round(top), round(right), round(bottom)
+
+
 def resolve_roi(roi: Roi, size: Size) -> Bounds | None:
     """The region in pixels of an image of `size`; None when it is empty or leaves the image."""
     width, height = size
@@ -172,7 +182,7 @@ class Placement:
 
 def fit_frame(frame: Bounds, box: Box, max_area: int | None) -> Layout:
     """No placement: the frame (the photo, or its crop) fitted into the output limits."""
-    size = fit_size(dimensions(frame), box, max_area)  # type: ignore[arg-type]
+    size = fit_size(size_of(frame), box, max_area)
     return Layout(size, frame, (0, 0, *size))
 
 
@@ -184,15 +194,15 @@ def place(
 
     Only the part of the frame that lands on the canvas is drawn (`source` -> `target`).
     """
-    canvas = placement.canvas or dimensions(frame)
-    width, height = dimensions(subject)
+    canvas = placement.canvas or size_of(frame)
+    width, height = size_of(subject)
     factor = 1.0
     if placement.scale is not None:
         factor = placement.scale * min(canvas[0] / width, canvas[1] / height)
     share_x, share_y = placement.position or original_position(frame, subject)
     left = share_x * (canvas[0] - width * factor)
     top = share_y * (canvas[1] - height * factor)
-    size = fit_size(canvas, box, max_area)  # type: ignore[arg-type]
+    size = fit_size(canvas, box, max_area)
     zoom_x, zoom_y = size[0] / canvas[0], size[1] / canvas[1]
 
     def to_output(x: float, y: float) -> tuple[float, float]:
@@ -204,7 +214,7 @@ def place(
         return subject[0] + (x / zoom_x - left) / factor, subject[1] + (y / zoom_y - top) / factor
 
     drawn = (*to_output(frame[0], frame[1]), *to_output(frame[2], frame[3]))
-    target = clip(tuple(round(edge) for edge in drawn), size)  # type: ignore[arg-type]
+    target = clip(rounded(drawn), size)
     if is_empty(target):
         return Layout(size, (0.0, 0.0, 0.0, 0.0), (0, 0, 0, 0))
     source = (*to_photo(target[0], target[1]), *to_photo(target[2], target[3]))

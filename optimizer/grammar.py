@@ -82,7 +82,7 @@ def color(value: Any) -> Color | None:
         raise InvalidParameter(
             f"bg_color must be #rgb, #rrggbb, #rrggbbaa or a CSS colour name; got '{text[:64]}'"
         ) from None
-    return (*rgba, 255)[:4] if len(rgba) == 3 else rgba  # type: ignore[return-value]
+    return (*rgba, 255)[:4] if len(rgba) == 3 else rgba
 
 
 def model_name(value: Any) -> str | None:
@@ -166,12 +166,12 @@ def roi(value: Any) -> Roi | None:
     if value is None:
         return None
     words = _word(value).split()
-    lengths = [_roi_length(word) for word in words]
-    if len(lengths) != 4 or None in lengths:
+    lengths = [length for word in words if (length := _roi_length(word)) is not None]
+    if len(lengths) != 4 or len(words) != 4:
         raise InvalidParameter(
             f"roi must be 'x1 y1 x2 y2', each Npx, N% (0-100) or 0; got '{_shown(value)}'"
         )
-    region = Roi(*lengths)  # type: ignore[arg-type]
+    region = Roi(*lengths)
     for low, high in ((region.left, region.right), (region.top, region.bottom)):
         if low.percent == high.percent and low.value >= high.value:
             raise InvalidParameter(f"roi is empty: x1 < x2 and y1 < y2; got '{_shown(value)}'")

@@ -24,6 +24,8 @@ from optimizer.geometry import (
     grow,
     is_empty,
     place,
+    rounded,
+    size_of,
 )
 from optimizer.options import Options
 from optimizer.subject import subject_in_photo
@@ -67,12 +69,12 @@ def shape(
     mask = Image.fromarray(model_mask, mode="L")
     whole = (0, 0, *image.size)
     layout = _layout(image, mask, options, region or whole)
-    size = dimensions(layout.target)
+    size = size_of(layout.target)
     if is_empty(layout.target):
         return Layers(image.crop((0, 0, 0, 0)), Image.new("L", (0, 0)), layout)
     return Layers(
-        _resample(image, layout.source, size),  # type: ignore[arg-type]
-        _alpha(mask, region or whole, layout.source, size),  # type: ignore[arg-type]
+        _resample(image, layout.source, size),
+        _alpha(mask, region or whole, layout.source, size),
         layout,
     )
 
@@ -99,7 +101,7 @@ def _resample(image: Image.Image, source: Rect, size: tuple[int, int]) -> Image.
     if source == whole and size == image.size:
         return image
     if dimensions(source) == size and all(float(edge).is_integer() for edge in source):
-        return image.crop(tuple(int(edge) for edge in source))  # type: ignore[arg-type]
+        return image.crop(rounded(source))
     if source == whole:
         return image.resize(size, RESAMPLE, reducing_gap=REDUCING_GAP)
     return image.resize(size, RESAMPLE, box=source, reducing_gap=REDUCING_GAP)

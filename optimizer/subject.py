@@ -14,7 +14,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from optimizer.geometry import SUBJECT_ALPHA_THRESHOLD, Bounds, alpha_box, clip, dimensions
+from optimizer.geometry import SUBJECT_ALPHA_THRESHOLD, Bounds, alpha_box, clip, size_of
 
 RESAMPLE = Image.Resampling.LANCZOS
 # Lanczos-3 upscaling reads 3 source pixels on each side, and its weights' absolute values sum
@@ -28,7 +28,7 @@ SMALL_GAIN = 4
 
 def subject_in_photo(mask: Image.Image, region: Bounds) -> Bounds | None:
     """The subject's box, in photo pixels, of `mask`, which covers `region` of the photo."""
-    width, height = (int(side) for side in dimensions(region))
+    width, height = size_of(region)
     box = _box_around_subject(mask, (width, height))
     if box is None:
         return None

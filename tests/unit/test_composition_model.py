@@ -14,6 +14,8 @@ from optimizer import decode_background, finish, parse_options, prepare
 from segmentation import SegmentationSession, get_spec
 from tests import images
 
+pytestmark = pytest.mark.slow
+
 MAX_PIXELS = 50_000_000
 LANCZOS = Image.Resampling.LANCZOS
 
