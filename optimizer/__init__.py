@@ -5,7 +5,15 @@ Pure functions over Pillow images; imports nothing from BentoML.
 
 from optimizer.decode import decode_background
 from optimizer.options import PRESETS, Options, OutputFormat, parse_options
-from optimizer.pipeline import PreparedImage, Result, finish, mask_id, memory_needed, prepare
+from optimizer.pipeline import (
+    PreparedImage,
+    Result,
+    finish,
+    mask_id,
+    memory_needed,
+    output_size,
+    prepare,
+)
 
 __all__ = [
     "PRESETS",
@@ -17,6 +25,7 @@ __all__ = [
     "finish",
     "mask_id",
     "memory_needed",
+    "output_size",
     "parse_options",
     "prepare",
 ]
