@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     # Limits on what a client controls
     max_content_length: int = Field(16 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(50_000_000, gt=0)
+    max_canvas_side: int = Field(4000, ge=100)  # `canvas=WxH`: each side 100..this
     max_batch_files: int = Field(20, gt=0)
     max_concurrency: int = Field(32, gt=0)
     allow_image_url: bool = False  # remove.bg's image_url parameter (fetches client URLs)
