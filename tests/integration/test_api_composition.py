@@ -57,6 +57,22 @@ def test_a_region_of_interest_clears_everything_outside_it(client: httpx.Client)
     assert alpha[:, 128:384].max() > 200
 
 
+def test_a_region_of_interest_has_a_mask_of_its_own_in_the_cache(client: httpx.Client) -> None:
+    """The model ran on the region only: its mask is never reused for the whole photo, nor the
+    whole photo's mask for a region."""
+    photo = images.fresh(images.photo_jpeg("astronaut"))
+    with_roi = post(client, photo, roi="25% 0% 75% 100%")
+    whole = post(client, photo, format="webp")
+    other_roi = post(client, photo, roi="0 0 50% 100%", format="webp")
+    same_roi = post(client, photo, roi="25% 0% 75% 100%", format="webp")
+    assert [r.headers["x-cache"] for r in (with_roi, whole, other_roi, same_roi)] == [
+        "miss",
+        "miss",
+        "miss",
+        "mask",
+    ]
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [
