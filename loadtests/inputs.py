@@ -10,21 +10,16 @@ process and cached, so every locust user shares the same bytes.
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import math
 import random
 import sys
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache
 from pathlib import Path
-from typing import Generic, TypeVar
 
 from PIL import Image
-
-T = TypeVar("T")
 
 PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket")
 # Bucket label -> megapixels. Small images are what most clients send: weigh them more.
@@ -64,10 +59,6 @@ class Sample:
     @property
     def megapixels(self) -> float:
         return self.width * self.height / 1e6
-
-    @cached_property
-    def base64(self) -> str:
-        return base64.b64encode(self.data).decode("ascii")
 
 
 def target_size(width: int, height: int, megapixels: float) -> tuple[int, int]:
@@ -123,30 +114,6 @@ def pick(rng: random.Random, buckets: Sequence[str] | None = None) -> Sample:
     UPLOAD_FORMATS, photo uniformly."""
     allowed = {name: BUCKET_WEIGHTS[name] for name in (buckets or BUCKETS)}
     return sample(rng.choice(PHOTO_NAMES), _weighted(rng, allowed), _weighted(rng, UPLOAD_FORMATS))
-
-
-def fresh_bytes(data: bytes, rng: random.Random) -> bytes:
-    """The same image under bytes never sent before, so the service's result cache cannot
-    know it: decoders stop at the end-of-image marker and ignore what follows."""
-    return data + b"\0" + rng.randbytes(16)
-
-
-class RecentRequests(Generic[T]):
-    """The last requests sent, for sending one of them again exactly (the same bytes and
-    options): a retry after a timeout, a re-uploaded catalogue, a second client asking for
-    the same picture."""
-
-    def __init__(self, size: int = 32) -> None:
-        self.items: deque[T] = deque(maxlen=size)
-
-    def remember(self, item: T) -> None:
-        self.items.append(item)
-
-    def replay(self, rng: random.Random, share: float) -> T | None:
-        """One of them with probability `share` (once any was sent), else None."""
-        if self.items and rng.random() < share:
-            return rng.choice(self.items)
-        return None
 
 
 def upload_samples() -> list[Sample]:

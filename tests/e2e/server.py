@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from tests.serving import GENEROUS_LIMITS, Connect, free_port, fresh_address
+from tests.serving import (
+    GENEROUS_LIMITS,
+    ROOT,
+    Connect,
+    ServerProcess,
+    bentoml_serve,
+    free_port,
+    fresh_address,
+)
 
 __all__ = ["BentoServer", "Connect", "fresh_address"]
-
-ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT_S = 180
 
 
 def own_bentoml_home(home: Path) -> Path:
@@ -32,8 +31,8 @@ def own_bentoml_home(home: Path) -> Path:
     return home
 
 
-class BentoServer:
-    """One `bentoml serve` process group, its port and its log."""
+class BentoServer(ServerProcess):
+    """One `bentoml serve` process group with limits tests never meet, its port and its log."""
 
     def __init__(
         self,
@@ -42,72 +41,19 @@ class BentoServer:
         target: str = "service:BackgroundRemover",
         cwd: Path = ROOT,
     ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"bentoml-{self.port}.log"
-        self.env = {
+        port = free_port()
+        env = {
             **os.environ,
-            "BENTOML_HOME": str(own_bentoml_home(workdir / f"bentoml-home-{self.port}")),
+            "BENTOML_HOME": str(own_bentoml_home(workdir / f"bentoml-home-{port}")),
             "BENTOML_DO_NOT_TRACK": "true",
             "UPLOAD_DIR": str(workdir / "uploads"),
             "OUTPUT_DIR": str(workdir / "outputs"),
             **GENEROUS_LIMITS,
             **(env or {}),
         }
-        self.target = target
-        self.cwd = cwd
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> BentoServer:
-        bentoml = Path(sys.executable).with_name("bentoml")
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(bentoml),
-                    "serve",
-                    self.target,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                cwd=self.cwd,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.wait_ready()
-        return self
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"not ready after {READY_TIMEOUT_S}s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
+        log_path = workdir / f"bentoml-{port}.log"
+        super().__init__(bentoml_serve(port, target), env, log_path, port, cwd=cwd)
 
     def __enter__(self) -> BentoServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.start()
+        return self
