@@ -13,7 +13,7 @@ Environment: LOADTEST_API_KEY (sent as X-API-Key), LOADTEST_SEED, LOADTEST_BUCKE
 `0.25MP,1MP`), LOADTEST_REPEAT_SHARE (image requests that repeat one of the last 32 of their
 endpoint exactly [0.3]; every other upload is new bytes), LOADTEST_MIX (open loop: user classes
 to send [all]), LOADTEST_DEFAULT_OPTIONS (`true`: no options, the service's defaults),
-LOADTEST_READ_FILE_PATHS, LOADTEST_MAX_BACKOFF [10], LOADTEST_DRAIN_S [10], and plans.py's.
+LOADTEST_READ_FILE_PATHS, LOADTEST_MAX_BACKOFF [10], LOADTEST_DRAIN_S [60], and plans.py's.
 """
 
 from __future__ import annotations
@@ -296,22 +296,24 @@ class OpenLoopUser(Sender):
 
 
 class LoadShape(LoadTestShape):
-    """Open loop when a rate is set: one generator per worker until the schedule ends and
-    LOADTEST_DRAIN_S more; else the closed loop's user steps."""
+    """Open loop when a rate is set: one generator per worker until the schedule has ended and
+    every request has been answered (at most LOADTEST_DRAIN_S [60] longer); else the closed
+    loop's user steps."""
 
     def __init__(self) -> None:
         super().__init__()
         self.plan = StepPlan.from_env()
 
     def tick(self) -> tuple[int, float, list] | None:
-        environment = self.runner.environment
+        environment, now = self.runner.environment, self.get_run_time()
         if rate := environment.parsed_options.rate:
-            drain = float(os.environ.get("LOADTEST_DRAIN_S", "10"))
-            if self.get_run_time() >= Schedule(rate).end + drain:
+            end, stats = Schedule(rate).end, SERIES.stats()
+            drained = stats.sent == stats.answered and now >= end + 4  # a worker reports every 3 s
+            if drained or now >= end + float(os.environ.get("LOADTEST_DRAIN_S", "60")):
                 return None
             generators = max(1, self.runner.worker_count)
             return generators, generators, [OpenLoopUser]
-        users = self.plan.tick(self.get_run_time())
+        users = self.plan.tick(now)
         closed = [cls for cls in environment.user_classes if cls is not OpenLoopUser]
         return users and (*users, closed)
 
@@ -351,9 +353,10 @@ def slo_of(parsed: Any) -> Slo:
 
 @events.init.add_listener
 def _build_inputs(environment: Any, **_: Any) -> None:
-    """Encode every input once, before the run (encoding would stall the event loop)."""
+    """Encode every input once, before the run, in a native thread: encoding in a greenlet
+    would stall the event loop, and a worker's heartbeats with it."""
     if environment.parsed_options and not environment.parsed_options.master:
-        samples = inputs.corpus(buckets())
+        samples = gevent.get_hub().threadpool.apply(inputs.corpus, (buckets(),))
         size = sum(len(sample.data) for sample in samples) / 1e6
         log.info("load-test inputs: %d images, %.1f MB", len(samples), size)
 
