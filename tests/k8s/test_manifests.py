@@ -46,7 +46,7 @@ OVERLAYS = ("dev", "prod")
 # Optional components that no overlay of ours uses (redis-external): rendered on top of the
 # base in a throw-away kustomization so that they are checked too.
 COMPONENTS_TARGET = "base+components"
-COMPONENTS = ("redis-external", "servicemonitor")
+COMPONENTS = ("redis-external", "servicemonitor", "loadtest")
 ALL_TARGETS = (*TARGETS, COMPONENTS_TARGET)
 
 API_LABELS = {"app.kubernetes.io/name": "bg-remover", "app.kubernetes.io/component": "api"}
