@@ -66,9 +66,6 @@ REMBG_VENV = ROOT / ".venv-rembg"
 LEVELS = (1, 4, 8)
 SIZES = {"1 MP @1200": (1224, 816), "12 MP @1200": (4240, 2832)}
 TIMEOUT_S = 300.0
-# The mixed workload: enough users that the server saturates despite the locustfile's 1-3 s
-# think times, yet fewer than MAX_CONCURRENCY (32), so that its concurrency limit sheds none.
-MIXED_USERS = 24
 LAYOUTS = [
     *(
         layout_env(w, t, spin, nice)
@@ -178,22 +175,19 @@ def measure_bare(jpeg: bytes, seconds: float, layouts: dict) -> dict[str, Bare]:
 
 
 class Measured(ServerProcess):
-    """A server whose process tree is watched: RSS sampled every 0.5 s by phase, CPU by role."""
+    """A server whose process tree is watched: RSS sampled every 0.5 s by phase, CPU by role.
+    `rembg s` is one process and takes one image at /api/remove."""
 
-    def __init__(
-        self,
-        name: str,
-        command: list[str],
-        env: dict,
-        port: int,
-        ready: str,
-        scratch: Path,
-        role=process_role,
-    ) -> None:
+    def __init__(self, name: str, command: list[str], env: dict, scratch: Path, port: int) -> None:
+        ready = "/api" if name == "rembg s" else "/readyz"
         super().__init__(command, env, scratch / f"{name}.out", port, ready)
-        self.name, self.role_of, self.roles = name, role, {}
+        self.name, self.roles, self.phase = name, {}, "startup"
         self.trace: list[tuple[float, str, int]] = []
-        self.phase = "startup"
+        self.path, self.form = (
+            ("/api/remove", {"model": MODEL_NAME})
+            if ready == "/api"
+            else ("/remove-background", {})
+        )
 
     def start(self) -> Measured:
         super().start()
@@ -221,9 +215,8 @@ class Measured(ServerProcess):
         for proc in self.tree():
             with suppress(psutil.Error):
                 if proc.pid not in self.roles:
-                    self.roles[proc.pid] = self.role_of(
-                        proc.cmdline(), proc.pid == self.process.pid
-                    )
+                    role = process_role(proc.cmdline(), proc.pid == self.process.pid)
+                    self.roles[proc.pid] = "rembg s" if self.name == "rembg s" else role
                 times = proc.cpu_times()
                 snapshot[proc.pid] = (self.roles[proc.pid], times.user + times.system)
         return snapshot
@@ -231,25 +224,19 @@ class Measured(ServerProcess):
 
 def ours(name: str, scratch: Path, settings: dict[str, str] | None = None) -> Measured:
     """`bentoml serve` our service with the environment plus `settings` (limits off)."""
-    env = {
-        **os.environ,
-        **SERVICE_ENV,
-        "LOG_FILE": str(scratch / f"{name}.jsonl"),
-        **(settings or {}),
-    }
+    env = {**os.environ, **SERVICE_ENV, "LOG_FILE": str(scratch / f"{name}.jsonl")}
     port = free_port()
-    return Measured(name, bentoml_serve(port), env, port, "/readyz", scratch)
+    return Measured(name, bentoml_serve(port), {**env, **(settings or {})}, scratch, port)
 
 
 def rembg(scratch: Path) -> Measured | str:
     """`rembg s` from its own venv, offline: the server, or why it cannot run."""
     executable = REMBG_VENV / "bin" / "rembg"
-    home = Path.home()
-    models = [
-        Path(os.environ.get("U2NET_HOME", home / ".u2net")) / "u2netp.onnx",
-        home / ".rembg/models/u2netp/u2netp.onnx",
+    folders = [
+        os.environ.get("U2NET_HOME", Path.home() / ".u2net"),
+        Path.home() / ".rembg/models/u2netp",
     ]
-    model = next((path for path in models if path.is_file()), None)
+    model = next((path for f in folders if (path := Path(f) / "u2netp.onnx").is_file()), None)
     if not executable.exists():
         return f"not run: {executable} is missing (bash bench/setup-rembg-server.sh creates it)"
     if model is None:
@@ -261,30 +248,16 @@ def rembg(scratch: Path) -> Measured | str:
         env.pop("U2NET_HOME")
         env["REMBG_HOME"] = str(model.parents[2])
     port = free_port()
-    command = [
-        str(executable),
-        "s",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-ui",
-        "--log_level",
-        "warning",
-    ]
-    return Measured("rembg s", command, env, port, "/api", scratch, role=lambda *_: "rembg s")
+    command = f"{executable} s --host 127.0.0.1 --port {port} --no-ui --log_level warning".split()
+    return Measured("rembg s", command, env, scratch, port)
 
 
 def post(
     client: httpx.Client, server: Measured, image: bytes, fields: dict | None = None
 ) -> httpx.Response:
-    path, form = (
-        ("/api/remove", {"model": MODEL_NAME})
-        if server.name == "rembg s"
-        else ("/remove-background", {})
-    )
     files = {"file": ("photo.jpg", image, "image/jpeg")}
-    return client.post(server.url + path, data={**form, **(fields or {})}, files=files)
+    data = {**server.form, **(fields or {})}
+    return client.post(server.url + server.path, data=data, files=files)
 
 
 def problem(response: httpx.Response, media_type: str = "image/png") -> str | None:
@@ -396,19 +369,17 @@ def cache_latency(
             for probe, (options, expected) in CACHE_PROBES.items():
                 body = fresh(image) if expected == "miss" else body
                 fields = CACHE_OPTIONS[options]
+                media_type = "image/" + fields.get("format", "png").lower()
                 elapsed, response = timed(client, server, body, fields)
-                got, media_type = (
-                    response.headers.get("x-cache"),
-                    f"image/{fields.get('format', 'png')}",
-                )
-                if got == expected and not problem(response, media_type.lower()):
+                if (got := response.headers.get("x-cache")) == expected and not problem(
+                    response, media_type
+                ):
                     latencies[probe].append(elapsed)
                 else:
                     unexpected[f"{probe}: HTTP {response.status_code}, X-Cache {got}"] += 1
     if unexpected:
         notes.append(
-            "Cache latency: answers left out: "
-            + ", ".join(f"{k} ×{n}" for k, n in unexpected.items())
+            "Cache latency left out: " + ", ".join(f"{k} ×{n}" for k, n in unexpected.items())
         )
     return latencies
 
@@ -459,11 +430,11 @@ def bench_servers(
             for server in servers:
                 set_phase(servers, "waiting")
                 server.phase = f"c={concurrency}"
-                level_ids = (
+                chosen = (
                     ids.setdefault(f"1 MP default, c={concurrency}", []) if server is main else []
                 )
                 run.levels.append(
-                    run_level(server, images["1 MP @1200"], concurrency, args.level_s, level_ids)
+                    run_level(server, images["1 MP @1200"], concurrency, args.level_s, chosen)
                 )
         set_phase(servers, "after", args.rest_s)
         if args.soak_minutes:
@@ -501,36 +472,29 @@ def mixed_load(run: Run, images: dict[str, bytes], args: argparse.Namespace, scr
     users = str(args.mixed_users)
     for label, enabled in (("cache on", "true"), ("cache off", "false")):
         name, out = "mixed-" + enabled, scratch / f"mixed-{enabled}"
-        settings = {
-            "CACHE_ENABLED": enabled,
-            "UPLOAD_DIR": str(scratch / "uploads"),
-            "OUTPUT_DIR": str(scratch / "outputs"),
-        }
+        settings = {"CACHE_ENABLED": enabled, "UPLOAD_DIR": str(scratch / "uploads")}
         with ours(name, scratch, settings) as server:
             warm_up(server, images, run.notes)
             before, children = server.cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
             env = {"STEP_USERS": users, "MAX_USERS": users, "SPAWN_RATE": users}
-            env |= {"STEP_SECONDS": str(args.mixed_s * 2), "RUN_SECONDS": str(args.mixed_s)}
+            env |= {
+                "STEP_SECONDS": str(args.mixed_seconds * 2),
+                "RUN_SECONDS": str(args.mixed_seconds),
+            }
             env |= {"LOADTEST_REPEAT_SHARE": "0.3", "LOADTEST_SEED": "bench-performance"}
-            log(f"mixed load, {label}: {users} users for {args.mixed_s:g} s")
-            locust(
-                server.url,
-                out,
-                env,
-                ["--only-summary", "--loglevel", "WARNING"],
-                args.mixed_s + 300,
-            )
+            log(f"mixed load, {label}: {users} users for {args.mixed_seconds:g} s")
+            locust(server.url, out, env, ["--loglevel", "WARNING"], args.mixed_seconds + 300)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = cpu_split(before, server.cpu())
         rows = {row.name: row for row in read_stats(out / "locust_stats.csv")}
-        images_ok = sum(
-            r.requests - r.failures for n, r in rows.items() if n.startswith("/remove-background")
-        )
         total = rows["Aggregated"]
-        mixed = Mixed(label, args.mixed_s, total.requests, total.failures, images_ok, total.p50)
+        images_ok = sum(r.requests - r.failures for r in rows.values() if "/remove-" in r.name)
+        mixed = Mixed(
+            label, args.mixed_seconds, total.requests, total.failures, images_ok, total.p50
+        )
         mixed.cache, mixed.cpu = Series.load(out / "locust_series.json").cache, cpu
         used = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-        mixed.client_cores = used / args.mixed_s
+        mixed.client_cores = used / args.mixed_seconds
         run.mixed.append(mixed)
         if total.failures:
             run.notes.append(f"Mixed load, {label}: {total.failures} failures (see {out}).")
@@ -575,7 +539,7 @@ def run_benchmark(args: argparse.Namespace) -> str:
         ("bare onnxruntime", lambda _: run.bare.update(measure_bare(one_mp, args.bare_s, layouts))),
         ("servers", lambda scratch: bench_servers(run, images, args, scratch)),
     ]
-    if args.mixed_s > 0:
+    if args.mixed_seconds > 0:
         steps.append(("mixed load", lambda scratch: mixed_load(run, images, args, scratch)))
     with tempfile.TemporaryDirectory(prefix="bench-perf-") as scratch:
         for name, step in steps:
@@ -595,7 +559,8 @@ def run_layouts(args: argparse.Namespace) -> str:
     adaptive batcher has learnt a long queue wait and holds a lone request back for it."""
     images, notes, results = make_images(), [], []
     layouts, _ = bare_layouts(1, False, batch=False)
-    bare = measure_bare(images["1 MP @1200"], args.bare_s, layouts)
+    one_mp = images["1 MP @1200"]
+    bare = measure_bare(one_mp, args.bare_s, layouts)
     with tempfile.TemporaryDirectory(prefix="bench-layouts-") as scratch:
         for round_index in range(args.rounds):
             for env in LAYOUTS if round_index % 2 == 0 else LAYOUTS[::-1]:
@@ -606,25 +571,19 @@ def run_layouts(args: argparse.Namespace) -> str:
                         time.sleep(2)
                         for concurrency, seconds in ((1, args.level_s / 3), (8, args.level_s)):
                             server.phase = f"c={concurrency}"
-                            level = run_level(
-                                server, images["1 MP @1200"], concurrency, seconds, []
-                            )
-                            level.peak_rss = max(
-                                rss for _, p, rss in server.trace if p == server.phase
-                            )
+                            level = run_level(server, one_mp, concurrency, seconds, [])
+                            level.peak_rss = max(r for _, p, r in server.trace if p == server.phase)
                             results.append((env, level))
                 except Exception as exc:  # report what failed and keep the other layouts
-                    notes.append(
-                        f"{env}, round {round_index + 1} failed: {type(exc).__name__}: {exc}"
-                    )
+                    notes.append(f"{env}, round {round_index + 1}: {type(exc).__name__}: {exc}")
     environment_lines = environment(args)
     environment_lines.pop("serving settings")
     return render_layouts(results, bare, environment_lines, notes)
 
 
 def run_knee(args: argparse.Namespace) -> str:
-    """Saturation (closed loop, concurrency 1, 4, 8) and an open-loop step run from 1 to 10
-    req/s of the same request against one server: the capacity report's knee against it."""
+    """Saturation (closed loop, concurrency 1, 4, 8) and an open-loop step run (from 1 to 10
+    req/s) of the same request against one server: the capacity report's knee against it."""
     from loadtests.run import locust
     from loadtests.summarize import summarize
 
@@ -637,13 +596,11 @@ def run_knee(args: argparse.Namespace) -> str:
         levels = [run_level(server, images["1 MP @1200"], c, args.level_s, []) for c in LEVELS]
         saturation = max(level.rps for level in levels)
         out = args.out_dir / f"knee-{datetime.now():%Y%m%d-%H%M%S}"
-        env = {"LOADTEST_RATE": f"1..10/1@{args.step_s:g}", "LOADTEST_MIX": "RemoveBackgroundUser"}
-        env |= {
-            "LOADTEST_BUCKETS": "1MP",
-            "LOADTEST_DEFAULT_OPTIONS": "true",
-            "LOADTEST_REPEAT_SHARE": "0",
-        }
-        log(f"open-loop steps 1..10 req/s, {args.step_s:g} s each")
+        env = {"LOADTEST_RATE": f"{args.knee_rates}@{args.step_s:g}"}
+        env |= {"LOADTEST_MIX": "RemoveBackgroundUser"}
+        env |= {"LOADTEST_BUCKETS": "1MP", "LOADTEST_DEFAULT_OPTIONS": "true"}
+        env |= {"LOADTEST_REPEAT_SHARE": "0"}
+        log(f"open-loop steps {args.knee_rates} req/s, {args.step_s:g} s each")
         locust(server.url, out, env, ["--loglevel", "WARNING"], args.step_s * 10 + 300)
         report, capacity = summarize(out, host=server.url)
     knee = capacity.knee if capacity else None
@@ -660,41 +617,34 @@ def run_knee(args: argparse.Namespace) -> str:
     return "\n".join([*lines, *(f"- {note}" for note in notes), "", report])
 
 
+OPTIONS = [  # flag, argparse keywords
+    ("--quick", {"action": "store_true", "help": "10 s per load level, shorter everything"}),
+    ("--soak-minutes", {"type": float, "default": 0, "help": "also concurrency 8 for N min"}),
+    ("--level-seconds", {"type": float, "help": "override the load level length"}),
+    ("--skip-rembg", {"action": "store_true", "help": "do not run rembg s"}),
+    ("--mixed-seconds", {"type": float, "help": "each mixed-load run (60 s, 30 quick; 0 skips)"}),
+    # enough users to saturate the server despite the locustfile's think times, yet fewer than
+    # MAX_CONCURRENCY (32), so that its concurrency limit sheds none
+    ("--mixed-users", {"type": int, "default": 24, "help": "locust users [24]"}),
+    ("--layouts", {"action": "store_true", "help": "instead: compare serving layouts"}),
+    ("--rounds", {"type": int, "default": 1, "help": "with --layouts: rounds over them [1]"}),
+    ("--knee", {"action": "store_true", "help": "instead: saturation against the open loop"}),
+    ("--knee-rates", {"default": "1..10/1", "help": "with --knee: the steps [1..10/1 req/s]"}),
+    ("--out-dir", {"type": Path, "default": ROOT / "bench" / "results"}),
+]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="10 s per load level, shorter everything"
-    )
-    parser.add_argument(
-        "--soak-minutes", type=float, default=0, help="also concurrency 8 for N minutes"
-    )
-    parser.add_argument("--level-seconds", type=float, help="override the load level length")
-    parser.add_argument("--skip-rembg", action="store_true", help="do not run rembg s")
-    parser.add_argument(
-        "--mixed-seconds", type=float, help="each mixed-load run (60 s, 30 with --quick; 0 skips)"
-    )
-    parser.add_argument(
-        "--mixed-users", type=int, default=MIXED_USERS, help=f"locust users [{MIXED_USERS}]"
-    )
-    parser.add_argument("--layouts", action="store_true", help="instead: compare serving layouts")
-    parser.add_argument(
-        "--rounds", type=int, default=1, help="with --layouts: rounds over every layout [1]"
-    )
-    parser.add_argument(
-        "--knee",
-        action="store_true",
-        help="instead: saturation against the knee of an open-loop run",
-    )
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
+    for flag, keywords in OPTIONS:
+        parser.add_argument(flag, **keywords)
     args = parser.parse_args(argv)
     args.level_s = args.level_seconds or (10 if args.quick else 30)
     args.bare_s = 5 if args.quick else (10 if args.layouts else 15)
     args.size_requests, args.cache_requests = (6, 10) if args.quick else (15, 20)
-    args.rest_s = 3 if args.quick else 5
-    args.mixed_s = (
-        args.mixed_seconds if args.mixed_seconds is not None else (30 if args.quick else 60)
-    )
-    args.step_s = 10 if args.quick else 30
+    args.rest_s, args.step_s = (3, 10) if args.quick else (5, 30)
+    if args.mixed_secondseconds is None:
+        args.mixed_secondseconds = 30 if args.quick else 60
     return args
 
 

@@ -97,12 +97,7 @@ def sample(photo: str, bucket: str, fmt: str) -> Sample:
 
 def corpus(buckets: Iterable[str] = BUCKETS) -> list[Sample]:
     """Every photo x bucket x upload format (built on the first call, then cached)."""
-    return [
-        sample(photo, bucket, fmt)
-        for bucket in buckets
-        for photo in PHOTO_NAMES
-        for fmt in UPLOAD_FORMATS
-    ]
+    return [sample(p, b, fmt) for b in buckets for p in PHOTO_NAMES for fmt in UPLOAD_FORMATS]
 
 
 def _weighted(rng: random.Random, weights: dict[str, int]) -> str:
@@ -128,14 +123,10 @@ def read_file_paths() -> list[str]:
 
 def write_uploads(upload_dir: Path) -> list[Path]:
     """Write the /read-file samples under `upload_dir`/loadtest/ (idempotent)."""
-    folder = upload_dir / UPLOAD_SUBDIR
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    (upload_dir / UPLOAD_SUBDIR).mkdir(parents=True, exist_ok=True)
     for item in upload_samples():
-        path = folder / item.filename
-        path.write_bytes(item.data)
-        written.append(path)
-    return written
+        (upload_dir / UPLOAD_SUBDIR / item.filename).write_bytes(item.data)
+    return [upload_dir / path for path in read_file_paths()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,10 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {len(paths)} samples to {args.upload_dir / UPLOAD_SUBDIR}")
     else:
         for item in corpus():
-            print(
-                f"{item.filename:28} {item.width:5}x{item.height:<5} "
-                f"{item.megapixels:6.2f} MP {len(item.data) / 1e6:7.2f} MB"
-            )
+            size = f"{item.width:5}x{item.height:<5} {item.megapixels:6.2f} MP"
+            print(f"{item.filename:28} {size} {len(item.data) / 1e6:7.2f} MB")
     return 0
 
 

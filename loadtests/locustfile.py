@@ -1,19 +1,8 @@
-"""Locust load test of the background-removal service (see loadtests/README.md).
-
-Closed loop (the default): one user class per endpoint, by weight, each waiting for its answer,
-thinking 1-8 s and honouring Retry-After, in the user steps of plans.StepPlan. Open loop (--rate
-or LOADTEST_RATE, a plans.Schedule): requests leave at the schedule's times whatever the
-answers, the endpoint of arrival j being the mix's j-th (exact however many processes share the
-rate), and each response time runs from the intended send time (no coordinated omission).
-Distributed (--processes N, or --master/--worker): one arrival generator per worker, seeds per
-worker, each worker replaying its own recent requests, the series merged at the master. The
-exit code is the SLO verdict (--slo-*, see slo.py).
-
-Environment: LOADTEST_API_KEY (sent as X-API-Key), LOADTEST_SEED, LOADTEST_BUCKETS (e.g.
-`0.25MP,1MP`), LOADTEST_REPEAT_SHARE (image requests that repeat one of the last 32 of their
-endpoint exactly [0.3]; every other upload is new bytes), LOADTEST_MIX (open loop: user classes
-to send [all]), LOADTEST_DEFAULT_OPTIONS (`true`: no options, the service's defaults),
-LOADTEST_READ_FILE_PATHS, LOADTEST_MAX_BACKOFF [10], LOADTEST_DRAIN_S [60], and plans.py's.
+"""Locust load test of the background-removal service; loadtests/README.md tells its modes and
+settings. Closed loop: one user class per endpoint, each waiting for its answers. Open loop
+(--rate): requests leave at a schedule's times whatever the answers, each timed from its
+intended send time. Many processes: one arrival generator per worker, the series merged at the
+master. The exit code is the SLO verdict (slo.py).
 """
 
 from __future__ import annotations
@@ -64,9 +53,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 def buckets() -> list[str]:
     chosen = env_list("LOADTEST_BUCKETS", list(inputs.BUCKETS))
     if unknown := set(chosen) - set(inputs.BUCKETS):
-        raise ValueError(
-            f"LOADTEST_BUCKETS: unknown {sorted(unknown)}, not in {list(inputs.BUCKETS)}"
-        )
+        raise ValueError(f"LOADTEST_BUCKETS: {sorted(unknown)} not in {list(inputs.BUCKETS)}")
     return chosen
 
 
@@ -237,11 +224,8 @@ class ClosedLoopUser(Sender):
 
 
 def closed(name: str) -> type[ClosedLoopUser]:
-    return type(
-        name,
-        (ClosedLoopUser,),
-        {"endpoint": name, "weight": ENDPOINTS[name][0], "__module__": __name__},
-    )
+    namespace = {"endpoint": name, "weight": ENDPOINTS[name][0], "__module__": __name__}
+    return type(name, (ClosedLoopUser,), namespace)
 
 
 RemoveBackgroundUser = closed("RemoveBackgroundUser")
@@ -265,18 +249,12 @@ class OpenLoopUser(Sender):
 
     def on_start(self) -> None:
         super().on_start()
-        options_ = self.environment.parsed_options
-        self.generators = (
-            max(1, getattr(options_, "expect_workers", 1))
-            if isinstance(self.environment.runner, WorkerRunner)
-            else 1
-        )
-        self.mix = interleave(
-            {name: ENDPOINTS[name][0] for name in env_list("LOADTEST_MIX", list(ENDPOINTS))}
-        )
-        self.arrivals = Schedule(options_.rate).arrivals(
-            self.environment.runner.worker_index % self.generators, self.generators
-        )
+        parsed, runner = self.environment.parsed_options, self.environment.runner
+        generators = parsed.expect_workers if isinstance(runner, WorkerRunner) else 1
+        first = runner.worker_index % generators if generators > 1 else 0
+        self.arrivals = Schedule(parsed.rate).arrivals(first, generators)
+        names = env_list("LOADTEST_MIX", list(ENDPOINTS))
+        self.mix = interleave({name: ENDPOINTS[name][0] for name in names})
         self.in_flight = Group()
 
     def on_stop(self) -> None:

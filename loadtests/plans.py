@@ -20,7 +20,7 @@ RAMP_WINDOW_S = 10  # a ramp is judged in windows of this length
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     try:
-        value = float(raw) if raw else float(default)
+        value = float(raw or default)
     except ValueError:
         value = math.nan
     if not value > 0:
@@ -39,16 +39,8 @@ class StepPlan:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StepPlan:
         env = os.environ if env is None else env
-        values = {name: _positive(env, name, default) for name, default in DEFAULTS.items()}
-        step_users = int(values["STEP_USERS"])
-        spawn_rate = _positive(env, "SPAWN_RATE", step_users)
-        return cls(
-            step_users,
-            values["STEP_SECONDS"],
-            int(values["MAX_USERS"]),
-            values["RUN_SECONDS"],
-            spawn_rate,
-        )
+        step, seconds, most, run = (_positive(env, name, value) for name, value in DEFAULTS.items())
+        return cls(int(step), seconds, int(most), run, _positive(env, "SPAWN_RATE", int(step)))
 
     def tick(self, run_time: float) -> tuple[int, float] | None:
         """(users, spawn rate) wanted `run_time` seconds in; None once the run is over."""
@@ -56,12 +48,6 @@ class StepPlan:
             return None
         step = int(run_time // self.step_seconds) + 1
         return min(self.max_users, step * self.step_users), self.spawn_rate
-
-    def describe(self) -> str:
-        return (
-            f"step load: +{self.step_users} users every {self.step_seconds:g}s "
-            f"up to {self.max_users}, stop at {self.run_seconds:g}s"
-        )
 
 
 @dataclass(frozen=True)

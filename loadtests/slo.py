@@ -63,12 +63,7 @@ class Series:
         self.meta.update(data.get("meta", {}))
 
     def data(self) -> dict[str, Any]:
-        return {
-            "buckets": self.buckets,
-            "served": dict(self.served),
-            "cache": dict(self.cache),
-            "meta": self.meta,
-        }
+        return {name: getattr(self, name) for name in ("buckets", "served", "cache", "meta")}
 
     def drain(self) -> dict[str, Any]:
         """What was recorded since the last drain (a worker's report to the master)."""
@@ -95,10 +90,9 @@ class Series:
                 total.add(sent, ok, shed, error, latencies)
         if cls is None:
             total.served = sum(n for second, n in self.served.items() if start <= int(second) < end)
-        seen = [int(key.split("|")[0]) for key in self.buckets] + [int(s) for s in self.served]
-        total.seconds = max(
-            min(end, max(seen, default=-1) + 1) - max(start, min(seen, default=0)), 0
-        )
+        seen = [int(key.split("|")[0]) for key in self.buckets] + [*map(int, self.served)]
+        first, last = max(start, min(seen, default=0)), min(end, max(seen, default=-1) + 1)
+        total.seconds = max(last - first, 0)
         return total
 
     @property
@@ -117,12 +111,8 @@ class Stats:
     latencies: Counter[int] = field(default_factory=Counter)
 
     def add(self, sent: int, ok: int, shed: int, error: int, latencies: dict[str, int]) -> None:
-        self.sent, self.ok, self.shed, self.error = (
-            self.sent + sent,
-            self.ok + ok,
-            self.shed + shed,
-            self.error + error,
-        )
+        self.sent, self.ok = self.sent + sent, self.ok + ok
+        self.shed, self.error = self.shed + shed, self.error + error
         self.latencies.update({int(ms): n for ms, n in latencies.items()})
 
     @property
@@ -160,7 +150,10 @@ class Slo:
         pairs = [item.rpartition("=") for item in (text or "").split(",") if item.strip()]
         return {(name.strip() or "*"): float(ms) for name, _, ms in pairs}
 
-    def checks(self, stats: Stats, by_class: dict[str, Stats], seconds: float) -> list[Check]:
+    def judge(self, series: Series, start: float = -math.inf, end: float = math.inf) -> list[Check]:
+        """The checks over what was sent in [start, end), each class apart for latencies."""
+        stats = series.stats(start, end)
+        by_class = {name: series.stats(start, end, name) for name in series.classes}
         errors = stats.error + stats.shed * self.shed_is_error
         found = [
             Check(f"p{q} {name}", s.ms(q), limit)
@@ -173,21 +166,9 @@ class Slo:
         if self.shed_ratio is not None and not self.shed_is_error:
             found.append(Check("shed ratio", stats.ratio(stats.shed), self.shed_ratio))
         if self.min_rps is not None:
-            found.append(
-                Check(
-                    "served req/s",
-                    stats.served / seconds if seconds else 0.0,
-                    self.min_rps,
-                    at_least=True,
-                )
-            )
+            served = stats.served / stats.seconds if stats.seconds else 0.0
+            found.append(Check("served req/s", served, self.min_rps, at_least=True))
         return found
-
-    def judge(self, series: Series, start: float = -math.inf, end: float = math.inf) -> list[Check]:
-        """The checks over what was sent in [start, end), each class apart for latencies."""
-        stats = series.stats(start, end)
-        by_class = {name: series.stats(start, end, name) for name in series.classes}
-        return self.checks(stats, by_class, stats.seconds)
 
 
 @dataclass(frozen=True)
@@ -217,13 +198,9 @@ class Check:
 class Window:
     start: float
     end: float
-    offered: float
+    offered: float  # req/s
     stats: Stats
     failed: list[Check]
-
-    @property
-    def served_rps(self) -> float:
-        return self.stats.served / (self.end - self.start)
 
 
 @dataclass
@@ -250,11 +227,9 @@ class Capacity:
     def summary(self) -> str:
         if self.knee is None:
             return "capacity: no window met the SLO: no knee"
-        line = f"capacity: knee {self.knee:g} req/s offered; {self.per_pod:.2f} req/s per pod"
-        line += f" ({self.pods} serving)"
-        return line + (
-            f"; {self.replicas} replicas for {self.target:g} req/s" if self.target else ""
-        )
+        line = f"capacity: knee {self.knee:g} req/s offered; {self.per_pod:.2f} req/s per pod "
+        plan = f"; {self.replicas} replicas for {self.target:g} req/s" if self.target else ""
+        return line + f"({self.pods} serving){plan}"
 
 
 def verdict(series: Series, slo: Slo) -> tuple[bool, str]:
@@ -277,8 +252,7 @@ def capacity(
     for start, end, offered in Schedule(series.meta["rate"]).windows():
         failed = [check for check in slo.judge(series, start, end) if not check.ok]
         stats = series.stats(start, end)
-        served = stats.served / (end - start)
-        if served < KEEP_UP * offered:
+        if (served := stats.served / (end - start)) < KEEP_UP * offered:
             failed.append(Check("served req/s", served, KEEP_UP * offered, at_least=True))
         windows.append(Window(start, end, offered, stats, failed))
     return Capacity(windows, pods, target)

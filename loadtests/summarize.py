@@ -92,7 +92,7 @@ def read_failures(path: Path) -> list[tuple[str, str, str, int]]:
 
 
 def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0f}"
+    return "–" if value is None or math.isnan(value) else f"{value:.0f}"
 
 
 def _percent(part: float, whole: float) -> str:
@@ -131,7 +131,7 @@ def capacity_table(found: Capacity) -> list[str]:
         cells = [
             f"{w.offered:g}",
             str(s.sent),
-            f"{w.served_rps:.2f}",
+            f"{s.served / (w.end - w.start):.2f}",
             *(_ms(s.ms(q)) for q in (50, 95, 99)),
         ]
         cells += [

@@ -344,67 +344,30 @@ def _write(path: Path, header: str, rows: list[list[object]]) -> None:
 
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
-    percentiles = [800, 900, 1000, 1100, 1600, 2300, 3500, 4100, 5000, 5000, 5000]
+    def stats(kind: str, name: str, count: int, fails: int, max_ms: float, rps: float, pct: str):
+        return [kind, name, count, fails, 0, 0, 0, max_ms, 0, rps, 0, *pct.split()]
+
     rows = [
-        [
+        stats(
             "POST",
             "/remove-background [1MP]",
             120,
             7,
-            800,
-            910,
-            300,
             5012.3,
-            25e4,
             2.0,
-            0.1,
-            *percentiles,
-        ],
-        [
-            "GET",
-            "/health",
-            10,
-            0,
-            12,
-            13,
-            4,
-            60.2,
-            320,
-            0.1667,
-            0,
-            12,
-            13,
-            15,
-            17,
-            20,
-            40,
-            *[60] * 5,
-        ],
-        ["POST", "/read-file", 0, 0, 0, 0, 0, 0, 0, 0, 0, *["N/A"] * 11],
-        [
+            "800 900 1000 1100 1600 2300 3500 4100 5000 5000 5000",
+        ),
+        stats("GET", "/health", 10, 0, 60.2, 0.1667, "12 13 15 17 20 40 60 60 60 60 60"),
+        stats("POST", "/read-file", 0, 0, 0, 0.0, "N/A " * 11),
+        stats(
             "",
             "Aggregated",
             130,
             7,
-            700,
-            841,
-            4,
             5012.3,
-            23e4,
             2.1667,
-            0.1,
-            700,
-            880,
-            980,
-            1000,
-            1500,
-            2200,
-            3400,
-            4000,
-            5000,
-            5000,
-            5000,
-        ],
+            "700 880 980 1000 1500 2200 3400 4000 5000 5000 5000",
+        ),
     ]
     _write(tmp_path / "locust_stats.csv", STATS_HEADER, rows)
     failures = [
