@@ -43,21 +43,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bench.report import (  # noqa: E402
-    CACHE_OPTIONS,
-    CACHE_PROBES,
-    Bare,
-    Level,
-    Mixed,
-    Run,
-    cpu_split,
-    layout_env,
-    median_stages,
-    process_role,
-    render,
-    render_layouts,
-    soak_growth,
-)
+from bench import report  # noqa: E402
 from settings import Settings  # noqa: E402
 from tests.serving import ServerProcess, bentoml_serve, free_port, fresh  # noqa: E402
 
@@ -68,12 +54,12 @@ SIZES = {"1 MP @1200": (1224, 816), "12 MP @1200": (4240, 2832)}
 TIMEOUT_S = 300.0
 LAYOUTS = [
     *(
-        layout_env(w, t, spin, nice)
+        report.layout_env(w, t, spin, nice)
         for w, t in ((1, 2), (2, 1))
         for spin in (0, 1)
         for nice in (0, 10)
     ),
-    layout_env(1, 2, False, 0, runs=2),
+    report.layout_env(1, 2, False, 0, runs=2),
 ]
 # Limits off and the JSON request log in every run (the profile needs it), so that the API
 # worker's logging CPU is the same in each.
@@ -140,7 +126,7 @@ def _bare_worker(path: str, threads: int, spinning: bool, tensor, seconds: float
     out.put((len(runs) * len(tensor), elapsed, time.process_time() - cpu, runs))
 
 
-def measure_bare(jpeg: bytes, seconds: float, layouts: dict) -> dict[str, Bare]:
+def measure_bare(jpeg: bytes, seconds: float, layouts: dict) -> dict[str, report.Bare]:
     """Each layout in fresh processes started together; their images/s are added."""
     import bentoml
 
@@ -162,7 +148,7 @@ def measure_bare(jpeg: bytes, seconds: float, layouts: dict) -> dict[str, Bare]:
         for worker in workers:
             worker.join()
         images = sum(part[0] for part in parts)
-        results[label] = Bare(
+        results[label] = report.Bare(
             rate=sum(count / wall for count, wall, _, _ in parts),
             run_ms=float(np.median([t for part in parts for t in part[3]])) * 1000,
             cpu_ms=sum(part[2] for part in parts) * 1000 / images,
@@ -215,7 +201,7 @@ class Measured(ServerProcess):
         for proc in self.tree():
             with suppress(psutil.Error):
                 if proc.pid not in self.roles:
-                    role = process_role(proc.cmdline(), proc.pid == self.process.pid)
+                    role = report.process_role(proc.cmdline(), proc.pid == self.process.pid)
                     self.roles[proc.pid] = "rembg s" if self.name == "rembg s" else role
                 times = proc.cpu_times()
                 snapshot[proc.pid] = (self.roles[proc.pid], times.user + times.system)
@@ -271,11 +257,11 @@ def problem(response: httpx.Response, media_type: str = "image/png") -> str | No
 
 def run_level(
     server: Measured, image: bytes, concurrency: int, seconds: float, ids: list[str]
-) -> Level:
+) -> report.Level:
     """Closed loop: `concurrency` clients each send the next request (fresh bytes) as soon as
     one is answered. Requests still in flight when the window closes are awaited and dropped;
     the server's CPU is read before the clients start and after the last answer."""
-    level = Level(server.name, concurrency, seconds)
+    level = report.Level(server.name, concurrency, seconds)
     lock, start = threading.Lock(), threading.Barrier(concurrency + 1)
 
     def client_loop() -> None:
@@ -308,7 +294,10 @@ def run_level(
     start.wait()
     for thread in threads:
         thread.join()
-    level.cpu, level.cpu_wall = cpu_split(before, server.cpu()), time.monotonic() - cpu_started
+    level.cpu, level.cpu_wall = (
+        report.cpu_split(before, server.cpu()),
+        time.monotonic() - cpu_started,
+    )
     log(f"{server.name} c={concurrency}: {level.rps:.2f} req/s, p50 {level.ms(50):.0f} ms")
     return level
 
@@ -361,14 +350,14 @@ def cache_latency(
 ) -> dict[str, list[float]]:
     """`count` rounds of the cache probes, one request at a time. An answer whose X-Cache is not
     the one expected is left out and counted in a note."""
-    latencies: dict[str, list[float]] = {probe: [] for probe in CACHE_PROBES}
+    latencies: dict[str, list[float]] = {probe: [] for probe in report.CACHE_PROBES}
     unexpected: Counter[str] = Counter()
     body = b""
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for _ in range(count):
-            for probe, (options, expected) in CACHE_PROBES.items():
+            for probe, (options, expected) in report.CACHE_PROBES.items():
                 body = fresh(image) if expected == "miss" else body
-                fields = CACHE_OPTIONS[options]
+                fields = report.CACHE_OPTIONS[options]
                 media_type = "image/" + fields.get("format", "png").lower()
                 elapsed, response = timed(client, server, body, fields)
                 if (got := response.headers.get("x-cache")) == expected and not problem(
@@ -397,7 +386,7 @@ def request_log(path: Path) -> list[dict]:
 
 
 def bench_servers(
-    run: Run, images: dict[str, bytes], args: argparse.Namespace, scratch: Path
+    run: report.Run, images: dict[str, bytes], args: argparse.Namespace, scratch: Path
 ) -> None:
     """Both servers up at once; each load level runs on ours, then on rembg s, so that drift in
     the machine's background load hits both alike."""
@@ -440,7 +429,9 @@ def bench_servers(
         if args.soak_minutes:
             main.phase = "soak"
             soak = run_level(main, images["1 MP @1200"], 8, args.soak_minutes * 60, [])
-            growth = soak_growth([(t, rss) for t, phase, rss in main.trace if phase == "soak"])
+            growth = report.soak_growth(
+                [(t, rss) for t, phase, rss in main.trace if phase == "soak"]
+            )
             run.notes.append(
                 f"Soak: concurrency 8 for {args.soak_minutes:g} min: {soak.rps:.2f} req/s, "
                 f"p50 {soak.ms(50):.0f} ms, {sum(soak.errors.values())} errors, RSS growth "
@@ -451,7 +442,9 @@ def bench_servers(
             server.stop()
             run.rss[server.name] = server.trace
     lines = request_log(scratch / "ours.jsonl")
-    run.profiles = {label: median_stages(lines, chosen) for label, chosen in ids.items() if chosen}
+    run.profiles = {
+        label: report.median_stages(lines, chosen) for label, chosen in ids.items() if chosen
+    }
 
 
 def set_phase(servers: list[Measured], phase: str, rest_s: float = 0) -> None:
@@ -460,7 +453,9 @@ def set_phase(servers: list[Measured], phase: str, rest_s: float = 0) -> None:
     time.sleep(rest_s)
 
 
-def mixed_load(run: Run, images: dict[str, bytes], args: argparse.Namespace, scratch: Path) -> None:
+def mixed_load(
+    run: report.Run, images: dict[str, bytes], args: argparse.Namespace, scratch: Path
+) -> None:
     """The locustfile's mix with 30% replayed requests against our service with the result
     cache on, then off: same users, seed and length, one server at a time, limits off."""
     from loadtests.inputs import write_uploads
@@ -485,11 +480,11 @@ def mixed_load(run: Run, images: dict[str, bytes], args: argparse.Namespace, scr
             log(f"mixed load, {label}: {users} users for {args.mixed_seconds:g} s")
             locust(server.url, out, env, ["--loglevel", "WARNING"], args.mixed_seconds + 300)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = cpu_split(before, server.cpu())
+            cpu = report.cpu_split(before, server.cpu())
         rows = {row.name: row for row in read_stats(out / "locust_stats.csv")}
         total = rows["Aggregated"]
         images_ok = sum(r.requests - r.failures for r in rows.values() if "/remove-" in r.name)
-        mixed = Mixed(
+        mixed = report.Mixed(
             label, args.mixed_seconds, total.requests, total.failures, images_ok, total.p50
         )
         mixed.cache, mixed.cpu = Series.load(out / "locust_series.json").cache, cpu
@@ -530,7 +525,7 @@ def load_average() -> str:
 
 
 def run_benchmark(args: argparse.Namespace) -> str:
-    run = Run(environment=environment(args))
+    run = report.Run(environment=environment(args))
     images = make_images()
     served = Settings()
     layouts, run.served_layout = bare_layouts(served.model_threads, served.model_thread_spinning)
@@ -550,7 +545,7 @@ def run_benchmark(args: argparse.Namespace) -> str:
                 run.notes.append(f"{name} failed: {type(exc).__name__}: {exc}")
                 log(f"{name} failed: {exc}")
     run.environment["load average at end (1/5/15 min)"] = load_average()
-    return render(run)
+    return report.render(run)
 
 
 def run_layouts(args: argparse.Namespace) -> str:
@@ -578,7 +573,7 @@ def run_layouts(args: argparse.Namespace) -> str:
                     notes.append(f"{env}, round {round_index + 1}: {type(exc).__name__}: {exc}")
     environment_lines = environment(args)
     environment_lines.pop("serving settings")
-    return render_layouts(results, bare, environment_lines, notes)
+    return report.render_layouts(results, bare, environment_lines, notes)
 
 
 def run_knee(args: argparse.Namespace) -> str:
@@ -602,7 +597,7 @@ def run_knee(args: argparse.Namespace) -> str:
         env |= {"LOADTEST_REPEAT_SHARE": "0"}
         log(f"open-loop steps {args.knee_rates} req/s, {args.step_s:g} s each")
         locust(server.url, out, env, ["--loglevel", "WARNING"], args.step_s * 10 + 300)
-        report, capacity = summarize(out, host=server.url)
+        text, capacity = summarize(out, host=server.url)
     knee = capacity.knee if capacity else None
     ratio = knee / saturation if knee else float("nan")
     within = "within" if abs(ratio - 1) <= 0.15 else "NOT within"
@@ -614,7 +609,7 @@ def run_knee(args: argparse.Namespace) -> str:
     ]
     lines.append(f"- saturation (closed loop): {saturation:.2f} req/s ({closed})")
     lines.append(f"- knee (open loop): {knee} req/s, {ratio:.2f}× the saturation, {within} ±15%")
-    return "\n".join([*lines, *(f"- {note}" for note in notes), "", report])
+    return "\n".join([*lines, *(f"- {note}" for note in notes), "", text])
 
 
 OPTIONS = [  # flag, argparse keywords
@@ -643,19 +638,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.bare_s = 5 if args.quick else (10 if args.layouts else 15)
     args.size_requests, args.cache_requests = (6, 10) if args.quick else (15, 20)
     args.rest_s, args.step_s = (3, 10) if args.quick else (5, 30)
-    if args.mixed_secondseconds is None:
-        args.mixed_secondseconds = 30 if args.quick else 60
+    if args.mixed_seconds is None:
+        args.mixed_seconds = 30 if args.quick else 60
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     mode = "layouts" if args.layouts else "knee" if args.knee else ""
-    report = {"layouts": run_layouts, "knee": run_knee}.get(mode, run_benchmark)(args)
+    text = {"layouts": run_layouts, "knee": run_knee}.get(mode, run_benchmark)(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     path = args.out_dir / f"{mode + '-' if mode else ''}{datetime.now():%Y%m%d-%H%M%S}.md"
-    path.write_text(report)
-    print(report)
+    path.write_text(text)
+    print(text)
     log(f"report written to {path}")
     return 0
 

@@ -169,9 +169,8 @@ def median_stages(lines: Iterable[dict], request_ids: Iterable[str]) -> dict[str
     chosen = [line for line in lines if line.get("request_id") in wanted]
     stages = {"requests": float(len(chosen))}
     for key in (*STAGES, "duration_ms"):
-        if values := [
-            float(line[key]) for line in chosen if isinstance(line.get(key), int | float)
-        ]:
+        values = [float(line[key]) for line in chosen if isinstance(line.get(key), int | float)]
+        if values:
             stages[key] = statistics.median(values)
     return stages
 
@@ -198,6 +197,9 @@ def table(title: str, header: str, rows: Sequence[Sequence[str]]) -> list[str]:
 
 def notes(items: Sequence[str]) -> list[str]:
     return ["## Notes", "", *(f"- {note}" for note in items), ""] if items else []
+
+
+RSS_PHASES = (("idle", True), ("c=8", False), ("after", True), ("soak", False))  # (phase, last)
 
 
 def rss_at(trace: list[tuple[float, str, int]], phase: str, last: bool = False) -> str:
@@ -236,16 +238,7 @@ def render(run: Run) -> str:
     out += table(
         "Memory: total RSS of the process tree (MB, sampled every 0.5 s)",
         "server | idle (warm) | peak at c=8 | after load | peak in soak",
-        [
-            [
-                name,
-                rss_at(t, "idle", True),
-                rss_at(t, "c=8"),
-                rss_at(t, "after", True),
-                rss_at(t, "soak"),
-            ]
-            for name, t in run.rss.items()
-        ],
+        [[name, *(rss_at(t, *phase) for phase in RSS_PHASES)] for name, t in run.rss.items()],
     )
     out += table(
         "Input size: `max_width=1200`, default PNG, concurrency 1",
@@ -321,11 +314,8 @@ def _render_mixed(run: Run) -> list[str]:
     if len(run.mixed) == 2:
         on, off = run.mixed
         gain = (on.requests - on.failures) / max(off.requests - off.failures, 1)
-        images = on.images / max(off.images, 1)
-        lines += [
-            f"With the cache: {gain:.2f}× the req/s ({images:.2f}× the image requests/s).",
-            "",
-        ]
+        images = f"{on.images / max(off.images, 1):.2f}× the image requests/s"
+        lines += [f"With the cache: {gain:.2f}× the req/s ({images}).", ""]
     return lines
 
 
