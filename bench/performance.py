@@ -439,6 +439,7 @@ def bench_servers(
             )
     finally:
         for server in servers:
+            server.phase = "stopping"  # not "after load"
             server.stop()
             run.rss[server.name] = server.trace
     lines = request_log(scratch / "ours.jsonl")
@@ -461,7 +462,7 @@ def mixed_load(
     from loadtests.inputs import write_uploads
     from loadtests.run import locust
     from loadtests.slo import Series
-    from loadtests.summarize import read_stats
+    from loadtests.summarize import read_failures, read_stats
 
     write_uploads(scratch / "uploads")  # the /read-file samples, as serve-for-load.sh does
     users = str(args.mixed_users)
@@ -491,8 +492,10 @@ def mixed_load(
         used = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
         mixed.client_cores = used / args.mixed_seconds
         run.mixed.append(mixed)
-        if total.failures:
-            run.notes.append(f"Mixed load, {label}: {total.failures} failures (see {out}).")
+        failures = sorted(read_failures(out / "locust_failures.csv"), key=lambda f: -f[3])
+        if failures:
+            kinds = "; ".join(f"{name}: {message} ×{n}" for name, _, message, n in failures[:5])
+            run.notes.append(f"Mixed load, {label}: failures: {kinds}.")
 
 
 def environment(args: argparse.Namespace) -> dict[str, str]:

@@ -225,8 +225,8 @@ def render(run: Run) -> str:
     )
     out += table(
         "CPU per request by process (ms, user + system)",
-        " | ".join(["server", "conc.", *(f"{role} /req" for role in ROLES)])
-        + " | total /req | cores busy",
+        "server | conc. | API worker /req | model worker /image | arbiter /req | other /req"
+        " | total /req | cores busy",
         [_cpu_row(level) for level in run.levels if level.cpu] + _bare_cpu_row(run),
     )
     out += table(
