@@ -56,7 +56,7 @@ LAYOUTS = [
     *(
         report.layout_env(w, t, spin, nice)
         for w, t in ((1, 2), (2, 1))
-        for spin in (0, 1)
+        for spin in (False, True)
         for nice in (0, 10)
     ),
     report.layout_env(1, 2, False, 0, runs=2),

@@ -48,6 +48,7 @@ def locust(
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=output,
+            stderr=subprocess.STDOUT if quiet else None,
             timeout=timeout,
             check=False,
         )

@@ -28,6 +28,7 @@ from pathlib import Path
 from loadtests.slo import Capacity, Series, Slo, capacity, verdict
 
 AGGREGATED = "Aggregated"
+PERCENTILES = (50, 95, 99)
 _HTTP = re.compile(r"HTTP (\d{3}) ([^'\"\s)]+)")
 _CATCH = re.compile(r"^CatchResponseError\((['\"])(.*)\1\)$")
 
@@ -127,12 +128,12 @@ def capacity_table(found: Capacity) -> list[str]:
     lines[-1] += "| unanswered | SLO |"
     lines.append("|" + "---:|" * 9 + "---|")
     for w in found.windows:
-        s = w.stats
+        s, served = w.stats, w.stats.served / (w.end - w.start)
         cells = [
             f"{w.offered:g}",
             str(s.sent),
-            f"{s.served / (w.end - w.start):.2f}",
-            *(_ms(s.ms(q)) for q in (50, 95, 99)),
+            f"{served:.2f}",
+            *(_ms(s.ms(q)) for q in PERCENTILES),
         ]
         cells += [
             _percent(s.error, s.answered),
@@ -144,9 +145,13 @@ def capacity_table(found: Capacity) -> list[str]:
     return lines
 
 
-def plot(series: Series, path: Path) -> None:
-    """Offered vs served req/s, p50/p95/p99 of the ok answers, and the shed ratio, per second."""
-    import matplotlib
+def plot(series: Series, path: Path) -> str:
+    """Offered vs served req/s, p50/p95/p99 of the ok answers, and the shed ratio, per second;
+    the Markdown that shows it."""
+    try:
+        import matplotlib
+    except ImportError:  # a development tool: requirements-dev.txt
+        return "(no capacity.png: matplotlib is not installed)"
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
@@ -156,7 +161,7 @@ def plot(series: Series, path: Path) -> None:
     figure, (rates, latency, shed) = pyplot.subplots(3, 1, sharex=True, figsize=(9, 8))
     rates.plot(seconds, [s.sent / s.seconds for s in stats], label="offered (by intended time)")
     rates.plot(seconds, [s.served / s.seconds for s in stats], label="served (ok answers arriving)")
-    for q in (50, 95, 99):
+    for q in PERCENTILES:
         latency.plot(seconds, [s.ms(q) for s in stats], label=f"p{q}")
     shed.plot(seconds, [s.ratio(s.shed) for s in stats], label="shed 503s")
     shed.plot(seconds, [s.ratio(s.error) for s in stats], label="errors")
@@ -170,6 +175,7 @@ def plot(series: Series, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     pyplot.close(figure)
+    return f"![offered and served rate, latency, shed ratio over time]({path.name})"
 
 
 def summarize(
@@ -194,8 +200,7 @@ def summarize(
         lines += ["", "## SLO", "", verdict(series, slo)[1]]
         if found := capacity(series, slo, series.meta.get("pods", 1), series.meta.get("target")):
             lines += capacity_table(found)
-        plot(series, results / "capacity.png")
-        lines += ["", "![offered and served rate, latency, shed ratio over time](capacity.png)"]
+        lines += ["", plot(series, results / "capacity.png")]
     if total := sum(series.cache.values()):
         hits, masks = series.cache.get("hit", 0), series.cache.get("mask", 0)
         counts = ", ".join(

@@ -44,6 +44,7 @@ def test_the_load_test_key_has_its_own_budget_and_the_others_keep_theirs(keyed) 
         response = read(keyed, "customer-key")
         assert response.status_code == 200, response.text
         assert response.headers["x-ratelimit-limit"] == str(LIMIT)
+        assert response.headers["x-ratelimit-remaining"] == str(LIMIT - spent)
     refused = read(keyed, "customer-key")
     assert (refused.status_code, refused.json()["code"]) == (429, "rate_limited")
 

@@ -96,23 +96,14 @@ def test_locustfile_has_one_user_class_per_endpoint_the_generator_and_the_shape(
 
 
 def test_the_shape_steps_users_in_the_closed_loop(loaded) -> None:
-    closed = sorted(ENDPOINT_USERS)
-    assert loaded["closed"] == {
-        "0": [2, 2.0, closed],
-        "29.9": [2, 2.0, closed],
-        "30": [4, 2.0, closed],
-        "60": [6, 2.0, closed],
-        "119.9": [8, 2.0, closed],
-        "120": None,
-    }
+    users = {"0": 2, "29.9": 2, "30": 4, "60": 6, "119.9": 8}
+    closed = {t: [n, 2.0, sorted(ENDPOINT_USERS)] for t, n in users.items()}
+    assert loaded["closed"] == {**closed, "120": None}
 
 
 def test_the_shape_runs_one_generator_per_worker_in_the_open_loop(loaded) -> None:
-    generators = [2, 2, ["OpenLoopUser"]]
-    assert loaded["open"] == {t: generators for t in ("0", "29.9", "30", "60")} | {
-        "119.9": None,  # 90 s of steps and 10 s of drain
-        "120": None,
-    }
+    generators = {t: [2, 2, ["OpenLoopUser"]] for t in ("0", "29.9", "30", "60")}
+    assert loaded["open"] == {**generators, "119.9": None, "120": None}  # after 90 s, drained
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -158,10 +149,7 @@ def test_random_options_stay_in_the_contract() -> None:
 
 
 def test_multipart_body_parses_back() -> None:
-    files = [
-        ("files", "a.jpg", "image/jpeg", b"\xff\xd8\xffA"),
-        ("files", "b.png", "image/png", b"B"),
-    ]
+    files = [("files", "a.jpg", "image/jpeg", b"A"), ("files", "b.png", "image/png", b"B")]
     body, content_type = options.multipart({"format": "PNG"}, files)
     head = f"Content-Type: {content_type}\r\n\r\n".encode()
     parts = email.parser.BytesParser().parsebytes(head + body).get_payload()
@@ -186,12 +174,9 @@ def test_checks_name_what_broke() -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("manifest.json", json.dumps(manifest))
-    zipped = {"Content-Type": "application/zip"}
-    assert (
-        options.check_batch(zipped, buffer.getvalue(), 2)
-        == "bad 200: a batch file failed (bad_image)"
-    )
-    assert options.check_batch(zipped, buffer.getvalue(), 3).startswith("bad 200: manifest lists 2")
+    zipped, body = {"Content-Type": "application/zip"}, buffer.getvalue()
+    assert options.check_batch(zipped, body, 2) == "bad 200: a batch file failed (bad_image)"
+    assert options.check_batch(zipped, body, 3).startswith("bad 200: manifest lists 2")
     assert options.check_health({}, b'{"status": "unhealthy"}') == "bad 200: status unhealthy"
 
 
@@ -199,22 +184,10 @@ def test_checks_name_what_broke() -> None:
 
 
 def test_step_plan_steps_up_to_max_and_stops() -> None:
-    plan = StepPlan.from_env(
-        {
-            "STEP_USERS": "3",
-            "STEP_SECONDS": "10",
-            "MAX_USERS": "7",
-            "RUN_SECONDS": "45",
-            "SPAWN_RATE": "1.5",
-        }
-    )
-    assert [plan.tick(t) for t in (0, 10, 20, 44.9, 45)] == [
-        (3, 1.5),
-        (6, 1.5),
-        (7, 1.5),
-        (7, 1.5),
-        None,
-    ]
+    env = {"STEP_USERS": "3", "STEP_SECONDS": "10", "MAX_USERS": "7", "RUN_SECONDS": "45"}
+    plan = StepPlan.from_env({**env, "SPAWN_RATE": "1.5"})
+    ticks = [plan.tick(t) for t in (0, 10, 20, 44.9, 45)]
+    assert ticks == [(3, 1.5), (6, 1.5), (7, 1.5), (7, 1.5), None]
     assert StepPlan.from_env({}).tick(0) == (2, 2)  # defaults: 2 users, at once
     for bad in ("0", "-1", "many"):
         with pytest.raises(ValueError, match="MAX_USERS"):
@@ -312,10 +285,8 @@ def test_capacity_finds_the_knee_where_the_slo_stops_holding() -> None:
     p95s = [w.stats.ms(95) for w in found.windows]
     assert p95s[3] < p95s[4]  # latency above the knee grows
     assert "served req/s 3.00 < 3.80" in str(found.windows[3].failed[-1])
-    assert (
-        found.summary()
-        == "capacity: knee 3 req/s offered; 1.50 req/s per pod (2 serving); 7 replicas for 10 req/s"
-    )
+    summary = "knee 3 req/s offered; 1.50 req/s per pod (2 serving); 7 replicas for 10 req/s"
+    assert found.summary() == f"capacity: {summary}"
     assert capacity(Series(), Slo()) is None  # a closed loop has no schedule
 
 
@@ -344,29 +315,19 @@ def _write(path: Path, header: str, rows: list[list[object]]) -> None:
 
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
-    def stats(kind: str, name: str, count: int, fails: int, max_ms: float, rps: float, pct: str):
-        return [kind, name, count, fails, 0, 0, 0, max_ms, 0, rps, 0, *pct.split()]
+    def stats(text: str, percentiles: str) -> list[str]:
+        kind, name, count, fails, max_ms, rps = text.split(",")
+        return [kind, name, count, fails, 0, 0, 0, max_ms, 0, rps, 0, *percentiles.split()]
 
     rows = [
         stats(
-            "POST",
-            "/remove-background [1MP]",
-            120,
-            7,
-            5012.3,
-            2.0,
+            "POST,/remove-background [1MP],120,7,5012.3,2.0",
             "800 900 1000 1100 1600 2300 3500 4100 5000 5000 5000",
         ),
-        stats("GET", "/health", 10, 0, 60.2, 0.1667, "12 13 15 17 20 40 60 60 60 60 60"),
-        stats("POST", "/read-file", 0, 0, 0, 0.0, "N/A " * 11),
+        stats("GET,/health,10,0,60.2,0.1667", "12 13 15 17 20 40 60 60 60 60 60"),
+        stats("POST,/read-file,0,0,0,0.0", "N/A " * 11),
         stats(
-            "",
-            "Aggregated",
-            130,
-            7,
-            5012.3,
-            2.1667,
-            "700 880 980 1000 1500 2200 3400 4000 5000 5000 5000",
+            ",Aggregated,130,7,5012.3,2.1667", "700 880 980 1000 1500 2200 3400 4000 5000 5000 5000"
         ),
     ]
     _write(tmp_path / "locust_stats.csv", STATS_HEADER, rows)
