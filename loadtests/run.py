@@ -3,7 +3,7 @@
     loadtests/run.sh HOST [locust arguments: user class names, --rate, --slo-*, --processes N…]
 
 Checks that HOST/health answers; writes the /read-file samples into $UPLOAD_DIR when that is set
-(a server on this machine); runs locust with --csv, --csv-full-history and --html into
+(a server on the same host); runs locust with --csv, --csv-full-history and --html into
 loadtests/results/<UTC timestamp>/ (or $RESULTS_DIR); then writes summary.md there. The exit
 status is locust's: the SLO verdict (0 met, 1 missed).
 
