@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import platform
 import resource
+import signal
 import sys
 import tempfile
 import threading
@@ -647,6 +648,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     args = parse_args(argv)
     mode = "layouts" if args.layouts else "knee" if args.knee else ""
     text = {"layouts": run_layouts, "knee": run_knee}.get(mode, run_benchmark)(args)
