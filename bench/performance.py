@@ -556,7 +556,8 @@ def run_layouts(args: argparse.Namespace) -> str:
     """Per layout and round: its own server, warmed up, then concurrency 1 for a third of the
     level and concurrency 8 for the level. Concurrency 1 comes first: after a burst, BentoML's
     adaptive batcher has learnt a long queue wait and holds a lone request back for it."""
-    images, notes, results = make_images(), [], []
+    images, notes, results, facts = make_images(), [], [], environment(args)
+    facts.pop("serving settings")
     layouts, _ = bare_layouts(1, False, batch=False)
     one_mp = images["1 MP @1200"]
     bare = measure_bare(one_mp, args.bare_s, layouts)
@@ -575,9 +576,8 @@ def run_layouts(args: argparse.Namespace) -> str:
                             results.append((env, level))
                 except Exception as exc:  # report what failed and keep the other layouts
                     notes.append(f"{env}, round {round_index + 1}: {type(exc).__name__}: {exc}")
-    environment_lines = environment(args)
-    environment_lines.pop("serving settings")
-    return report.render_layouts(results, bare, environment_lines, notes)
+    facts["load average at end (1/5/15 min)"] = load_average()
+    return report.render_layouts(results, bare, facts, notes)
 
 
 def run_knee(args: argparse.Namespace) -> str:
