@@ -48,7 +48,7 @@ from bench import report  # noqa: E402
 from settings import Settings  # noqa: E402
 from tests.serving import ServerProcess, bentoml_serve, free_port, fresh  # noqa: E402
 
-MODEL_NAME = "u2netp"
+MODEL_NAME, REMOVE = "u2netp", "/remove-background"
 REMBG_VENV = ROOT / ".venv-rembg"
 LEVELS = (1, 4, 8)
 SIZES = {"1 MP @1200": (1224, 816), "12 MP @1200": (4240, 2832)}
@@ -170,11 +170,8 @@ class Measured(ServerProcess):
         super().__init__(command, env, scratch / f"{name}.out", port, ready)
         self.name, self.roles, self.phase = name, {}, "startup"
         self.trace: list[tuple[float, str, int]] = []
-        self.path, self.form = (
-            ("/api/remove", {"model": MODEL_NAME})
-            if ready == "/api"
-            else ("/remove-background", {})
-        )
+        rembg = ready == "/api"
+        self.path, self.form = ("/api/remove", {"model": "u2netp"}) if rembg else (REMOVE, {})
 
     def start(self) -> Measured:
         super().start()
@@ -219,15 +216,13 @@ def ours(name: str, scratch: Path, settings: dict[str, str] | None = None) -> Me
 def rembg(scratch: Path) -> Measured | str:
     """`rembg s` from its own venv, offline: the server, or why it cannot run."""
     executable = REMBG_VENV / "bin" / "rembg"
-    folders = [
-        os.environ.get("U2NET_HOME", Path.home() / ".u2net"),
-        Path.home() / ".rembg/models/u2netp",
-    ]
-    model = next((path for f in folders if (path := Path(f) / "u2netp.onnx").is_file()), None)
+    folders = [os.environ.get("U2NET_HOME", "~/.u2net"), "~/.rembg/models/u2netp"]
+    found = [path for f in folders if (path := Path(f).expanduser() / "u2netp.onnx").is_file()]
     if not executable.exists():
         return f"not run: {executable} is missing (bash bench/setup-rembg-server.sh creates it)"
-    if model is None:
+    if not found:
         return "not run: no u2netp.onnx in ~/.u2net or ~/.rembg (import_model.py puts it there)"
+    model = found[0]
     # rembg is pointed at the folder holding the model, so it never downloads; BROWSER=true
     # stops its start-up hook from opening a browser.
     env = {**os.environ, "BROWSER": "true", "U2NET_HOME": str(model.parent)}
@@ -239,11 +234,8 @@ def rembg(scratch: Path) -> Measured | str:
     return Measured("rembg s", command, env, scratch, port)
 
 
-def post(
-    client: httpx.Client, server: Measured, image: bytes, fields: dict | None = None
-) -> httpx.Response:
-    files = {"file": ("photo.jpg", image, "image/jpeg")}
-    data = {**server.form, **(fields or {})}
+def post(client: httpx.Client, server: Measured, image: bytes, fields: dict | None = None):
+    files, data = {"file": ("photo.jpg", image, "image/jpeg")}, {**server.form, **(fields or {})}
     return client.post(server.url + server.path, data=data, files=files)
 
 
