@@ -67,11 +67,16 @@ LAYOUTS = [
 SERVICE_ENV = {"BENTOML_DO_NOT_TRACK": "true", "RATE_LIMIT_ENABLED": "false", "LOG_FORMAT": "json"}
 
 
+Images = dict[str, bytes]  # "1 MP @1200" and "12 MP @1200": JPEG bytes
+Latencies = dict[str, list[float]]  # seconds per label
+Args, Level = argparse.Namespace, report.Level
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def make_images() -> dict[str, bytes]:
+def make_images() -> Images:
     """1 MP and 12 MP JPEGs (q90) from skimage's coffee photo, Lanczos-resized."""
     from skimage import data
 
@@ -248,13 +253,11 @@ def problem(response: httpx.Response, media_type: str = "image/png") -> str | No
     return None if response.content else "empty body"
 
 
-def run_level(
-    server: Measured, image: bytes, concurrency: int, seconds: float, ids: list[str]
-) -> report.Level:
+def run_level(server: Measured, image: bytes, concurrency: int, seconds: float, ids: list) -> Level:
     """Closed loop: `concurrency` clients each send the next request (fresh bytes) as soon as
     one is answered. Requests still in flight when the window closes are awaited and dropped;
     the server's CPU is read before the clients start and after the last answer."""
-    level = report.Level(server.name, concurrency, seconds)
+    level = Level(server.name, concurrency, seconds)
     lock, start = threading.Lock(), threading.Barrier(concurrency + 1)
 
     def client_loop() -> None:
@@ -287,17 +290,13 @@ def run_level(
     start.wait()
     for thread in threads:
         thread.join()
-    level.cpu, level.cpu_wall = (
-        report.cpu_split(before, server.cpu()),
-        time.monotonic() - cpu_started,
-    )
+    level.cpu = report.cpu_split(before, server.cpu())
+    level.cpu_wall = time.monotonic() - cpu_started
     log(f"{server.name} c={concurrency}: {level.rps:.2f} req/s, p50 {level.ms(50):.0f} ms")
     return level
 
 
-def warm_up(
-    server: Measured, images: dict[str, bytes], notes: list[str], attempts: int = 3
-) -> None:
+def warm_up(server: Measured, images: Images, notes: list[str], attempts: int = 3) -> None:
     """Three 1 MP requests and one 12 MP, fresh bytes each, each retried up to `attempts`."""
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for image in [images["1 MP @1200"]] * 3 + [images["12 MP @1200"]]:
@@ -315,19 +314,15 @@ def warm_up(
                 time.sleep(2)
 
 
-def timed(
-    client: httpx.Client, server: Measured, body: bytes, fields: dict
-) -> tuple[float, httpx.Response]:
+def timed(client: httpx.Client, server: Measured, body: bytes, fields: dict) -> tuple:
     sent = time.perf_counter()
     response = post(client, server, body, fields)
     return time.perf_counter() - sent, response
 
 
-def size_latency(
-    server: Measured, images: dict[str, bytes], count: int, ids: dict
-) -> dict[str, list[float]]:
+def size_latency(server: Measured, images: Images, count: int, ids: dict) -> Latencies:
     """Alternating 1 MP and 12 MP requests at max_width=1200, fresh bytes, one at a time."""
-    latencies: dict[str, list[float]] = {name: [] for name in images}
+    latencies: Latencies = {name: [] for name in images}
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for _ in range(count):
             for name, image in images.items():
@@ -338,12 +333,10 @@ def size_latency(
     return latencies
 
 
-def cache_latency(
-    server: Measured, image: bytes, count: int, notes: list[str]
-) -> dict[str, list[float]]:
+def cache_latency(server: Measured, image: bytes, count: int, notes: list[str]) -> Latencies:
     """`count` rounds of the cache probes, one request at a time. An answer whose X-Cache is not
     the one expected is left out and counted in a note."""
-    latencies: dict[str, list[float]] = {probe: [] for probe in report.CACHE_PROBES}
+    latencies: Latencies = {probe: [] for probe in report.CACHE_PROBES}
     unexpected: Counter[str] = Counter()
     body = b""
     with httpx.Client(timeout=TIMEOUT_S) as client:
@@ -353,9 +346,8 @@ def cache_latency(
                 fields = report.CACHE_OPTIONS[options]
                 media_type = "image/" + fields.get("format", "png").lower()
                 elapsed, response = timed(client, server, body, fields)
-                if (got := response.headers.get("x-cache")) == expected and not problem(
-                    response, media_type
-                ):
+                got = response.headers.get("x-cache")
+                if got == expected and not problem(response, media_type):
                     latencies[probe].append(elapsed)
                 else:
                     unexpected[f"{probe}: HTTP {response.status_code}, X-Cache {got}"] += 1
@@ -378,9 +370,7 @@ def request_log(path: Path) -> list[dict]:
 # --------------------------------------------------------------------------- the main run
 
 
-def bench_servers(
-    run: report.Run, images: dict[str, bytes], args: argparse.Namespace, scratch: Path
-) -> None:
+def bench_servers(run: report.Run, images: Images, args: Args, scratch: Path) -> None:
     """Both servers up at once; each load level runs on ours, then on rembg s, so that drift in
     the machine's background load hits both alike."""
     servers = [ours("ours", scratch)]
@@ -447,9 +437,7 @@ def set_phase(servers: list[Measured], phase: str, rest_s: float = 0) -> None:
     time.sleep(rest_s)
 
 
-def mixed_load(
-    run: report.Run, images: dict[str, bytes], args: argparse.Namespace, scratch: Path
-) -> None:
+def mixed_load(run: report.Run, images: Images, args: Args, scratch: Path) -> None:
     """The locustfile's mix with 30% replayed requests against our service with the result
     cache on, then off: same users, seed and length, one server at a time, limits off."""
     from loadtests.inputs import write_uploads
@@ -491,7 +479,7 @@ def mixed_load(
             run.notes.append(f"Mixed load, {label}: failures: {kinds}.")
 
 
-def environment(args: argparse.Namespace) -> dict[str, str]:
+def environment(args: Args) -> dict[str, str]:
     served = Settings()  # what the served process will read: environment, .env, defaults
     names = "model_workers model_threads model_parallel_runs model_thread_spinning"
     names += " api_worker_nice max_batch_size cache_enabled"
@@ -520,7 +508,7 @@ def load_average() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run_benchmark(args: argparse.Namespace) -> str:
+def run_benchmark(args: Args) -> str:
     run = report.Run(environment=environment(args))
     images = make_images()
     served = Settings()
@@ -544,7 +532,7 @@ def run_benchmark(args: argparse.Namespace) -> str:
     return report.render(run)
 
 
-def run_layouts(args: argparse.Namespace) -> str:
+def run_layouts(args: Args) -> str:
     """Per layout and round: its own server, warmed up, then concurrency 1 for a third of the
     level and concurrency 8 for the level. Concurrency 1 comes first: after a burst, BentoML's
     adaptive batcher has learnt a long queue wait and holds a lone request back for it."""
@@ -572,7 +560,7 @@ def run_layouts(args: argparse.Namespace) -> str:
     return report.render_layouts(results, bare, facts, notes)
 
 
-def run_knee(args: argparse.Namespace) -> str:
+def run_knee(args: Args) -> str:
     """Saturation (closed loop, concurrency 1, 4, 8) and an open-loop step run (from 1 to 10
     req/s) of the same request against one server: the capacity report's knee against it."""
     from loadtests.run import locust
