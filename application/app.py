@@ -90,6 +90,7 @@ def limiter_for(settings: Settings) -> RateLimiter:
         enabled=settings.rate_limit_enabled,
         socket_timeout=settings.redis_socket_timeout,
         retry_interval=settings.redis_retry_interval,
+        loadtest_limit=f"{settings.rate_limit_loadtest_per_hour}/hour",
     )
 
 

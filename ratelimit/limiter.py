@@ -16,6 +16,9 @@ from .backend import FailoverBackend, redis_storage
 from .status import RateLimitExceeded, RateLimitStatus
 from .strategy import DEFAULT_STRATEGY, peek, spend, strategy_class
 
+# Client keys of load-test identities (LOADTEST_KEYS): budgets apart, at their own limit.
+LOADTEST_CLIENT = "loadtest:"
+
 
 class RateLimiter:
     """Spend per-client budgets, shared through Redis when ``redis_url`` is set.
@@ -44,6 +47,7 @@ class RateLimiter:
         retry_interval: float = 5.0,
         key_prefix: str = "bg_remover",
         clock: Callable[[], float] = time.monotonic,
+        loadtest_limit: str | None = None,
     ) -> None:
         """``limits`` maps an endpoint name to a ``limits`` string such as ``"10/hour"``.
 
@@ -56,6 +60,7 @@ class RateLimiter:
         self._items: dict[str, RateLimitItem] = {
             endpoint: parse(text) for endpoint, text in limits.items()
         }
+        self._loadtest_item = parse(loadtest_limit) if loadtest_limit else None
         primary = redis_storage(redis_url, key_prefix, socket_timeout) if redis_url else None
         self._backend = FailoverBackend(
             strategy,
@@ -82,7 +87,7 @@ class RateLimiter:
         when it exceeds the whole limit; RedisUnavailable when Redis is down and
         ``fail_open`` is False; ValueError when ``cost`` < 1.
         """
-        item = self._items.get(endpoint)
+        item = self._item(endpoint, client_key)
         if not self.enabled or item is None:
             return None
         if cost < 1:
@@ -97,11 +102,18 @@ class RateLimiter:
 
     async def peek(self, endpoint: str, client_key: str) -> RateLimitStatus | None:
         """The client's budget on ``endpoint`` without spending any; None when unlimited."""
-        item = self._items.get(endpoint)
+        item = self._item(endpoint, client_key)
         if not self.enabled or item is None:
             return None
         identifiers = (self._strategy, endpoint, client_key)
         return await self._backend.run(lambda strategy: peek(strategy, item, identifiers))
+
+    def _item(self, endpoint: str, client_key: str) -> RateLimitItem | None:
+        """The endpoint's limit; a load-test client's own limit on every limited endpoint."""
+        item = self._items.get(endpoint)
+        if item and self._loadtest_item and client_key.startswith(LOADTEST_CLIENT):
+            return self._loadtest_item
+        return item
 
     async def check_backend(self) -> tuple[bool, str]:
         """For /health: ``(True, "in-process limits")`` without Redis, ``(True,

@@ -134,10 +134,21 @@ def test_each_redis_role_reports_whether_its_redis_answers(
     redis.start()
     try:
         server = InProcessServer(tmp_path_factory.mktemp("roles"), {"REDIS_URL": redis.url})
-        assert asyncio.run(server.application.redis_roles()) == {"limits": True, "cache": True}
-        redis.stop()
-        roles = asyncio.run(server.application.redis_roles())
-        assert roles == {"limits": False, "cache": False}
+        application = server.application
+
+        async def up_then_down() -> list[dict[str, bool | None]]:
+            seen = [await application.redis_roles()]
+            redis.stop()
+            seen.append(await application.redis_roles())
+            await application.limiter.aclose()  # its clients belong to this loop
+            if application.producer.store is not None:
+                await application.producer.store.aclose()
+            return seen
+
+        assert asyncio.run(up_then_down()) == [
+            {"limits": True, "cache": True},
+            {"limits": False, "cache": False},
+        ]
     finally:
         redis.stop()
     report_redis_roles({"limits": False, "cache": True})
