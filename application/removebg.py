@@ -205,21 +205,31 @@ def error_body(error: ServiceError) -> dict[str, Any]:
     return {"errors": [{"title": error.title, "code": error.code, "detail": error.details}]}
 
 
+def cacheable(request: RemoveBgRequest) -> Options | None:
+    """The options a cached result (and its ETag) is made for; None for the zip format,
+    which is neither cached nor tagged."""
+    return None if request.archive else request.options
+
+
 def sent_image_bytes(fields: Mapping[str, Any], upload: Upload | None) -> bytes | None:
-    """The image bytes the request carries itself (an image_url is never fetched just to
-    answer a revalidation)."""
-    if upload is not None:
+    """The image bytes the request carries itself, when it names exactly one source (an
+    image_url is never fetched just to answer a revalidation)."""
+    sent = _sources(fields, upload)
+    if sent == {"image_file"} and upload is not None:
         return upload.data
-    return decoded_or_none(fields.get("image_file_b64"))
+    return decoded_or_none(fields.get("image_file_b64")) if sent == {"image_file_b64"} else None
+
+
+def _sources(fields: Mapping[str, Any], upload: Upload | None) -> set[str]:
+    sent = {name for name in IMAGE_SOURCES if fields.get(name) not in (None, "")}
+    return sent | {"image_file"} if upload is not None else sent
 
 
 async def image_bytes(
     fields: Mapping[str, Any], upload: Upload | None, settings: Settings
 ) -> bytes:
     """The one image source the request names: an upload, base64, or (when allowed) a URL."""
-    sent = {name for name in IMAGE_SOURCES if fields.get(name) not in (None, "")}
-    if upload is not None:
-        sent.add("image_file")
+    sent = _sources(fields, upload)
     if len(sent) != 1:
         raise InvalidParameter("Send exactly one of image_file, image_file_b64, image_url")
     if upload is not None:

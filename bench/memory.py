@@ -76,7 +76,7 @@ def measure_one(mode: str, fmt: str, megapixels: float) -> dict[str, float]:
     """In this (fresh) process: peak bytes per decoded pixel of one image."""
     from application.replies import json_reply
     from application.results import result_json
-    from optimizer import finish, parse_options, prepare
+    from optimizer import finish, parse_options, prepare, read_source
     from optimizer.pipeline import memory_needed
 
     side = round(math.sqrt(megapixels * 1e6))
@@ -85,7 +85,9 @@ def measure_one(mode: str, fmt: str, megapixels: float) -> dict[str, float]:
     small = make_input(mode, WARM_UP_SIDE, WARM_UP_SIDE)
 
     def run(payload: bytes) -> int:
-        prepared = prepare(payload, options, max_input_pixels=10**9, model_size=MODEL_SIZE)
+        prepared = prepare(
+            read_source(payload, options, max_input_pixels=10**9), model_size=MODEL_SIZE
+        )
         result = finish(prepared, ellipse_mask(), options)
         reply = json_reply(result_json(result, options))
         return len(reply.body)

@@ -37,6 +37,7 @@ class RequestObserver:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
+        path = scope["path"]
         status = 500
 
         async def observed(message: Message) -> None:
@@ -49,10 +50,11 @@ class RequestObserver:
         try:
             await self.app(scope, receive, observed)
         finally:
-            self._record(scope, request_id, status, time.perf_counter() - started)
+            self._record(scope, path, request_id, status, time.perf_counter() - started)
 
-    def _record(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
-        path = scope["path"]
+    def _record(
+        self, scope: Scope, path: str, request_id: str, status: int, seconds: float
+    ) -> None:
         endpoint = path if path in self.endpoints else UNLISTED_ENDPOINT
         REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
         REQUEST_DURATION.labels(endpoint=endpoint).observe(seconds)

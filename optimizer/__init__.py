@@ -4,7 +4,7 @@ Pure functions over Pillow images; imports nothing from BentoML.
 """
 
 from optimizer.options import PRESETS, Options, OutputFormat, parse_options
-from optimizer.pipeline import PreparedImage, Result, finish, prepare
+from optimizer.pipeline import PreparedImage, Result, Source, finish, prepare, read_source
 
 __all__ = [
     "PRESETS",
@@ -12,7 +12,9 @@ __all__ = [
     "OutputFormat",
     "PreparedImage",
     "Result",
+    "Source",
     "finish",
     "parse_options",
     "prepare",
+    "read_source",
 ]

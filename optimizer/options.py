@@ -247,6 +247,9 @@ def _color(value: Any) -> Color | None:
         if len(text) > 64:
             raise ValueError(text)
         rgba = ImageColor.getrgb(text)
+        # Pillow passes functional notations through unchecked: rgb(300,0,0), hsl(0,0%,999%).
+        if not all(0 <= channel <= 255 for channel in rgba):
+            raise ValueError(text)
     except ValueError:
         raise InvalidParameter(
             f"bg_color must be #rgb, #rrggbb, #rrggbbaa or a CSS colour name; got '{text[:64]}'"

@@ -14,14 +14,37 @@ import numpy as np
 from PIL import Image
 
 from optimizer.compose import cutout, on_background
-from optimizer.decode import decode_image, jpeg_quality, open_image
-from optimizer.encode import ENCODER_ID, encode
+from optimizer.decode import (
+    SWAPS_AXES,
+    Cancelled,
+    WorkCancelled,
+    jpeg_quality_of,
+    load_image,
+    open_image,
+    orientation,
+)
+from optimizer.encode import ENCODER_ID, encode, require_encodable
 from optimizer.geometry import Bounds, fit_size, subject_bounds
 from optimizer.memory import bytes_needed
 from optimizer.options import Margin, Options, OutputFormat
 
 RESAMPLE = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0  # box-reduce first, Lanczos the rest: same look, a fraction of the time
+
+
+@dataclass
+class Source:
+    """An input whose header was read, once per request: the opened image (drafted, no pixel
+    decoded yet) and what its header tells."""
+
+    image: Image.Image
+    input_bytes: int
+    jpeg_quality: float | None  # decides the PNG writer (optimizer/png.py)
+    decode_scale: int  # 1, or the reduced JPEG scale (2, 4, 8) the output's size allowed
+
+    def bytes_needed(self, fmt: OutputFormat) -> int:
+        """Peak bytes `prepare` + `finish` will need for this input."""
+        return bytes_needed(self.image.size, self.image.mode, fmt)
 
 
 @dataclass
@@ -67,33 +90,49 @@ def draft_limits(options: Options) -> dict[str, Any]:
     return {}
 
 
+def read_source(
+    data: bytes, options: Options, *, max_input_pixels: int, cancelled: Cancelled | None = None
+) -> Source:
+    """Read the header (bounded, see `optimizer.structure`) and refuse what decoding or
+    encoding would refuse, before any pixel is decoded."""
+    image = open_image(
+        data, max_input_pixels=max_input_pixels, cancelled=cancelled, **draft_limits(options)
+    )
+    if not options.crop:  # the output's size is known already
+        upright = image.size[::-1] if orientation(image) in SWAPS_AXES else image.size
+        require_encodable(fit_size(upright, options.box, options.max_output_pixels), options.format)
+    return Source(image, len(data), jpeg_quality_of(image), decode_scale(image))
+
+
+def decode_scale(image: Image.Image) -> int:
+    """The reduced scale `draft` chose for a JPEG (1: full size)."""
+    config = getattr(image, "decoderconfig", ())
+    return int(config[0]) if image.format == "JPEG" and config else 1
+
+
 def memory_needed(data: bytes, options: Options, *, max_input_pixels: int) -> int:
     """Peak bytes `prepare` + `finish` will need for this input, from its header alone.
     Raises what decoding would for a file that is not a servable image."""
-    image = open_image(data, max_input_pixels=max_input_pixels, **draft_limits(options))
-    return bytes_needed(image.size, image.mode, options.format)
+    return read_source(data, options, max_input_pixels=max_input_pixels).bytes_needed(
+        options.format
+    )
 
 
 def prepare(
-    data: bytes, options: Options, *, max_input_pixels: int, model_size: int | None
+    source: Source, *, model_size: int | None, cancelled: Cancelled | None = None
 ) -> PreparedImage:
     """Decode, and (unless `model_size` is None: the mask is cached) make the model input."""
     started = time.perf_counter()
-    image = decode_image(data, max_input_pixels=max_input_pixels, **draft_limits(options))
+    image = load_image(source.image)
     decoded = time.perf_counter()
-    quality = jpeg_quality(data)
-    if model_size is None:
-        return PreparedImage(
-            image, None, len(data), {"decode": _ms(started, decoded)}, source_jpeg_quality=quality
-        )
-    tensor = model_input(image, model_size)
-    return PreparedImage(
-        image=image,
-        model_input=tensor,
-        input_bytes=len(data),
-        timings_ms={"decode": _ms(started, decoded), "preprocess": _ms(decoded)},
-        source_jpeg_quality=quality,
+    _stop_if(cancelled)
+    prepared = PreparedImage(
+        image, None, source.input_bytes, {"decode": _ms(started, decoded)}, source.jpeg_quality
     )
+    if model_size is not None:
+        prepared.model_input = model_input(image, model_size)
+        prepared.timings_ms["preprocess"] = _ms(decoded)
+    return prepared
 
 
 def output_id(options: Options) -> str:
@@ -117,7 +156,12 @@ def mask_from_png(data: bytes, size: int) -> np.ndarray | None:
     return mask if mask.shape == (size, size) else None
 
 
-def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Result:
+def finish(
+    prepared: PreparedImage,
+    mask: np.ndarray,
+    options: Options,
+    cancelled: Cancelled | None = None,
+) -> Result:
     started = time.perf_counter()
     image, alpha = shape_layers(prepared, mask, options)
     if options.only_mask:
@@ -127,6 +171,7 @@ def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Resul
         if options.bg_color is not None:
             picture = on_background(picture, options.bg_color)
     composed = time.perf_counter()
+    _stop_if(cancelled)
     data = encode(
         picture,
         options.format,
@@ -165,6 +210,11 @@ def shape_layers(
     if mask.size != size:
         mask = mask.resize(size, RESAMPLE)
     return image, mask
+
+
+def _stop_if(cancelled: Cancelled | None) -> None:
+    if cancelled is not None and cancelled():
+        raise WorkCancelled()
 
 
 def _ms(start: float, end: float | None = None) -> float:
