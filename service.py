@@ -16,7 +16,6 @@ from typing import TypeVar
 
 import bentoml
 import numpy as np
-from _bentoml_sdk import Service
 
 from application import Application
 from contract.errors import Overloaded, Unavailable
@@ -137,7 +136,7 @@ class ModelServiceClient:
 api = create_api()
 
 
-class EdgeService(Service):  # type: ignore[type-arg]
+class EdgeService(bentoml.Service):  # type: ignore[type-arg]
     """A BentoML service whose ASGI app, BentoML's middleware included, is wrapped in the
     service's outer middleware (gateway/api.py): BentoML's own answers (its 504 after the
     request timeout) get the contract's JSON, headers and metrics, and BentoML's traffic

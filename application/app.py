@@ -215,7 +215,7 @@ class Application:
         if unchanged := await self._unchanged(
             caller,
             removebg.sent_image_bytes(fields, upload),
-            lambda: removebg.cacheable(removebg.parse_removebg(fields)),
+            lambda: removebg.parse_removebg(fields).tagged,
             lambda _: representation,
         ):
             return unchanged

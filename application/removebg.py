@@ -61,6 +61,11 @@ class RemoveBgRequest:
     options: Options
     archive: bool  # format=zip: color.jpg + alpha.png
 
+    @property
+    def tagged(self) -> Options | None:
+        """The options its ETag is made for; None for the zip, which has no ETag."""
+        return None if self.archive else self.options
+
 
 def parse_removebg(fields: Mapping[str, Any]) -> RemoveBgRequest:
     """remove.bg's form or JSON fields (image sources excluded) -> our options."""
@@ -205,18 +210,12 @@ def error_body(error: ServiceError) -> dict[str, Any]:
     return {"errors": [{"title": error.title, "code": error.code, "detail": error.details}]}
 
 
-def cacheable(request: RemoveBgRequest) -> Options | None:
-    """The options a cached result (and its ETag) is made for; None for the zip format,
-    which is neither cached nor tagged."""
-    return None if request.archive else request.options
-
-
 def sent_image_bytes(fields: Mapping[str, Any], upload: Upload | None) -> bytes | None:
     """The image bytes the request carries itself, when it names exactly one source (an
     image_url is never fetched just to answer a revalidation)."""
     sent = _sources(fields, upload)
-    if sent == {"image_file"} and upload is not None:
-        return upload.data
+    if upload is not None:
+        return upload.data if len(sent) == 1 else None
     return decoded_or_none(fields.get("image_file_b64")) if sent == {"image_file_b64"} else None
 
 

@@ -244,11 +244,9 @@ def _color(value: Any) -> Color | None:
         return None
     text = str(value).strip()
     try:
-        if len(text) > 64:
-            raise ValueError(text)
-        rgba = ImageColor.getrgb(text)
-        # Pillow passes functional notations through unchecked: rgb(300,0,0), hsl(0,0%,999%).
-        if not all(0 <= channel <= 255 for channel in rgba):
+        rgba = ImageColor.getrgb(text) if len(text) <= 64 else ()
+        # Pillow passes functional notations through unchecked (rgb(300,0,0), hsl(0,0%,999%)).
+        if not rgba or not all(0 <= channel <= 255 for channel in rgba):
             raise ValueError(text)
     except ValueError:
         raise InvalidParameter(

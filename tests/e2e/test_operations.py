@@ -32,7 +32,7 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
 }
-CHECKS = {"app", "model", "redis", "disk_space", "memory"}
+CHECKS = {"app", "model", "redis", "disk_space", "memory", "image_work"}
 
 
 def serve(workdir: Path, env: dict[str, str]) -> BentoServer:
