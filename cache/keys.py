@@ -19,19 +19,25 @@ def input_digest(data: bytes) -> str:
 @dataclass(frozen=True)
 class CacheKeys:
     """The keys of one request: `model_id` names the model and its file, `output_id` every
-    option and encoder setting that changes the output bytes."""
+    option and encoder setting that changes the output bytes, `namespace` whose cache it is
+    (empty: one cache shared by every client)."""
 
     digest: str
     model_id: str
     output_id: str
+    namespace: str = ""
 
     @property
     def mask(self) -> str:
-        return f"{KEY_PREFIX}:mask:{_hash(self.model_id, self.digest)}"
+        return f"{KEY_PREFIX}:mask:{_hash(*self._scoped(self.model_id, self.digest))}"
 
     @property
     def result(self) -> str:
-        return f"{KEY_PREFIX}:result:{_hash(self.model_id, self.output_id, self.digest)}"
+        parts = self._scoped(self.model_id, self.output_id, self.digest)
+        return f"{KEY_PREFIX}:result:{_hash(*parts)}"
+
+    def _scoped(self, *parts: str) -> tuple[str, ...]:
+        return (self.namespace, *parts) if self.namespace else parts
 
     def etag(self, representation: str) -> str:
         """A strong ETag for one representation of the result (the image, or a JSON body
