@@ -4,14 +4,8 @@
     .venv/bin/python bench/performance.py --layouts [--quick] [--rounds N]
     .venv/bin/python bench/performance.py --knee [--quick]
 
-Measures on the same images and machine: u2netp's bare onnxruntime throughput and CPU per image;
-our service and `rembg s` (its own venv, bench/setup-rembg-server.sh) at concurrency 1, 4 and 8
-(closed loop, 1 MP JPEG with fresh bytes -> default PNG) with the CPU each process spends per
-request; the result cache (miss, hit and mask-hit latency, and the mixed locust workload with
-and without it); the RSS of each server's process tree; 12 MP vs 1 MP; a per-stage profile from
-the JSON request log. `--layouts` compares serving layouts instead; `--knee` compares the
-saturation throughput with the knee of an open-loop capacity run. Writes
-bench/results/<timestamp>.md and prints it. See bench/README.md.
+What each part measures, and how: bench/README.md. Writes bench/results/<timestamp>.md and
+prints it.
 """
 
 from __future__ import annotations
@@ -22,7 +16,6 @@ import json
 import multiprocessing
 import os
 import platform
-import resource
 import signal
 import sys
 import tempfile
@@ -45,6 +38,7 @@ import psutil  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench import report  # noqa: E402
+from loadtests.options import check_image, error_kind  # noqa: E402
 from settings import Settings  # noqa: E402
 from tests.serving import ServerProcess, bentoml_serve, free_port, fresh  # noqa: E402
 
@@ -220,37 +214,39 @@ def ours(name: str, scratch: Path, settings: dict[str, str] | None = None) -> Me
 
 def rembg(scratch: Path) -> Measured | str:
     """`rembg s` from its own venv, offline: the server, or why it cannot run."""
+    from segmentation import get_spec
+    from segmentation.sources import cache_candidates
+
     executable = REMBG_VENV / "bin" / "rembg"
-    folders = [os.environ.get("U2NET_HOME", "~/.u2net"), "~/.rembg/models/u2netp"]
-    found = [path for f in folders if (path := Path(f).expanduser() / "u2netp.onnx").is_file()]
+    candidates = cache_candidates(get_spec(MODEL_NAME), Settings().u2net_home)
     if not executable.exists():
         return f"not run: {executable} is missing (bash bench/setup-rembg-server.sh creates it)"
-    if not found:
-        return "not run: no u2netp.onnx in ~/.u2net or ~/.rembg (import_model.py puts it there)"
-    model = found[0]
-    # rembg is pointed at the folder holding the model, so it never downloads; BROWSER=true
-    # stops its start-up hook from opening a browser.
-    env = {**os.environ, "BROWSER": "true", "U2NET_HOME": str(model.parent)}
-    if model.parent.name == MODEL_NAME:  # <REMBG_HOME>/models/u2netp/u2netp.onnx
-        env.pop("U2NET_HOME")
-        env["REMBG_HOME"] = str(model.parents[2])
+    if not (found := [path for path in candidates if path.is_file()]):
+        return "not run: no u2netp.onnx in rembg's cache (import_model.py puts it there)"
+    # rembg also reads <U2NET_HOME>/u2netp.onnx, so it never downloads; BROWSER=true stops its
+    # start-up hook from opening a browser.
+    env = {**os.environ, "BROWSER": "true", "U2NET_HOME": str(found[0].parent)}
     port = free_port()
     command = f"{executable} s --host 127.0.0.1 --port {port} --no-ui --log_level warning".split()
     return Measured("rembg s", command, env, scratch, port)
 
 
-def post(client: httpx.Client, server: Measured, image: bytes, fields: dict | None = None):
+def post(
+    client: httpx.Client, server: Measured, image: bytes, fields: dict | None = None
+) -> tuple[float, httpx.Response]:
+    """One image to the server's removal route: (seconds until it answered, the answer)."""
     files, data = {"file": ("photo.jpg", image, "image/jpeg")}, {**server.form, **(fields or {})}
-    return client.post(server.url + server.path, data=data, files=files)
+    sent = time.perf_counter()
+    response = client.post(server.url + server.path, data=data, files=files)
+    return time.perf_counter() - sent, response
 
 
 def problem(response: httpx.Response, media_type: str = "image/png") -> str | None:
-    """None if the answer is a good image, else its kind."""
+    """None if the answer is an image of `media_type`, else what is wrong (as the load test
+    names it)."""
     if response.status_code != 200:
-        return f"HTTP {response.status_code}"
-    if not response.headers.get("content-type", "").startswith(media_type):
-        return "wrong type"
-    return None if response.content else "empty body"
+        return error_kind(response.status_code, response.content)
+    return check_image(response.headers, response.content, media_type)
 
 
 def run_level(server: Measured, image: bytes, concurrency: int, seconds: float, ids: list) -> Level:
@@ -265,7 +261,7 @@ def run_level(server: Measured, image: bytes, concurrency: int, seconds: float, 
             start.wait()
             while (sent := time.perf_counter()) < end:
                 try:
-                    response = post(client, server, fresh(image))
+                    response = post(client, server, fresh(image))[1]
                     error, size = problem(response), len(response.content)
                 except httpx.HTTPError as exc:
                     error, response = type(exc).__name__, None
@@ -296,28 +292,20 @@ def run_level(server: Measured, image: bytes, concurrency: int, seconds: float, 
     return level
 
 
-def warm_up(server: Measured, images: Images, notes: list[str], attempts: int = 3) -> None:
-    """Three 1 MP requests and one 12 MP, fresh bytes each, each retried up to `attempts`."""
+def warm_up(server: Measured, images: Images, notes: list[str]) -> None:
+    """Three 1 MP requests and one 12 MP, fresh bytes each, each tried up to three times."""
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for image in [images["1 MP @1200"]] * 3 + [images["12 MP @1200"]]:
-            for attempt in range(1, attempts + 1):
+            for attempt in (1, 2, 3):
                 try:
-                    response = post(client, server, fresh(image))
-                    error = problem(response) and f"{problem(response)}: {response.text[:300]}"
+                    if (error := problem(post(client, server, fresh(image))[1])) is None:
+                        break
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
-                if error is None:
-                    break
                 notes.append(f"{server.name} warm-up request failed ({error}), attempt {attempt}.")
-                if attempt == attempts:
-                    raise RuntimeError(f"{server.name}: warm-up request failed ({error})")
                 time.sleep(2)
-
-
-def timed(client: httpx.Client, server: Measured, body: bytes, fields: dict) -> tuple:
-    sent = time.perf_counter()
-    response = post(client, server, body, fields)
-    return time.perf_counter() - sent, response
+            else:
+                raise RuntimeError(f"{server.name}: warm-up request failed ({error})")
 
 
 def size_latency(server: Measured, images: Images, count: int, ids: dict) -> Latencies:
@@ -326,7 +314,7 @@ def size_latency(server: Measured, images: Images, count: int, ids: dict) -> Lat
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for _ in range(count):
             for name, image in images.items():
-                elapsed, response = timed(client, server, fresh(image), {"max_width": "1200"})
+                elapsed, response = post(client, server, fresh(image), {"max_width": "1200"})
                 if problem(response) is None:
                     latencies[name].append(elapsed)
                     ids.setdefault(name, []).append(response.headers.get("x-request-id", ""))
@@ -341,11 +329,10 @@ def cache_latency(server: Measured, image: bytes, count: int, notes: list[str]) 
     body = b""
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for _ in range(count):
-            for probe, (options, expected) in report.CACHE_PROBES.items():
+            for probe, (fields, expected) in report.CACHE_PROBES.items():
                 body = fresh(image) if expected == "miss" else body
-                fields = report.CACHE_OPTIONS[options]
                 media_type = "image/" + fields.get("format", "png").lower()
-                elapsed, response = timed(client, server, body, fields)
+                elapsed, response = post(client, server, body, fields)
                 got = response.headers.get("x-cache")
                 if got == expected and not problem(response, media_type):
                     latencies[probe].append(elapsed)
@@ -380,6 +367,7 @@ def bench_servers(run: report.Run, images: Images, args: Args, scratch: Path) ->
     else:
         servers.append(other)
     ids: dict[str, list[str]] = {}
+    one_mp = images["1 MP @1200"]
     try:
         for server in list(servers):
             try:
@@ -396,25 +384,21 @@ def bench_servers(run: report.Run, images: Images, args: Args, scratch: Path) ->
         main.phase = "sizes"
         run.sizes = size_latency(main, images, args.size_requests, ids)
         main.phase = "cache"
-        run.cache = cache_latency(main, images["1 MP @1200"], args.cache_requests, run.notes)
+        run.cache = cache_latency(main, one_mp, args.cache_requests, run.notes)
         set_phase(servers, "idle", 2)
         for concurrency in LEVELS:
             for server in servers:
                 set_phase(servers, "waiting")
                 server.phase = f"c={concurrency}"
-                chosen = (
-                    ids.setdefault(f"1 MP default, c={concurrency}", []) if server is main else []
-                )
-                run.levels.append(
-                    run_level(server, images["1 MP @1200"], concurrency, args.level_s, chosen)
-                )
+                chosen: list[str] = []  # the request ids of our server's level, for the profile
+                if server is main:
+                    ids[f"1 MP default, c={concurrency}"] = chosen
+                run.levels.append(run_level(server, one_mp, concurrency, args.level_s, chosen))
         set_phase(servers, "after", args.rest_s)
         if args.soak_minutes:
             main.phase = "soak"
-            soak = run_level(main, images["1 MP @1200"], 8, args.soak_minutes * 60, [])
-            growth = report.soak_growth(
-                [(t, rss) for t, phase, rss in main.trace if phase == "soak"]
-            )
+            soak = run_level(main, one_mp, 8, args.soak_minutes * 60, [])
+            growth = report.soak_growth([(t, rss) for t, p, rss in main.trace if p == "soak"])
             run.notes.append(
                 f"Soak: concurrency 8 for {args.soak_minutes:g} min: {soak.rps:.2f} req/s, "
                 f"p50 {soak.ms(50):.0f} ms, {sum(soak.errors.values())} errors, RSS growth "
@@ -446,33 +430,23 @@ def mixed_load(run: report.Run, images: Images, args: Args, scratch: Path) -> No
     from loadtests.summarize import read_failures, read_stats
 
     write_uploads(scratch / "uploads")  # the /read-file samples, as serve-for-load.sh does
-    users = str(args.mixed_users)
+    users, seconds = str(args.mixed_users), args.mixed_seconds
+    env = {"STEP_USERS": users, "MAX_USERS": users, "SPAWN_RATE": users}  # all at once
+    env |= {"STEP_SECONDS": str(seconds * 2), "RUN_SECONDS": str(seconds)}
+    env |= {"LOADTEST_REPEAT_SHARE": "0.3", "LOADTEST_SEED": "bench-performance"}
     for label, enabled in (("cache on", "true"), ("cache off", "false")):
         name, out = "mixed-" + enabled, scratch / f"mixed-{enabled}"
         settings = {"CACHE_ENABLED": enabled, "UPLOAD_DIR": str(scratch / "uploads")}
         with ours(name, scratch, settings) as server:
             warm_up(server, images, run.notes)
-            before, children = server.cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
-            env = {"STEP_USERS": users, "MAX_USERS": users, "SPAWN_RATE": users}
-            env |= {
-                "STEP_SECONDS": str(args.mixed_seconds * 2),
-                "RUN_SECONDS": str(args.mixed_seconds),
-            }
-            env |= {"LOADTEST_REPEAT_SHARE": "0.3", "LOADTEST_SEED": "bench-performance"}
-            log(f"mixed load, {label}: {users} users for {args.mixed_seconds:g} s")
-            locust(server.url, out, env, ["--loglevel", "WARNING"], args.mixed_seconds + 300)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = report.cpu_split(before, server.cpu())
+            log(f"mixed load, {label}: {users} users for {seconds:g} s")
+            locust(server.url, out, env, ["--loglevel", "WARNING"], seconds + 300)
         rows = {row.name: row for row in read_stats(out / "locust_stats.csv")}
         total = rows["Aggregated"]
         images_ok = sum(r.requests - r.failures for r in rows.values() if "/remove-" in r.name)
-        mixed = report.Mixed(
-            label, args.mixed_seconds, total.requests, total.failures, images_ok, total.p50
-        )
-        mixed.cache, mixed.cpu = Series.load(out / "locust_series.json").cache, cpu
-        used = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-        mixed.client_cores = used / args.mixed_seconds
-        run.mixed.append(mixed)
+        counts = (total.requests, total.failures, images_ok, total.p50)
+        cache = Series.load(out / "locust_series.json").cache
+        run.mixed.append(report.Mixed(label, seconds, *counts, cache))
         failures = sorted(read_failures(out / "locust_failures.csv"), key=lambda f: -f[3])
         if failures:
             kinds = "; ".join(f"{name}: {message} ×{n}" for name, _, message, n in failures[:5])
@@ -509,9 +483,7 @@ def load_average() -> str:
 
 
 def run_benchmark(args: Args) -> str:
-    run = report.Run(environment=environment(args))
-    images = make_images()
-    served = Settings()
+    run, images, served = report.Run(environment=environment(args)), make_images(), Settings()
     layouts, run.served_layout = bare_layouts(served.model_threads, served.model_thread_spinning)
     one_mp = images["1 MP @1200"]
     steps: list[tuple[str, Callable[[Path], None]]] = [

@@ -1,6 +1,6 @@
 """The pure half of bench/performance.py: what a run measured, its statistics and its Markdown.
 
-Standard library only, so tests/unit/test_bench.py checks it without servers or models.
+No servers or models, so tests/unit/test_bench.py checks it directly.
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from loadtests.summarize import fmt, percent, table
+
 MB = 1_000_000
 STAGES = ("decode", "preprocess", "inference", "compose", "encode")
 API, MODEL, ARBITER, OTHER = "API worker", "model worker", "arbiter", "other"
@@ -18,30 +22,19 @@ ROLES = (API, MODEL, ARBITER, OTHER)
 # Cache probes at concurrency 1, in the order sent: (their options, the X-Cache expected); a
 # probe expecting a miss gets fresh bytes, the others the last miss's. Each is compared with the
 # miss of the same options.
-CACHE_OPTIONS = {
-    "default PNG": {},
-    "format=WEBP": {"format": "WEBP"},
-    "PNG at max_width=1200": {"max_width": "1200"},
-}
-CACHE_PROBES = {
-    "miss: fresh bytes, default PNG": ("default PNG", "miss"),
-    "hit: the same bytes and options again": ("default PNG", "hit"),
-    "mask: the same bytes, format=WEBP": ("format=WEBP", "mask"),
-    "mask: the same bytes, PNG at max_width=1200": ("PNG at max_width=1200", "mask"),
-    "miss: fresh bytes, format=WEBP": ("format=WEBP", "miss"),
-    "miss: fresh bytes, PNG at max_width=1200": ("PNG at max_width=1200", "miss"),
+CACHE_PROBES: dict[str, tuple[dict[str, str], str]] = {
+    "miss: fresh bytes, default PNG": ({}, "miss"),
+    "hit: the same bytes and options again": ({}, "hit"),
+    "mask: the same bytes, format=WEBP": ({"format": "WEBP"}, "mask"),
+    "mask: the same bytes, PNG at max_width=1200": ({"max_width": "1200"}, "mask"),
+    "miss: fresh bytes, format=WEBP": ({"format": "WEBP"}, "miss"),
+    "miss: fresh bytes, PNG at max_width=1200": ({"max_width": "1200"}, "miss"),
 }
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) with linear interpolation (numpy's default); NaN if empty."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    """The q-th percentile (0..100), linearly interpolated; NaN if empty."""
+    return float(np.percentile(values, q)) if len(values) else math.nan
 
 
 def process_role(cmdline: Sequence[str], is_root: bool) -> str:
@@ -121,12 +114,6 @@ class Mixed:
     images: int  # ok requests of the /remove-background* endpoints
     p50_ms: float | None
     cache: dict[str, int] = field(default_factory=dict)
-    cpu: dict[str, float] = field(default_factory=dict)
-    client_cores: float = math.nan
-
-    def share(self, *outcomes: str) -> float:
-        total = sum(self.cache.values())
-        return sum(self.cache.get(name, 0) for name in outcomes) / total if total else math.nan
 
 
 @dataclass
@@ -167,7 +154,7 @@ def median_stages(lines: Iterable[dict], request_ids: Iterable[str]) -> dict[str
     """Median of each logged stage over the request-log lines of `request_ids`."""
     wanted = set(request_ids)
     chosen = [line for line in lines if line.get("request_id") in wanted]
-    stages = {"requests": float(len(chosen))}
+    stages: dict[str, float] = {}
     for key in (*STAGES, "duration_ms"):
         values = [float(line[key]) for line in chosen if isinstance(line.get(key), int | float)]
         if values:
@@ -175,24 +162,8 @@ def median_stages(lines: Iterable[dict], request_ids: Iterable[str]) -> dict[str
     return stages
 
 
-def fmt(value: float | None, digits: int = 0) -> str:
-    if value is None or math.isnan(value):
-        return "–"
-    text = f"{value:,.{digits}f}"
-    return text.lstrip("-") if float(text.replace(",", "")) == 0 else text  # never "-0.0"
-
-
 def ms(values: Sequence[float], q: float, digits: int = 0) -> str:
     return fmt(percentile(values, q) * 1000, digits)
-
-
-def table(title: str, header: str, rows: Sequence[Sequence[str]]) -> list[str]:
-    """A titled Markdown table (`header`: its cells joined by " | "); nothing without rows."""
-    if not rows:
-        return []
-    rule = "|" + "---|" * (header.count(" | ") + 1)
-    lines = [f"## {title}", "", f"| {header} |", rule]
-    return [*lines, *("| " + " | ".join(row) + " |" for row in rows), ""]
 
 
 def notes(items: Sequence[str]) -> list[str]:
@@ -208,15 +179,12 @@ def rss_at(trace: list[tuple[float, str, int]], phase: str, last: bool = False) 
 
 
 def render(run: Run) -> str:
-    out = ["# Performance benchmark", "", *(f"- {k}: {v}" for k, v in run.environment.items())]
-    out += [
-        "",
-        *table(
-            "Bare onnxruntime ceiling (u2netp, 1×3×320×320, warm)",
-            "layout | images/s | ms/image | p50 ms per run | CPU ms/image | ",
-            [_bare_row(run, name, bare) for name, bare in run.bare.items()],
-        ),
-    ]
+    out = ["# Performance benchmark", "", *(f"- {k}: {v}" for k, v in run.environment.items()), ""]
+    out += table(
+        "Bare onnxruntime ceiling (u2netp, 1×3×320×320, warm)",
+        "layout | images/s | ms/image | p50 ms per run | CPU ms/image | ",
+        [_bare_row(run, name, bare) for name, bare in run.bare.items()],
+    )
     out += table(
         "Served throughput and latency (1 MP JPEG, fresh bytes → default PNG)",
         "server | conc. | ok | req/s | p50 ms | p95 ms | p99 ms | errors | of ceiling | resp. KB"
@@ -263,7 +231,7 @@ def _served_row(run: Run, level: Level) -> list[str]:
     errors = ", ".join(f"{kind} ×{n}" for kind, n in level.errors.items()) or "0"
     size = fmt(statistics.fmean(level.sizes) / 1000) if level.sizes else "–"
     cache = ", ".join(f"{name} {n}" for name, n in sorted(level.cache.items())) or "–"
-    share = fmt(level.rps / run.ceiling * 100) + "%"
+    share = percent(level.rps, run.ceiling, 0)
     percentiles = [ms(level.latencies, q) for q in (50, 95, 99)]
     head = [level.server, str(level.concurrency), str(level.ok), f"{level.rps:.2f}"]
     return [*head, *percentiles, errors, share, size, cache]
@@ -301,14 +269,13 @@ def _render_mixed(run: Run) -> list[str]:
         ok = m.requests - m.failures
         cache = ", ".join(f"{name} {n}" for name, n in sorted(m.cache.items())) or "–"
         rates = [f"{ok / m.seconds:.2f}", f"{m.images / m.seconds:.2f}", fmt(m.p50_ms), cache]
-        shares = [fmt(m.share("hit") * 100) + "%", fmt(m.share("hit", "mask") * 100) + "%"]
-        cores = [fmt(m.cpu.get(role, math.nan) / m.seconds, 2) for role in (API, MODEL)]
+        total, hits = sum(m.cache.values()), m.cache.get("hit", 0)
+        shares = [percent(hits, total, 0), percent(hits + m.cache.get("mask", 0), total, 0)]
         rows.append([m.label, f"{m.seconds:g}", str(ok), str(m.failures), *rates, *shares])
-        rows[-1] += [*cores, fmt(m.client_cores, 2)]
     lines = table(
         "Result cache under mixed load (loadtests/locustfile.py, 30% replayed requests)",
         "run | s | ok | failures | req/s | image req/s | p50 ms | X-Cache | hit ratio"
-        " | model skipped | API worker cores | model worker cores | locust cores",
+        " | model skipped",
         rows,
     )
     if len(run.mixed) == 2:

@@ -170,19 +170,16 @@ class Sender(FastHttpUser):
     def send(self, request: Request, intended: float | None = None) -> None:
         """One request, counted in locust's stats (non-2xx and failed checks as failures, by
         kind) and in the series; the clock starts at `intended` when given."""
-        headers = dict(self.auth)
-        if request.content_type:
-            headers["Content-Type"] = request.content_type
+        content_type = {"Content-Type": request.content_type} if request.content_type else {}
         sent = time.perf_counter() if intended is None else intended
         SERIES.sent(sent - ORIGIN[0], request.path)
+        kwargs = {"name": request.name, "data": request.body, "headers": self.auth | content_type}
         with self.client.request(
-            request.method, request.path, name=request.name, data=request.body,
-            headers=headers, catch_response=True,
-        ) as response:  # fmt: skip
+            request.method, request.path, catch_response=True, **kwargs
+        ) as response:
             done = time.perf_counter()
-            response.request_meta["response_time"] = (done - sent) * 1000
+            response.request_meta["response_time"] = elapsed_ms = (done - sent) * 1000
             outcome, problem = self.judge(response, request.check)
-            elapsed_ms = (done - sent) * 1000
             SERIES.answered(sent - ORIGIN[0], done - ORIGIN[0], request.path, outcome, elapsed_ms)
             response.failure(problem) if problem else response.success()
         if response.status_code == 404 and request.path == "/read-file":
@@ -228,13 +225,8 @@ def closed(name: str) -> type[ClosedLoopUser]:
     return type(name, (ClosedLoopUser,), namespace)
 
 
-RemoveBackgroundUser = closed("RemoveBackgroundUser")
-PreviewUser = closed("PreviewUser")
-Base64User = closed("Base64User")
-BatchUser = closed("BatchUser")
-ReadFileUser = closed("ReadFileUser")
-PresetsUser = closed("PresetsUser")
-HealthUser = closed("HealthUser")
+# One user class per endpoint, named as in ENDPOINTS: locust finds them among this module's names.
+globals().update({name: closed(name) for name in ENDPOINTS})
 
 
 class OpenLoopUser(Sender):
@@ -323,10 +315,9 @@ def _arguments(parser: Any, **_: Any) -> None:
 
 
 def slo_of(parsed: Any) -> Slo:
-    return Slo(
-        Slo.limits(parsed.slo_p95), Slo.limits(parsed.slo_p99), parsed.slo_error_ratio,
-        parsed.slo_shed_ratio, parsed.slo_min_rps, parsed.slo_shed_is_error,
-    )  # fmt: skip
+    limits = {"p95": Slo.limits(parsed.slo_p95), "p99": Slo.limits(parsed.slo_p99)}
+    names = ("error_ratio", "shed_ratio", "min_rps", "shed_is_error")
+    return Slo(**limits, **{name: getattr(parsed, f"slo_{name}") for name in names})
 
 
 @events.init.add_listener

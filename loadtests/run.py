@@ -3,14 +3,10 @@
     loadtests/run.sh HOST [locust arguments: user class names, --rate, --slo-*, --processes N…]
 
 Checks that HOST/health answers; writes the /read-file samples into $UPLOAD_DIR when that is set
-(a server on the same host); runs locust with --csv, --csv-full-history and --html into
-loadtests/results/<UTC timestamp>/ (or $RESULTS_DIR); then writes summary.md there. The exit
-status is locust's: the SLO verdict (0 met, 1 missed).
-
-The target's rate limits must be raised, or most requests are 429s: RATE_LIMIT_ENABLED=false,
-large RATE_LIMIT_*_PER_HOUR, or a load-test key (the server's LOADTEST_KEYS, sent here as
-LOADTEST_API_KEY). `python -m locust -f loadtests/locustfile.py --help` lists the locust and
-load-test arguments.
+(a server on the same host); runs locust into loadtests/results/<UTC timestamp>/ (or
+$RESULTS_DIR), then writes summary.md there. The exit status is the SLO verdict (0 met, 1
+missed). The target's rate limits must be off or raised, or the run given a load-test key
+(LOADTEST_API_KEY). `python -m locust -f loadtests/locustfile.py --help` lists the arguments.
 """
 
 from __future__ import annotations

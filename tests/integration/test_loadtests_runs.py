@@ -1,6 +1,6 @@
 """Real locust runs of loadtests/locustfile.py against the whole API in this process (the real
 model): a 2-process open-loop run sends the mix of a 1-process run, and the exit code is the
-SLO verdict, with shed 503s counted apart from errors."""
+SLO verdict, with shed 503s counted apart from errors; summarize.py reads locust's own files."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from loadtests.inputs import write_uploads
 from loadtests.run import locust
 from loadtests.slo import Series
-from loadtests.summarize import AGGREGATED, read_stats
+from loadtests.summarize import AGGREGATED, read_stats, summarize
 from tests.integration.api_server import InProcessServer
 
 pytestmark = pytest.mark.slow
@@ -78,3 +78,7 @@ def test_the_exit_code_is_the_slo_verdict(
     assert all(text in verdict for text in said), verdict
     stats = Series.load(tmp_path / "locust_series.json").stats()
     assert stats.shed > 0 and stats.error == 0 and stats.ok > 0  # 503 + Retry-After: shed
+    text, _ = summarize(tmp_path)  # locust's CSVs: the stats, the history and the failures
+    assert "; peak 1 users" in text and verdict in text
+    assert f"| POST /remove-background [0.25MP] | {stats.answered} |" in text
+    assert "| POST /remove-background [0.25MP] | 503 overloaded | HTTP 503 overloaded |" in text

@@ -30,9 +30,8 @@ def test_the_locust_jobs_are_locked_down_and_configured_by_their_configmap() -> 
         assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
         (container,) = spec["containers"]
         context = container["securityContext"]
-        assert context["readOnlyRootFilesystem"] is True and context["capabilities"]["drop"] == [
-            "ALL"
-        ]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"]["drop"] == ["ALL"]
         assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
         (source,) = container["envFrom"]
         config = one(docs, "ConfigMap", source["configMapRef"]["name"])["data"]
@@ -42,10 +41,8 @@ def test_the_locust_jobs_are_locked_down_and_configured_by_their_configmap() -> 
 
 def test_the_workers_reach_the_master_and_are_as_many_as_it_expects() -> None:
     docs = render(COMPONENTS_TARGET)
-    master, workers = (
-        one(docs, "Job", "bg-remover-loadtest-master"),
-        one(docs, "Job", "bg-remover-loadtest-workers"),
-    )
+    master = one(docs, "Job", "bg-remover-loadtest-master")
+    workers = one(docs, "Job", "bg-remover-loadtest-workers")
     args = pod(master)["containers"][0]["args"]
     assert "--headless" in args and "--master" in args
     assert int(args[args.index("--expect-workers") + 1]) == workers["spec"]["parallelism"]
