@@ -1,13 +1,9 @@
 """Peak memory of the API-side work on one image, per decoded megapixel, by input mode and
-output format: the figures behind `optimizer/memory.py`'s admission weights.
+output format: the figures behind `optimizer/memory.py`'s admission weights. `--composition`:
+what a canvas and a background image add (the cases: docs/operations.md, "Memory").
 
     .venv/bin/python bench/memory.py [--megapixels 8] [--repeat 2]
     .venv/bin/python bench/memory.py --composition [--repeat 2]
-
-`--composition` measures what composition adds: per output pixel, a small photo placed on a
-4000x4000 canvas with a drop shadow, a background colour and decontaminated edges; per pixel of
-a background image, a 16 MP picture covering a small photo's output. Each against the same
-photo without composition, in fresh processes alike.
 
 Each measurement runs in a fresh process: the image is made and encoded (PNG, or 16-bit PNG
 for I;16), everything is imported and warmed up on a small image, the kernel's peak-RSS mark

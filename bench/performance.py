@@ -26,6 +26,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
 from importlib.metadata import version
+from itertools import product
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,15 +48,10 @@ REMBG_VENV = ROOT / ".venv-rembg"
 LEVELS = (1, 4, 8)
 SIZES = {"1 MP @1200": (1224, 816), "12 MP @1200": (4240, 2832)}
 TIMEOUT_S = 300.0
-LAYOUTS = [
-    *(
-        report.layout_env(w, t, spin, nice)
-        for w, t in ((1, 2), (2, 1))
-        for spin in (False, True)
-        for nice in (0, 10)
-    ),
-    report.layout_env(1, 2, False, 0, runs=2),
-]
+# (model workers, threads) × spinning × API worker nice, then 1 × 2 running 2 images at once
+GRID = product(((1, 2), (2, 1)), (False, True), (0, 10))
+LAYOUTS = [report.layout_env(*pair, spin, nice) for pair, spin, nice in GRID]
+LAYOUTS.append(report.layout_env(1, 2, False, 0, runs=2))
 # Limits off and the JSON request log in every run (the profile needs it), so that the API
 # worker's logging CPU is the same in each.
 SERVICE_ENV = {"BENTOML_DO_NOT_TRACK": "true", "RATE_LIMIT_ENABLED": "false", "LOG_FORMAT": "json"}
@@ -558,14 +554,9 @@ def run_knee(args: Args) -> str:
     ratio = knee / saturation if knee else float("nan")
     within = "within" if abs(ratio - 1) <= 0.15 else "NOT within"
     closed = ", ".join(f"c={level.concurrency} {level.rps:.2f}" for level in levels)
-    lines = [
-        "# Knee against saturation",
-        "",
-        *(f"- {k}: {v}" for k, v in environment(args).items()),
-    ]
-    lines.append(f"- saturation (closed loop): {saturation:.2f} req/s ({closed})")
-    lines.append(f"- knee (open loop): {knee} req/s, {ratio:.2f}× the saturation, {within} ±15%")
-    return "\n".join([*lines, *(f"- {note}" for note in notes), "", text])
+    facts = environment(args) | {"saturation (closed loop)": f"{saturation:.2f} req/s ({closed})"}
+    facts["knee (open loop)"] = f"{knee} req/s, {ratio:.2f}× the saturation, {within} ±15%"
+    return report.document("Knee against saturation", facts, [text], notes)
 
 
 OPTIONS = [  # flag, argparse keywords

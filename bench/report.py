@@ -54,9 +54,9 @@ def process_role(cmdline: Sequence[str], is_root: bool) -> str:
 def cpu_split(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]):
     """CPU seconds per role between two snapshots of pid -> (role, CPU seconds); a process that
     appeared in between counts from zero."""
-    seconds: dict[str, float] = {}
+    seconds: Counter[str] = Counter()
     for pid, (role, cpu) in after.items():
-        seconds[role] = seconds.get(role, 0.0) + max(cpu - before.get(pid, (role, 0.0))[1], 0.0)
+        seconds[role] += max(cpu - before.get(pid, (role, 0.0))[1], 0.0)
     return seconds
 
 
@@ -72,7 +72,7 @@ class Level:
     sizes: list[int] = field(default_factory=list)
     cache: Counter[str] = field(default_factory=Counter)
     late: int = 0  # answered after the window: not counted, but the server did the work
-    cpu: dict[str, float] = field(default_factory=dict)  # role -> CPU seconds over the level
+    cpu: Counter[str] = field(default_factory=Counter)  # role -> CPU seconds over the level
     cpu_wall: float = math.nan
     peak_rss: int | None = None
 
@@ -166,8 +166,11 @@ def ms(values: Sequence[float], q: float, digits: int = 0) -> str:
     return fmt(percentile(values, q) * 1000, digits)
 
 
-def notes(items: Sequence[str]) -> list[str]:
-    return ["## Notes", "", *(f"- {note}" for note in items), ""] if items else []
+def document(title: str, facts: dict[str, str], body: list[str], notes: Sequence[str]) -> str:
+    """A Markdown report: its title, its facts as a list, its body, and its notes if any."""
+    lines = [f"# {title}", "", *(f"- {k}: {v}" for k, v in facts.items()), "", *body]
+    lines += ["## Notes", "", *(f"- {note}" for note in notes)] if notes else []
+    return "\n".join(lines).rstrip() + "\n"
 
 
 RSS_PHASES = (("idle", True), ("c=8", False), ("after", True), ("soak", False))  # (phase, last)
@@ -179,8 +182,7 @@ def rss_at(trace: list[tuple[float, str, int]], phase: str, last: bool = False) 
 
 
 def render(run: Run) -> str:
-    out = ["# Performance benchmark", "", *(f"- {k}: {v}" for k, v in run.environment.items()), ""]
-    out += table(
+    out = table(
         "Bare onnxruntime ceiling (u2netp, 1×3×320×320, warm)",
         "layout | images/s | ms/image | p50 ms per run | CPU ms/image | ",
         [_bare_row(run, name, bare) for name, bare in run.bare.items()],
@@ -218,7 +220,7 @@ def render(run: Run) -> str:
         " | ".join(["request", *STAGES, "stages sum", "logged total"]),
         [_stage_row(name, stages) for name, stages in run.profiles.items()],
     )
-    return "\n".join([*out, *notes(run.notes)]).rstrip() + "\n"
+    return document("Performance benchmark", run.environment, out, run.notes)
 
 
 def _bare_row(run: Run, name: str, bare: Bare) -> list[str]:
@@ -309,8 +311,7 @@ def pooled(levels: Sequence[Level]) -> Level:
         merged.latencies += level.latencies
         merged.errors += level.errors
         merged.late += level.late
-        for role, seconds in level.cpu.items():
-            merged.cpu[role] = merged.cpu.get(role, 0.0) + seconds
+        merged.cpu.update(level.cpu)
     merged.peak_rss = max((level.peak_rss or 0 for level in levels), default=0) or None
     return merged
 
@@ -319,7 +320,7 @@ def render_layouts(
     results: Sequence[tuple[dict[str, str], Level]],
     bare: dict[str, Bare],
     environment: dict[str, str],
-    notes_: Sequence[str],
+    notes: Sequence[str],
 ) -> str:
     """One row per layout with its rounds pooled; *p50 ms at c=1* is the short level run before
     concurrency 8. Best: the most req/s, or within 1% of it the lower p50."""
@@ -338,16 +339,15 @@ def render_layouts(
         rows.append((loaded, [*head, *p50s, *cpu, rss, str(sum(loaded.errors.values()))]))
     top = max((lv.rps for lv, _ in rows), default=math.nan)
     best = min((r for r in rows if r[0].rps >= top * 0.99), key=lambda r: r[0].ms(50), default=None)
-    out = ["# Serving layouts", "", *(f"- {k}: {v}" for k, v in environment.items()), ""]
-    out += table(
+    out = table(
         "Concurrency 8, 1 MP JPEG with fresh bytes → default PNG",
         " | ".join(layout_env(1, 1, False, 0)) + " | req/s | req/s per round | p50 ms | p95 ms"
         " | p50 ms at c=1 | API CPU ms/req | model CPU ms/image | peak RSS MB | errors | ",
-        [[*cells, "**best**" if row is best else ""] for row in rows for cells in [row[1]]],
+        [[*row[1], "**best**" if row is best else ""] for row in rows],
     )
     out += table(
         "Bare onnxruntime, one image at a time",
         "layout | images/s | CPU ms/image",
         [[name, f"{b.rate:.2f}", fmt(b.cpu_ms, 1)] for name, b in bare.items()],
     )
-    return "\n".join([*out, *notes(notes_)]).rstrip() + "\n"
+    return document("Serving layouts", environment, out, notes)

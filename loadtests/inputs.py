@@ -32,8 +32,7 @@ EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
 # under the service's default MAX_CONTENT_LENGTH (16 MiB) even once base64-encoded.
 SAVE_OPTIONS: dict[str, dict] = {"JPEG": {"quality": 90}, "PNG": {"compress_level": 1}}
 
-# /read-file samples: small ones (the answer is the whole file in base64).
-UPLOAD_SUBDIR = "loadtest"
+UPLOAD_SUBDIR = "loadtest"  # in the server's UPLOAD_DIR
 UPLOAD_BUCKETS = ("0.25MP", "1MP")
 
 
@@ -90,22 +89,22 @@ def pick(rng: random.Random, buckets: Sequence[str] | None = None) -> Sample:
     return sample(rng.choice(PHOTO_NAMES), _weighted(rng, allowed), _weighted(rng, UPLOAD_FORMATS))
 
 
-def upload_samples() -> list[Sample]:
-    """The JPEG files /read-file asks for (written into UPLOAD_DIR by write_uploads)."""
-    return [sample(photo, bucket, "JPEG") for bucket in UPLOAD_BUCKETS for photo in PHOTO_NAMES]
-
-
 def read_file_paths() -> list[str]:
     """Paths, relative to the server's UPLOAD_DIR, of the /read-file samples."""
     return [f"{UPLOAD_SUBDIR}/{item.filename}" for item in upload_samples()]
 
 
-def write_uploads(upload_dir: Path) -> list[Path]:
-    """Write the /read-file samples under `upload_dir`/loadtest/ (idempotent)."""
-    (upload_dir / UPLOAD_SUBDIR).mkdir(parents=True, exist_ok=True)
+def upload_samples() -> list[Sample]:
+    """The /read-file samples: small JPEGs (the answer is the whole file in base64)."""
+    return [sample(photo, bucket, "JPEG") for bucket in UPLOAD_BUCKETS for photo in PHOTO_NAMES]
+
+
+def write_uploads(upload_dir: Path) -> Path:
+    """Write the /read-file samples into `upload_dir`/loadtest/ (idempotent); that folder."""
+    (folder := upload_dir / UPLOAD_SUBDIR).mkdir(parents=True, exist_ok=True)
     for item in upload_samples():
-        (upload_dir / UPLOAD_SUBDIR / item.filename).write_bytes(item.data)
-    return [upload_dir / path for path in read_file_paths()]
+        (folder / item.filename).write_bytes(item.data)
+    return folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,8 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("list", help="print every sample of the corpus")
     args = parser.parse_args(argv)
     if args.command == "write-uploads":
-        paths = write_uploads(args.upload_dir)
-        print(f"wrote {len(paths)} samples to {args.upload_dir / UPLOAD_SUBDIR}")
+        print(f"wrote {len(read_file_paths())} samples to {write_uploads(args.upload_dir)}")
     else:
         for item in corpus():
             size = f"{item.width:5}x{item.height:<5} {item.megapixels:6.2f} MP"

@@ -109,8 +109,7 @@ def batch(user: Sender) -> Request:
 def read_file(user: Sender) -> Request | None:
     """A sample that run.sh or serve-for-load.sh put in the server's UPLOAD_DIR; a path the
     server lacks (404) is logged once and not asked again."""
-    paths = env_list("LOADTEST_READ_FILE_PATHS", inputs.read_file_paths())
-    if not (paths := [path for path in paths if path not in MISSING]):
+    if not (paths := [path for path in inputs.read_file_paths() if path not in MISSING]):
         return None
     body = json.dumps({"path": user.rng.choice(paths)}).encode()
     return Request("/read-file", options.check_json_result, body, "application/json")
@@ -298,6 +297,7 @@ ARGUMENTS = [  # flag (its variable: LOADTEST_ and the flag's name), type, defau
     ("--slo-error-ratio", float, 0.01, "errors / answers [0.01]"),
     ("--slo-shed-ratio", float, None, "shed 503s / answers"),
     ("--slo-min-rps", float, None, "ok answers per second over the run"),
+    ("--slo-shed-is-error", bool, False, "count shed 503s as errors"),
     ("--pods", int, 1, "replicas serving the run, for the capacity per pod [1]"),
     ("--target-rps", float, None, "a rate to plan replicas for"),
 ]
@@ -308,10 +308,8 @@ def _arguments(parser: Any, **_: Any) -> None:
     group = parser.add_argument_group("bg-remover", "open loop, SLO verdict, capacity")
     for flag, kind, default, text in ARGUMENTS:
         variable = "LOADTEST_" + flag[2:].upper().replace("-", "_")
-        group.add_argument(flag, env_var=variable, type=kind, default=default, help=text)
-    group.add_argument(
-        "--slo-shed-is-error", env_var="LOADTEST_SLO_SHED_IS_ERROR", action="store_true"
-    )
+        how = {"action": "store_true"} if kind is bool else {"type": kind, "default": default}
+        group.add_argument(flag, env_var=variable, help=text, **how)
 
 
 def slo_of(parsed: Any) -> Slo:

@@ -6,7 +6,7 @@ Checks that HOST/health answers; writes the /read-file samples into $UPLOAD_DIR 
 (a server on the same host); runs locust into loadtests/results/<UTC timestamp>/ (or
 $RESULTS_DIR), then writes summary.md there. The exit status is the SLO verdict (0 met, 1
 missed). The target's rate limits must be off or raised, or the run given a load-test key
-(LOADTEST_API_KEY). `python -m locust -f loadtests/locustfile.py --help` lists the arguments.
+(LOADTEST_API_KEY). The load-test flags: loadtests/README.md (ARGUMENTS in the locustfile).
 """
 
 from __future__ import annotations
@@ -38,17 +38,9 @@ def locust(
     command += ["--headless", "--host", host, "--csv", str(out / "locust"), "--csv-full-history"]
     command += ["--html", str(out / "report.html"), "--logfile", str(out / "locust.log"), *extra]
     with (out / "locust.out").open("wb") as sink:
-        output = sink if quiet else None
-        run = subprocess.run(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdout=output,
-            stderr=subprocess.STDOUT if quiet else None,
-            timeout=timeout,
-            check=False,
-        )
-    return run.returncode
+        streams = {"stdout": sink, "stderr": subprocess.STDOUT} if quiet else {}
+        env = {**os.environ, **(env or {})}
+        return subprocess.run(command, cwd=ROOT, env=env, timeout=timeout, **streams).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,6 @@ import csv
 import math
 import re
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,25 +106,18 @@ def read_failures(path: Path) -> list[tuple[str, str, str, int]]:
     ]
 
 
-def stats_table(rows: Sequence[Row], failures: Sequence[tuple[str, str, str, int]]) -> list[str]:
+def stats_table(rows: Sequence[Row]) -> list[str]:
     """One row per request name and the total: requests, req/s over the whole run, latency
-    percentiles, failures, and one column per failure kind."""
-    kinds = sorted({kind for _, kind, _, _ in failures})
-    by_name: dict[str, Counter[str]] = {AGGREGATED: Counter()}
-    for name, kind, _, count in failures:
-        by_name.setdefault(name, Counter())[kind] += count
-        by_name[AGGREGATED][kind] += count
+    percentiles and failures (by kind in the failures table)."""
     ordered = sorted((r for r in rows if r.name != AGGREGATED), key=lambda r: (r.name, r.method))
     body = []
     for row in [*ordered, *(r for r in rows if r.name == AGGREGATED)]:
         label = "**total**" if row.name == AGGREGATED else f"{row.method} {row.name}"
-        counts = by_name.get(AGGREGATED if row.name == AGGREGATED else label, Counter())
         cells = [label, str(row.requests), f"{row.rps:.2f}"]
         cells += [fmt(ms) for ms in (row.p50, row.p95, row.p99, row.max_ms)]
-        cells += [str(row.failures), percent(row.failures, row.requests)]
-        body.append([*cells, *(str(counts[kind]) for kind in kinds)])
+        body.append([*cells, str(row.failures), percent(row.failures, row.requests)])
     header = "request | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | failures | fail %"
-    return table("", " | ".join([header, *kinds]), body)
+    return table("", header, body)
 
 
 def capacity_table(found: Capacity) -> list[str]:
@@ -189,7 +181,7 @@ def summarize(
         users = max(int(r["User Count"]) for r in history)
         facts.append(f"{max(stamps) - min(stamps)} s; peak {users} users")
     lines = ["# Load-test summary", "", "; ".join(facts), ""]
-    lines += stats_table(read_stats(results / f"{prefix}_stats.csv"), failures)
+    lines += stats_table(read_stats(results / f"{prefix}_stats.csv"))
     series, found = Series.load(results / f"{prefix}_series.json"), None
     if series.counts:
         slo = Slo(**series.meta.get("slo", {}))

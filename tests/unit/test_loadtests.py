@@ -8,7 +8,6 @@ Nothing here imports locust in-process (it monkey-patches the interpreter with g
 from __future__ import annotations
 
 import csv
-import email.parser
 import io
 import json
 import os
@@ -73,15 +72,8 @@ def loaded() -> dict:
     env = {**os.environ, "STEP_USERS": "2", "STEP_SECONDS": "30", "MAX_USERS": "10"}
     env |= {"RUN_SECONDS": "120", "LOADTEST_DRAIN_S": "10", "BENTOML_DO_NOT_TRACK": "true"}
     env.pop("SPAWN_RATE", None)
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(LOCUSTFILE)],
-        env=env,
-        cwd=LOCUSTFILE.parents[1],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    command, root = [sys.executable, "-c", PROBE, str(LOCUSTFILE)], LOCUSTFILE.parents[1]
+    done = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -123,9 +115,8 @@ def test_samples_decode_to_their_bucket(bucket: str, fmt: str) -> None:
 def test_pick_respects_the_allowed_buckets_and_uploads_match_read_file_paths(tmp_path) -> None:
     rng = random.Random(1)
     assert {inputs.pick(rng, ["0.25MP"]).bucket for _ in range(20)} == {"0.25MP"}
-    written = inputs.write_uploads(tmp_path)
-    relative = sorted(str(path.relative_to(tmp_path)) for path in written)
-    assert relative == sorted(inputs.read_file_paths())
+    written = sorted(inputs.write_uploads(tmp_path).iterdir())
+    assert [str(path.relative_to(tmp_path)) for path in written] == sorted(inputs.read_file_paths())
     assert all(path.read_bytes()[:3] == b"\xff\xd8\xff" for path in written)
 
 
@@ -146,16 +137,6 @@ def test_random_options_stay_in_the_contract() -> None:
     assert options.expected_mimetype({"preset": "web", "format": "AVIF"}) == "image/avif"
     typed = options.json_options({"quality": "80", "crop": "true", "crop_margin": "5%"})
     assert typed == {"quality": 80, "crop": True, "crop_margin": "5%"}
-
-
-def test_multipart_body_parses_back() -> None:
-    files = [("files", "a.jpg", "image/jpeg", b"A"), ("files", "b.png", "image/png", b"B")]
-    body, content_type = options.multipart({"format": "PNG"}, files)
-    head = f"Content-Type: {content_type}\r\n\r\n".encode()
-    parts = email.parser.BytesParser().parsebytes(head + body).get_payload()
-    names = [part.get_param("name", header="content-disposition") for part in parts]
-    assert names == ["format", "files", "files"]
-    assert (parts[1].get_filename(), parts[2].get_payload(decode=True)) == ("a.jpg", b"B")
 
 
 def test_checks_name_what_broke() -> None:
@@ -327,14 +308,14 @@ def test_summarize_reports_rates_percentiles_failures_verdict_and_capacity(resul
     text, found = summarize.summarize(results, host="http://127.0.0.1:3999")
     expected = [
         "target `http://127.0.0.1:3999`; started 2026-11-25 12:00:00Z; 60 s; peak 4 users",
-        "| request | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | failures | fail % "
-        "| 429 rate_limited | 503 overloaded | bad 200 |",
-        "| POST /remove-background [1MP] | 120 | 2.00 | 800 | 2,300 | 4,100 | 5,012 | 7 | 5.8% "
-        "| 4 | 2 | 1 |",
-        "| GET /health | 10 | 0.17 | 12 | 40 | 60 | 60 | 0 | 0.0% | 0 | 0 | 0 |",
-        "| POST /read-file | 0 | 0.00 | – | – | – | 0 | 0 | – | 0 | 0 | 0 |",
-        "| **total** | 130 | 2.17 | 700 | 2,200 | 4,000 | 5,012 | 7 | 5.4% | 4 | 2 | 1 |",
+        "| POST /remove-background [1MP] | 120 | 2.00 | 800 | 2,300 | 4,100 | 5,012 | 7 | 5.8% |",
+        "| GET /health | 10 | 0.17 | 12 | 40 | 60 | 60 | 0 | 0.0% |",
+        "| POST /read-file | 0 | 0.00 | – | – | – | 0 | 0 | – |",
+        "| **total** | 130 | 2.17 | 700 | 2,200 | 4,000 | 5,012 | 7 | 5.4% |",
         "| POST /remove-background [1MP] | 429 rate_limited | HTTP 429 rate_limited | 4 |",
+        "| POST /remove-background [1MP] | 503 overloaded | HTTP 503 overloaded | 2 |",
+        "| POST /remove-background [1MP] | bad 200 | bad 200: content-type image/png, expected "
+        "image/jpeg | 1 |",
         "SLO verdict: PASS: error ratio 0.0% ≤ 1.0%",  # the run's own SLO: the default
         "| 3 | 31 | 3.00 | 300 | 300 | 300 | 0.0% | 3.2% | 0 | met |",
         "| 4 | 41 | 3.00 | 5,300 | 10,000 | 10,000 | 0.0% | 3.2% | 10 "
@@ -348,9 +329,8 @@ def test_summarize_reports_rates_percentiles_failures_verdict_and_capacity(resul
 @pytest.mark.parametrize(
     ("error", "kind"),
     [
-        ("CatchResponseError('HTTP 502 -')", "502"),
+        ('CatchResponseError("HTTP 502 -")', "502"),  # as repr quotes a message holding a '
         ("CatchResponseError('connection error: ConnectionRefusedError')", "conn"),
-        ('CatchResponseError("bad 200: mimetype image/png, expected image/webp")', "bad 200"),
         ("RuntimeError('boom')", "other"),
     ],
 )
