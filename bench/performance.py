@@ -59,6 +59,7 @@ SERVICE_ENV = {"BENTOML_DO_NOT_TRACK": "true", "RATE_LIMIT_ENABLED": "false", "L
 
 Images = dict[str, bytes]  # "1 MP @1200" and "12 MP @1200": JPEG bytes
 Latencies = dict[str, list[float]]  # seconds per label
+Probe = tuple[bytes, dict[str, str], str]  # an image, its options, the X-Cache expected
 Args, Level = argparse.Namespace, report.Level
 
 
@@ -161,11 +162,11 @@ class Measured(ServerProcess):
     `rembg s` is one process and takes one image at /api/remove."""
 
     def __init__(self, name: str, command: list[str], env: dict, scratch: Path, port: int) -> None:
-        ready = "/api" if name == "rembg s" else "/readyz"
+        rembg = name == "rembg s"
+        ready = "/api" if rembg else "/readyz"
         super().__init__(command, env, scratch / f"{name}.out", port, ready)
         self.name, self.roles, self.phase = name, {}, "startup"
         self.trace: list[tuple[float, str, int]] = []
-        rembg = ready == "/api"
         self.path, self.form = ("/api/remove", {"model": "u2netp"}) if rembg else (REMOVE, {})
 
     def start(self) -> Measured:
@@ -304,40 +305,29 @@ def warm_up(server: Measured, images: Images, notes: list[str]) -> None:
                 raise RuntimeError(f"{server.name}: warm-up request failed ({error})")
 
 
-def size_latency(server: Measured, images: Images, count: int, ids: dict) -> Latencies:
-    """Alternating 1 MP and 12 MP requests at max_width=1200, fresh bytes, one at a time."""
-    latencies: Latencies = {name: [] for name in images}
-    with httpx.Client(timeout=TIMEOUT_S) as client:
-        for _ in range(count):
-            for name, image in images.items():
-                elapsed, response = post(client, server, fresh(image), {"max_width": "1200"})
-                if problem(response) is None:
-                    latencies[name].append(elapsed)
-                    ids.setdefault(name, []).append(response.headers.get("x-request-id", ""))
-    return latencies
-
-
-def cache_latency(server: Measured, image: bytes, count: int, notes: list[str]) -> Latencies:
-    """`count` rounds of the cache probes, one request at a time. An answer whose X-Cache is not
-    the one expected is left out and counted in a note."""
-    latencies: Latencies = {probe: [] for probe in report.CACHE_PROBES}
+def one_at_a_time(
+    server: Measured, probes: dict[str, Probe], count: int, notes: list[str], ids: dict
+) -> Latencies:
+    """`count` rounds of `probes`, one request at a time; a probe expecting a miss gets fresh
+    bytes, the others the previous probe's. An answer that is not an image of the format asked
+    for with the X-Cache expected is left out and counted in a note; `ids` keeps the others'."""
+    latencies: Latencies = {probe: [] for probe in probes}
     unexpected: Counter[str] = Counter()
     body = b""
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for _ in range(count):
-            for probe, (fields, expected) in report.CACHE_PROBES.items():
+            for probe, (image, fields, expected) in probes.items():
                 body = fresh(image) if expected == "miss" else body
                 media_type = "image/" + fields.get("format", "png").lower()
                 elapsed, response = post(client, server, body, fields)
                 got = response.headers.get("x-cache")
                 if got == expected and not problem(response, media_type):
                     latencies[probe].append(elapsed)
+                    ids.setdefault(probe, []).append(response.headers.get("x-request-id", ""))
                 else:
                     unexpected[f"{probe}: HTTP {response.status_code}, X-Cache {got}"] += 1
     if unexpected:
-        notes.append(
-            "Cache latency left out: " + ", ".join(f"{k} ×{n}" for k, n in unexpected.items())
-        )
+        notes.append("Left out: " + ", ".join(f"{k} ×{n}" for k, n in unexpected.items()))
     return latencies
 
 
@@ -377,10 +367,13 @@ def bench_servers(run: report.Run, images: Images, args: Args, scratch: Path) ->
                 server.stop()
                 servers.remove(server)
         main = servers[0]
-        main.phase = "sizes"
-        run.sizes = size_latency(main, images, args.size_requests, ids)
+        main.phase = "sizes"  # 12 MP against 1 MP at max_width=1200, then the cache probes
+        sizes = {name: (image, {"max_width": "1200"}, "miss") for name, image in images.items()}
+        run.sizes = one_at_a_time(main, sizes, args.size_requests, run.notes, ids)
         main.phase = "cache"
-        run.cache = cache_latency(main, one_mp, args.cache_requests, run.notes)
+        cache = report.CACHE_PROBES.items()
+        probes = {name: (one_mp, fields, expected) for name, (fields, expected) in cache}
+        run.cache = one_at_a_time(main, probes, args.cache_requests, run.notes, {})
         set_phase(servers, "idle", 2)
         for concurrency in LEVELS:
             for server in servers:
@@ -455,9 +448,8 @@ def environment(args: Args) -> dict[str, str]:
     names += " api_worker_nice max_batch_size cache_enabled"
     settings = [f"{name.upper()}={str(getattr(served, name)).lower()}" for name in names.split()]
     rembg = sorted((REMBG_VENV / "lib").glob("python*/site-packages/rembg-*.dist-info"))
-    versions = [
-        f"{name} {version(name)}" for name in ("bentoml", "onnxruntime", "pillow", "locust")
-    ]
+    packages = ("bentoml", "onnxruntime", "pillow", "locust")
+    versions = [f"{package} {version(package)}" for package in packages]
     versions.append("rembg (server venv) " + (rembg[-1].name[6:-10] if rembg else "absent"))
     cpus = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line]
     memory = psutil.virtual_memory().total / 2**30

@@ -275,8 +275,7 @@ def test_capacity_finds_the_knee_where_the_slo_stops_holding() -> None:
 
 
 def write_csv(path: Path, columns: str, rows: list[list[object]]) -> None:
-    """The columns of locust's CSV that summarize.py reads (the integration tests give it
-    locust's own files)."""
+    """The columns of locust's CSVs that summarize.py reads (locust's own: the integration test)."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows([columns.split(","), *rows])
 
