@@ -167,7 +167,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
-        print(json.dumps({"plain": plain, "composed": composed}[kind](*rest)))
+        print(json.dumps(plain(*rest) if kind == "plain" else composed(*rest)))
         return
     if args.composition:
         composition_report(args.repeat)

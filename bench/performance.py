@@ -39,7 +39,11 @@ import psutil  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench import report  # noqa: E402
+from loadtests.inputs import write_uploads  # noqa: E402
 from loadtests.options import check_image, error_kind  # noqa: E402
+from loadtests.run import locust  # noqa: E402
+from loadtests.slo import Series  # noqa: E402
+from loadtests.summarize import read_failures, read_stats, summarize  # noqa: E402
 from settings import Settings  # noqa: E402
 from tests.serving import ServerProcess, bentoml_serve, free_port, fresh  # noqa: E402
 
@@ -413,11 +417,6 @@ def set_phase(servers: list[Measured], phase: str, rest_s: float = 0) -> None:
 def mixed_load(run: report.Run, images: Images, args: Args, scratch: Path) -> None:
     """The locustfile's mix with 30% replayed requests against our service with the result
     cache on, then off: same users, seed and length, one server at a time, limits off."""
-    from loadtests.inputs import write_uploads
-    from loadtests.run import locust
-    from loadtests.slo import Series
-    from loadtests.summarize import read_failures, read_stats
-
     write_uploads(scratch / "uploads")  # the /read-file samples, as serve-for-load.sh does
     users, seconds = str(args.mixed_users), args.mixed_seconds
     env = {"STEP_USERS": users, "MAX_USERS": users, "SPAWN_RATE": users}  # all at once
@@ -523,9 +522,6 @@ def run_layouts(args: Args) -> str:
 def run_knee(args: Args) -> str:
     """Saturation (closed loop, concurrency 1, 4, 8) and an open-loop step run (from 1 to 10
     req/s) of the same request against one server: the capacity report's knee against it."""
-    from loadtests.run import locust
-    from loadtests.summarize import summarize
-
     images, notes = make_images(), []
     with (
         tempfile.TemporaryDirectory(prefix="bench-knee-") as scratch,
@@ -551,27 +547,22 @@ def run_knee(args: Args) -> str:
     return report.document("Knee against saturation", facts, [text], notes)
 
 
-OPTIONS = [  # flag, argparse keywords
-    ("--quick", {"action": "store_true", "help": "10 s per load level, shorter everything"}),
-    ("--soak-minutes", {"type": float, "default": 0, "help": "also concurrency 8 for N min"}),
-    ("--level-seconds", {"type": float, "help": "override the load level length"}),
-    ("--skip-rembg", {"action": "store_true", "help": "do not run rembg s"}),
-    ("--mixed-seconds", {"type": float, "help": "each mixed-load run (60 s, 30 quick; 0 skips)"}),
-    # enough users to saturate the server despite the locustfile's think times, yet fewer than
-    # MAX_CONCURRENCY (32), so that its concurrency limit sheds none
-    ("--mixed-users", {"type": int, "default": 24, "help": "locust users [24]"}),
-    ("--layouts", {"action": "store_true", "help": "instead: compare serving layouts"}),
-    ("--rounds", {"type": int, "default": 1, "help": "with --layouts: rounds over them [1]"}),
-    ("--knee", {"action": "store_true", "help": "instead: saturation against the open loop"}),
-    ("--knee-rates", {"default": "1..10/1", "help": "with --knee: the steps [1..10/1 req/s]"}),
-    ("--out-dir", {"type": Path, "default": ROOT / "bench" / "results"}),
-]
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag, keywords in OPTIONS:
-        parser.add_argument(flag, **keywords)
+    add = parser.add_argument
+    add("--quick", action="store_true", help="10 s per load level, shorter everything")
+    add("--soak-minutes", type=float, default=0, help="also concurrency 8 for N min")
+    add("--level-seconds", type=float, help="override the load level length")
+    add("--skip-rembg", action="store_true", help="do not run rembg s")
+    add("--mixed-seconds", type=float, help="each mixed-load run (60 s, 30 quick; 0 skips)")
+    # enough users to saturate the server despite the locustfile's think times, yet fewer than
+    # MAX_CONCURRENCY (32), so that its concurrency limit sheds none
+    add("--mixed-users", type=int, default=24, help="locust users [24]")
+    add("--layouts", action="store_true", help="instead: compare serving layouts")
+    add("--rounds", type=int, default=1, help="with --layouts: rounds over them [1]")
+    add("--knee", action="store_true", help="instead: saturation against the open loop")
+    add("--knee-rates", default="1..10/1", help="with --knee: the steps [1..10/1 req/s]")
+    add("--out-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     args.level_s = args.level_seconds or (10 if args.quick else 30)
     args.bare_s = 5 if args.quick else (10 if args.layouts else 15)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -51,10 +51,13 @@ def process_role(cmdline: Sequence[str], is_root: bool) -> str:
     return {"bg_remover": API, "segmenter": MODEL}.get(name, OTHER)
 
 
-def cpu_split(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]):
-    """CPU seconds per role between two snapshots of pid -> (role, CPU seconds); a process that
-    appeared in between counts from zero."""
-    seconds: Counter[str] = Counter()
+Snapshot = dict[int, tuple[str, float]]  # pid -> (role, CPU seconds)
+
+
+def cpu_split(before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """CPU seconds per role between two snapshots; a process that appeared in between counts
+    from zero."""
+    seconds: defaultdict[str, float] = defaultdict(float)
     for pid, (role, cpu) in after.items():
         seconds[role] += max(cpu - before.get(pid, (role, 0.0))[1], 0.0)
     return seconds
@@ -72,7 +75,7 @@ class Level:
     sizes: list[int] = field(default_factory=list)
     cache: Counter[str] = field(default_factory=Counter)
     late: int = 0  # answered after the window: not counted, but the server did the work
-    cpu: Counter[str] = field(default_factory=Counter)  # role -> CPU seconds over the level
+    cpu: dict[str, float] = field(default_factory=dict)  # role -> CPU seconds over the level
     cpu_wall: float = math.nan
     peak_rss: int | None = None
 
@@ -311,7 +314,8 @@ def pooled(levels: Sequence[Level]) -> Level:
         merged.latencies += level.latencies
         merged.errors += level.errors
         merged.late += level.late
-        merged.cpu.update(level.cpu)
+        for role, seconds in level.cpu.items():
+            merged.cpu[role] = merged.cpu.get(role, 0.0) + seconds
     merged.peak_rss = max((level.peak_rss or 0 for level in levels), default=0) or None
     return merged
 
@@ -328,13 +332,13 @@ def render_layouts(
     for env, level in results:
         groups.setdefault(tuple(env.items()), []).append(level)
     rows = []
-    for env, levels in groups.items():
+    for settings, levels in groups.items():
         loaded = pooled([lv for lv in levels if lv.concurrency > 1])
         alone = [v for lv in levels if lv.concurrency == 1 for v in lv.latencies]
         rounds = " / ".join(f"{lv.rps:.2f}" for lv in levels if lv.concurrency > 1)
         rss = fmt(loaded.peak_rss / MB) if loaded.peak_rss else "–"
         cpu = [fmt(loaded.cpu_ms(role), 1) for role in (API, MODEL)]
-        head = [*(value for _, value in env), f"{loaded.rps:.2f}", rounds]
+        head = [*(value for _, value in settings), f"{loaded.rps:.2f}", rounds]
         p50s = [ms(loaded.latencies, 50), ms(loaded.latencies, 95), ms(alone, 50)]
         rows.append((loaded, [*head, *p50s, *cpu, rss, str(sum(loaded.errors.values()))]))
     top = max((lv.rps for lv, _ in rows), default=math.nan)

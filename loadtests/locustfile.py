@@ -169,12 +169,12 @@ class Sender(FastHttpUser):
     def send(self, request: Request, intended: float | None = None) -> None:
         """One request, counted in locust's stats (non-2xx and failed checks as failures, by
         kind) and in the series; the clock starts at `intended` when given."""
-        content_type = {"Content-Type": request.content_type} if request.content_type else {}
+        content = {"Content-Type": request.content_type} if request.content_type else {}
         sent = time.perf_counter() if intended is None else intended
         SERIES.sent(sent - ORIGIN[0], request.path)
-        kwargs = {"name": request.name, "data": request.body, "headers": self.auth | content_type}
+        kwargs: dict[str, Any] = {"name": request.name, "data": request.body}
         with self.client.request(
-            request.method, request.path, catch_response=True, **kwargs
+            request.method, request.path, headers=self.auth | content, catch_response=True, **kwargs
         ) as response:
             done = time.perf_counter()
             response.request_meta["response_time"] = elapsed_ms = (done - sent) * 1000
@@ -313,9 +313,9 @@ def _arguments(parser: Any, **_: Any) -> None:
 
 
 def slo_of(parsed: Any) -> Slo:
-    limits = {"p95": Slo.limits(parsed.slo_p95), "p99": Slo.limits(parsed.slo_p99)}
-    names = ("error_ratio", "shed_ratio", "min_rps", "shed_is_error")
-    return Slo(**limits, **{name: getattr(parsed, f"slo_{name}") for name in names})
+    limits = Slo.limits(parsed.slo_p95), Slo.limits(parsed.slo_p99)
+    ratios = parsed.slo_error_ratio, parsed.slo_shed_ratio, parsed.slo_min_rps
+    return Slo(*limits, *ratios, parsed.slo_shed_is_error)
 
 
 @events.init.add_listener

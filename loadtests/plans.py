@@ -66,7 +66,8 @@ class Schedule:
     curve), `0.5..8@600` (a ramp), `2@120,12@60,2@180` (a spike)."""
 
     def __init__(self, spec: str) -> None:
-        self.spec, self.pieces = spec, []
+        self.spec = spec
+        self.pieces: list[Piece] = []
         for segment in filter(None, (part.strip() for part in spec.split(","))):
             try:
                 self._add(segment)

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import httpx
 
+from loadtests.inputs import write_uploads
+from loadtests.summarize import main as summarize
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -38,9 +41,12 @@ def locust(
     command += ["--headless", "--host", host, "--csv", str(out / "locust"), "--csv-full-history"]
     command += ["--html", str(out / "report.html"), "--logfile", str(out / "locust.log"), *extra]
     with (out / "locust.out").open("wb") as sink:
-        streams = {"stdout": sink, "stderr": subprocess.STDOUT} if quiet else {}
+        stdout, stderr = (sink, subprocess.STDOUT) if quiet else (None, None)
         env = {**os.environ, **(env or {})}
-        return subprocess.run(command, cwd=ROOT, env=env, timeout=timeout, **streams).returncode
+        run = subprocess.run(
+            command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr, timeout=timeout
+        )
+    return run.returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,16 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except httpx.HTTPError as exc:
         sys.exit(f"target {host} is not reachable: {exc}")
     if upload_dir := os.environ.get("UPLOAD_DIR"):
-        from loadtests.inputs import write_uploads
-
         write_uploads(Path(upload_dir))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = Path(os.environ.get("RESULTS_DIR") or ROOT / "loadtests" / "results" / stamp)
     print(f"results: {out}", flush=True)
     status = locust(host, out, extra=extra, quiet=False)
     if (out / "locust_stats.csv").exists():
-        from loadtests.summarize import main as summarize
-
         summarize([str(out), "--host", host, "--out", str(out / "summary.md")])
         print(f"summary: {out / 'summary.md'}")
     else:

@@ -42,9 +42,8 @@ def test_two_processes_send_the_mix_of_one(server: InProcessServer, tmp_path: Pa
     for processes in (1, 2):
         out = tmp_path / f"processes-{processes}"
         extra = ["--rate", "1@24", "--processes", str(processes), "--slo-error-ratio", "0"]
-        assert locust(server.url, out, SMALL, extra, timeout=300) == 0, (
-            out / "locust.out"
-        ).read_text()
+        code = locust(server.url, out, SMALL, extra, timeout=300)
+        assert code == 0, (out / "locust.out").read_text()
         runs[processes] = (mix(out), Series.load(out / "locust_series.json"))
     (one, one_series), (two, two_series) = runs[1], runs[2]
     assert sum(one.values()) == sum(two.values()) == 24  # 1 req/s for 24 s, all answered

@@ -87,13 +87,10 @@ def test_locustfile_has_one_user_class_per_endpoint_the_generator_and_the_shape(
     assert set(loaded["first_users"]) == ENDPOINT_USERS  # every class from 10 users on
 
 
-def test_the_shape_steps_users_in_the_closed_loop(loaded) -> None:
+def test_the_shape_steps_users_or_runs_one_generator_per_worker(loaded) -> None:
     users = {"0": 2, "29.9": 2, "30": 4, "60": 6, "119.9": 8}
     closed = {t: [n, 2.0, sorted(ENDPOINT_USERS)] for t, n in users.items()}
     assert loaded["closed"] == {**closed, "120": None}
-
-
-def test_the_shape_runs_one_generator_per_worker_in_the_open_loop(loaded) -> None:
     generators = {t: [2, 2, ["OpenLoopUser"]] for t in ("0", "29.9", "30", "60")}
     assert loaded["open"] == {**generators, "119.9": None, "120": None}  # after 90 s, drained
 
