@@ -53,7 +53,7 @@ LEVELS = (1, 4, 8)
 SIZES = {"1 MP @1200": (1224, 816), "12 MP @1200": (4240, 2832)}
 TIMEOUT_S = 300.0
 # (model workers, threads) × spinning × API worker nice, then 1 × 2 running 2 images at once
-GRID = product(((1, 2), (2, 1)), (False, True), (0, 10))
+GRID = list(product(((1, 2), (2, 1)), (False, True), (0, 10)))
 LAYOUTS = [report.layout_env(*pair, spin, nice) for pair, spin, nice in GRID]
 LAYOUTS.append(report.layout_env(1, 2, False, 0, runs=2))
 # Limits off and the JSON request log in every run (the profile needs it), so that the API
@@ -299,8 +299,10 @@ def warm_up(server: Measured, images: Images, notes: list[str]) -> None:
         for image in [images["1 MP @1200"]] * 3 + [images["12 MP @1200"]]:
             for attempt in (1, 2, 3):
                 try:
-                    if (error := problem(post(client, server, fresh(image))[1])) is None:
+                    response = post(client, server, fresh(image))[1]
+                    if (error := problem(response)) is None:
                         break
+                    error += f": {response.text[:300]}"
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
                 notes.append(f"{server.name} warm-up request failed ({error}), attempt {attempt}.")

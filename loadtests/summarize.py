@@ -1,7 +1,7 @@
 """Turn a run's results into a Markdown summary with its SLO verdict and capacity answer (and
 the Markdown helpers bench/report.py shares).
 
-    python loadtests/summarize.py RESULTS_DIR [--prefix locust] [--host URL] [--out FILE]
+    python -m loadtests.summarize RESULTS_DIR [--prefix locust] [--host URL] [--out FILE]
 
 Reads <prefix>_stats.csv (required), <prefix>_failures.csv, <prefix>_stats_history.csv and
 <prefix>_series.json (optional) from RESULTS_DIR, prints the summary (also written to --out) and

@@ -15,6 +15,7 @@ from loadtests.run import locust
 from loadtests.slo import Series
 from loadtests.summarize import AGGREGATED, read_stats, summarize
 from tests.integration.api_server import InProcessServer
+from tests.serving import free_port
 
 pytestmark = pytest.mark.slow
 SMALL = {"LOADTEST_BUCKETS": "0.25MP", "LOADTEST_SEED": "runs"}
@@ -42,6 +43,8 @@ def test_two_processes_send_the_mix_of_one(server: InProcessServer, tmp_path: Pa
     for processes in (1, 2):
         out = tmp_path / f"processes-{processes}"
         extra = ["--rate", "1@24", "--processes", str(processes), "--slo-error-ratio", "0"]
+        port = str(free_port())  # the master's, apart from any other locust run's
+        extra += ["--master-bind-port", port, "--master-port", port]
         code = locust(server.url, out, SMALL, extra, timeout=300)
         assert code == 0, (out / "locust.out").read_text()
         runs[processes] = (mix(out), Series.load(out / "locust_series.json"))
