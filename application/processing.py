@@ -20,7 +20,7 @@ from application.models import ModelService
 from contract.errors import InvalidParameter
 from operations.health import Check
 from optimizer import Options, PreparedImage, Result, Source, finish, prepare, read_source
-from segmentation import get_spec
+from segmentation import Segmentation, get_spec
 
 T = TypeVar("T")
 HEALTH_TIMEOUT_S = 5.0
@@ -63,25 +63,35 @@ class ImageProcessor:
         source: Source,
         options: Options,
         cancellation: Cancellation,
-        mask: np.ndarray | None = None,
-    ) -> tuple[Result, np.ndarray]:
-        """The result, and the mask it was made with (`mask` when given: no model run)."""
-        if mask is None:
-            prepared, mask = await self.infer(source, options, cancellation)
+        segmentation: Segmentation | None = None,
+    ) -> tuple[Result, Segmentation]:
+        """The result, and the segmentation it was made with (`segmentation` when given: no
+        model run)."""
+        if segmentation is None:
+            prepared, segmentation = await self.segment(source, options, cancellation)
         else:
             prepared = await self.workers.run(
                 cancellation,
                 partial(prepare, source, options, model_size=None, cancelled=cancellation),
             )
         result = await self.workers.run(
-            cancellation, partial(finish, prepared, mask, options, cancelled=cancellation)
+            cancellation,
+            partial(finish, prepared, segmentation.mask, options, cancelled=cancellation),
         )
-        return result, mask
+        return result, segmentation
 
     async def infer(
         self, source: Source, options: Options, cancellation: Cancellation
     ) -> tuple[PreparedImage, np.ndarray]:
         """Decode and run the model: the photo as prepared, and its mask at model size."""
+        prepared, segmentation = await self.segment(source, options, cancellation)
+        return prepared, segmentation.mask
+
+    async def segment(
+        self, source: Source, options: Options, cancellation: Cancellation
+    ) -> tuple[PreparedImage, Segmentation]:
+        """Decode and run the model: the photo as prepared, and its segmentation (the mask at
+        model size and the foreground coverage)."""
         model_size = await self.model_size(options.model)
         prepared = await self.workers.run(
             cancellation,
@@ -89,11 +99,11 @@ class ImageProcessor:
         )
         assert prepared.model_input is not None  # prepared with a model size
         started = self.clock()
-        masks = await self._answer(
+        records = await self._answer(
             self.models.segment(prepared.model_input[np.newaxis], self._named(options.model))
         )
         prepared.timings_ms["inference"] = round((self.clock() - started) * 1000, 1)
-        return prepared, masks[0]
+        return prepared, Segmentation.from_record(records[0])
 
     async def model_size(self, name: str | None) -> int:
         if name is None or name == self.default_model:
