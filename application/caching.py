@@ -27,7 +27,7 @@ from operations.metrics import CACHE_REQUESTS, CACHE_STORED_BYTES
 from operations.outputs import Output, OutputHook
 from optimizer import Options, OutputFormat, Result
 from optimizer.geometry import Bounds
-from optimizer.pipeline import mask_from_png, mask_id, mask_to_png, output_id
+from optimizer.masks import mask_from_png, mask_id, mask_to_png, output_id
 from segmentation import CATALOG
 
 HIT, MASK, MISS = "hit", "mask", "miss"

@@ -9,7 +9,7 @@ import pytest
 from application.results import matched_tag
 from cache import CacheKeys, MemoryStore, codec, input_digest
 from optimizer import parse_options
-from optimizer.pipeline import output_id
+from optimizer.masks import output_id
 
 KEYS = CacheKeys("d" * 64, "u2netp:md5", "options")
 
