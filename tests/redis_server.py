@@ -40,6 +40,7 @@ class RedisServer:
     workdir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    options: tuple[str, ...] = ()  # more redis-server arguments, e.g. ("--maxmemory", "24mb")
 
     @property
     def url(self) -> str:
@@ -58,6 +59,7 @@ class RedisServer:
             "",
             "--appendonly",
             "no",
+            *self.options,
         ]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -78,11 +80,11 @@ class RedisServer:
 
 
 @contextmanager
-def running_redis(workdir: Path) -> Iterator[RedisServer]:
+def running_redis(workdir: Path, *options: str) -> Iterator[RedisServer]:
     """A started private redis-server, stopped on exit; skips when redis-server is missing."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    server = RedisServer(workdir)
+    server = RedisServer(workdir, options=options)
     server.start()
     try:
         yield server
