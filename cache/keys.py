@@ -5,37 +5,48 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-KEY_PREFIX = "bg_remover:cache:v1"
+KEY_PREFIX = "bg_remover:cache:v2"  # v1 keys had no hash tag
 # hashlib releases the GIL on large buffers; above this the digest runs in a thread.
 LARGE_INPUT_BYTES = 1 << 20
 
 
 def input_digest(data: bytes) -> str:
-    """SHA-256 of the input: about 1 ms per MB here, a fraction of decoding the same bytes."""
+    """SHA-256 of the input: about 1 ms per MB, a fraction of decoding the same bytes."""
     return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
 class CacheKeys:
     """The keys of one request: `model_id` names the model and its file, `output_id` every
-    option and encoder setting that changes the output bytes."""
+    option and encoder setting that changes the output bytes.
+
+    Both keys carry one hash tag (`{…}`, from the photo and the model), so on a Redis Cluster
+    they live in one slot and one command can read or write both."""
 
     digest: str
     model_id: str
     output_id: str
 
     @property
+    def tag(self) -> str:
+        return "{" + _hash(self.model_id, self.digest)[:32] + "}"
+
+    @property
     def mask(self) -> str:
-        return f"{KEY_PREFIX}:mask:{_hash(self.model_id, self.digest)}"
+        return f"{KEY_PREFIX}:{self.tag}:mask"
 
     @property
     def result(self) -> str:
-        return f"{KEY_PREFIX}:result:{_hash(self.model_id, self.output_id, self.digest)}"
+        return f"{KEY_PREFIX}:{self.tag}:result:{self.result_id}"
+
+    @property
+    def result_id(self) -> str:
+        return _hash(self.model_id, self.output_id, self.digest)
 
     def etag(self, representation: str) -> str:
         """A strong ETag for one representation of the result (the image, or a JSON body
         that also depends on `representation`'s extra fields)."""
-        return f'"{_hash(self.result, representation)[:32]}"'
+        return f'"{_hash(self.result_id, representation)[:32]}"'
 
 
 def _hash(*parts: str) -> str:

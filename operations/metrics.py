@@ -53,3 +53,14 @@ ADMITTED_MEMORY = Gauge(
     "Memory admitted to image work in flight",
     multiprocess_mode="livesum",
 )
+REDIS_UP = Gauge(
+    "bg_remover_redis_up",
+    "1 while the role's Redis answers, 0 during an outage; absent: role not configured",
+    ["role"],
+    multiprocess_mode="livemin",  # down in any live API worker is down
+)
+RATELIMIT_FALLBACK = Counter(
+    "bg_remover_ratelimit_fallback",
+    "Budget decisions made in process because the budgets' Redis was down (fail-open)",
+    ["endpoint"],
+)

@@ -7,9 +7,11 @@ endpoint), the storage (FailoverBackend: Redis or in-process) and the strategy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from limits import RateLimitItem, parse
+
+from redisroles import LIMITS, RedisConnection, breaker_for, parse_url
 
 from .backend import FailoverBackend, redis_storage
 from .status import RateLimitExceeded, RateLimitStatus
@@ -26,7 +28,8 @@ class RateLimiter:
     - Redis down and ``fail_open``: requests are counted in process (a fresh budget
       per replica, so briefly up to the limit per replica), one warning is logged,
       Redis is probed at most every ``retry_interval`` s and used again when it
-      answers. Without ``fail_open``: RedisUnavailable.
+      answers; ``on_fallback(endpoint)`` is called for each spend decided in process.
+      Without ``fail_open``: RedisUnavailable.
 
     Use one instance from one event loop: redis-py's connections belong to the loop
     that opened them. Construction opens nothing, so building it at import is fine.
@@ -42,11 +45,17 @@ class RateLimiter:
         socket_timeout: float = 0.25,
         retry_interval: float = 5.0,
         key_prefix: str = "bg_remover",
+        *,
+        connection: RedisConnection | None = None,
+        on_redis_change: Callable[[bool], None] | None = None,
+        on_fallback: Callable[[str], None] | None = None,
     ) -> None:
         """``limits`` maps an endpoint name to a ``limits`` string such as ``"10/hour"``.
+        ``connection`` (a client shared with other roles) wins over ``redis_url``;
+        ``on_redis_change(up)`` is told when Redis goes away or comes back.
 
-        Raises ValueError for an unparsable limit or an unknown strategy, so that a
-        bad configuration fails at start-up rather than on the first request.
+        Raises ValueError for an unparsable limit, an unknown strategy or Redis URL, so
+        that a bad configuration fails at start-up rather than on the first request.
         """
         strategy_class(strategy)  # validate before anything is built
         self.enabled = enabled
@@ -54,13 +63,16 @@ class RateLimiter:
         self._items: dict[str, RateLimitItem] = {
             endpoint: parse(text) for endpoint, text in limits.items()
         }
-        primary = redis_storage(redis_url, key_prefix, socket_timeout) if redis_url else None
+        self._on_fallback = on_fallback
+        if connection is None and redis_url:
+            connection = RedisConnection(parse_url(redis_url), socket_timeout)
+        if connection is None:
+            self._backend = FailoverBackend(strategy, None)
+            return
+        meanwhile = "in-process limits" if fail_open else "requests refused"
+        breaker = breaker_for(LIMITS, socket_timeout, retry_interval, meanwhile, on_redis_change)
         self._backend = FailoverBackend(
-            strategy,
-            primary,
-            fail_open=fail_open,
-            timeout=socket_timeout,
-            retry_interval=retry_interval,
+            strategy, redis_storage(connection, key_prefix), breaker, fail_open=fail_open
         )
 
     @property
@@ -87,7 +99,11 @@ class RateLimiter:
         # The strategy is part of the key: strategies store different Redis types
         # under it, so switching strategy on a live Redis must not meet old keys.
         identifiers = (self._strategy, endpoint, client_key)
-        status = await self._backend.run(lambda strategy: spend(strategy, item, identifiers, cost))
+        status, in_process = await self._backend.run(
+            lambda strategy: spend(strategy, item, identifiers, cost)
+        )
+        if in_process and self._on_fallback is not None:
+            self._on_fallback(endpoint)
         if status.exceeded:
             raise RateLimitExceeded(status)
         return status
@@ -98,10 +114,11 @@ class RateLimiter:
         if not self.enabled or item is None:
             return None
         identifiers = (self._strategy, endpoint, client_key)
-        return await self._backend.run(lambda strategy: peek(strategy, item, identifiers))
+        status, _ = await self._backend.run(lambda strategy: peek(strategy, item, identifiers))
+        return status
 
     async def check_backend(self) -> tuple[bool, str]:
         """For /health: ``(True, "in-process limits")`` without Redis, ``(True,
         "redis ok")`` when PING answers, ``(False, "redis unreachable: …")`` otherwise.
-        Returns within about ``socket_timeout``."""
+        Returns within about twice ``socket_timeout``."""
         return await self._backend.check()

@@ -1,17 +1,22 @@
 """The cache stores against the real thing: one test class over the in-process store and a
-private redis-server, then Redis outages (stopped, then started again)."""
+private redis-server, then Redis outages (stopped, then started again), then results and
+budgets in one Redis with a small `maxmemory` under every eviction policy."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from cache import CacheKeys, MemoryStore, RedisStore, codec
-from tests.redis_server import RedisServer
+from cache import CacheKeys, Lookup, MemoryStore, RedisStore, codec
+from ratelimit import RateLimiter, RateLimitExceeded
+from redisroles import CACHE, LIMITS, RedisConnection, breaker_for, connect, parse_url
+from tests.redis_server import RedisServer, running_redis
 
 TTL_S = 300
 TIMEOUT_S = 0.25
@@ -25,14 +30,28 @@ def fresh_keys() -> CacheKeys:
     return CacheKeys(f"{time.monotonic_ns():x}", "u2netp:md5", "options")
 
 
+def redis_store(
+    url: str, retry_interval: float = 0.5, budgets_here: bool = False, **marks: Any
+) -> RedisStore:
+    connection = RedisConnection(parse_url(url), TIMEOUT_S)
+    breaker = breaker_for(CACHE, TIMEOUT_S, retry_interval, "results not cached")
+    options = {"memory_percent": 75.0, "unbounded_max_bytes": 256 << 20, **marks}
+    return RedisStore(
+        connection,
+        breaker,
+        max_item_bytes=4 << 20,
+        ttl_s=TTL_S,
+        budgets_here=budgets_here,
+        **options,
+    )
+
+
 @pytest.fixture(params=["memory", "redis"])
 def store(request: pytest.FixtureRequest) -> MemoryStore | RedisStore:
     if request.param == "memory":
         return MemoryStore(max_bytes=10 << 20, max_item_bytes=4 << 20, ttl_s=TTL_S)
     server: RedisServer = request.getfixturevalue("private_redis")
-    return RedisStore(
-        server.url, max_item_bytes=4 << 20, ttl_s=TTL_S, timeout=TIMEOUT_S, retry_interval=0.5
-    )
+    return redis_store(server.url)
 
 
 class TestStores:
@@ -64,11 +83,12 @@ class TestStores:
 
     def test_the_store_reports_itself_healthy(self, store: MemoryStore | RedisStore) -> None:
         ok, detail = run(store.check())
-        assert ok and "cache" in detail
+        expected = "redis ok" if isinstance(store, RedisStore) else "in process, 0 of 10 MiB used"
+        assert ok and detail == expected
 
 
 def test_redis_values_carry_the_ttl_and_one_prefix(private_redis: RedisServer) -> None:
-    store = RedisStore(private_redis.url, 4 << 20, TTL_S, TIMEOUT_S, 0.5)
+    store = redis_store(private_redis.url)
     keys = fresh_keys()
     run(store.save([(keys.result, {}, b"r"), (keys.mask, {}, b"m")]))
     client = redis.Redis.from_url(private_redis.url)
@@ -81,7 +101,7 @@ def test_redis_values_carry_the_ttl_and_one_prefix(private_redis: RedisServer) -
 
 
 def test_a_corrupted_redis_value_is_a_miss_and_is_deleted(private_redis: RedisServer) -> None:
-    store = RedisStore(private_redis.url, 4 << 20, TTL_S, TIMEOUT_S, 0.5)
+    store = redis_store(private_redis.url)
     keys = fresh_keys()
     client = redis.Redis.from_url(private_redis.url)
     try:
@@ -95,7 +115,7 @@ def test_a_corrupted_redis_value_is_a_miss_and_is_deleted(private_redis: RedisSe
 
 
 def test_a_dead_redis_is_a_fast_miss_and_the_cache_resumes(killable_redis: RedisServer) -> None:
-    store = RedisStore(killable_redis.url, 4 << 20, TTL_S, TIMEOUT_S, retry_interval=0.5)
+    store = redis_store(killable_redis.url, retry_interval=0.5)
     keys = fresh_keys()
 
     async def scenario() -> None:
@@ -106,7 +126,8 @@ def test_a_dead_redis_is_a_fast_miss_and_the_cache_resumes(killable_redis: Redis
         await store.save([(keys.mask, {}, b"lost")])  # no error either
         assert time.monotonic() - started < 4 * TIMEOUT_S + 0.5
         ok, detail = await store.check()
-        assert not ok and detail == "cache: off (redis unavailable)"
+        assert not ok and detail.startswith("redis unreachable (ConnectionError")
+        assert detail.endswith("results not cached")
         killable_redis.start()
         await asyncio.sleep(0.6)  # past the retry interval
         await store.save([(keys.result, {}, b"after")])
@@ -114,3 +135,102 @@ def test_a_dead_redis_is_a_fast_miss_and_the_cache_resumes(killable_redis: Redis
         assert (await store.check())[0]
 
     run(scenario())
+
+
+# --- the cache and the budgets in one Redis ----------------------------------------------------
+
+MAXMEMORY = 24 << 20
+VALUE = 1 << 20
+
+
+def bounded_redis(tmp_path: Path, policy: str, maxmemory: int = MAXMEMORY) -> Any:
+    (tmp_path / "redis").mkdir(exist_ok=True)
+    options = ("--maxmemory", str(maxmemory), "--maxmemory-policy", policy)
+    return running_redis(tmp_path / "redis", *options)
+
+
+def info(url: str) -> dict[str, Any]:
+    with redis.Redis.from_url(url) as client:
+        return {**client.info("memory"), **client.info("stats")}
+
+
+async def fill(store: RedisStore, megabytes: int) -> list[CacheKeys]:
+    written = []
+    for _ in range(megabytes):
+        keys = fresh_keys()
+        await store.save([(keys.result, {}, os.urandom(VALUE))])
+        written.append(keys)
+    return written
+
+
+@pytest.mark.parametrize(
+    "policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "noeviction"]
+)
+def test_a_spent_budget_stays_spent_in_a_shared_redis(tmp_path: Path, policy: str) -> None:
+    """Budgets and results in one Redis: whatever it does when full, filling it with results
+    neither evicts a budget nor makes a budget write fail (which would fail open)."""
+    with bounded_redis(tmp_path, policy) as server:
+        connections = connect({LIMITS: server.url, CACHE: server.url}, TIMEOUT_S)
+        limiter = RateLimiter({"remove": "3/hour"}, connection=connections[LIMITS])
+        store = RedisStore(
+            connections[CACHE],
+            breaker_for(CACHE, TIMEOUT_S, 5.0, "results not cached"),
+            max_item_bytes=4 << 20,
+            ttl_s=TTL_S,
+            budgets_here=True,
+            memory_percent=75.0,
+            unbounded_max_bytes=256 << 20,
+        )
+
+        async def scenario() -> tuple[Lookup, bool]:
+            for _ in range(3):
+                await limiter.hit("remove", "ip:1")
+            written = await fill(store, 2 * MAXMEMORY // VALUE)
+            with pytest.raises(RateLimitExceeded):
+                await limiter.hit("remove", "ip:1")
+            assert not limiter.degraded, "a budget write failed: the limits failed open"
+            return await store.lookup(written[0]), store.full
+
+        first, full = run(scenario())
+        stats = info(server.url)
+    assert stats["evicted_keys"] == 0
+    assert stats["used_memory_peak"] <= MAXMEMORY
+    assert full, "the cache never reached its mark"
+    assert first.result is not None, "what was cached before the mark stays"
+
+
+def test_a_cache_of_its_own_lets_redis_evict_old_results(tmp_path: Path) -> None:
+    with bounded_redis(tmp_path, "allkeys-lru") as server:
+        store = redis_store(server.url)
+
+        async def scenario() -> list[Lookup]:
+            written = await fill(store, 2 * MAXMEMORY // VALUE)
+            assert not store.full
+            return [await store.lookup(keys) for keys in (written[0], written[-1])]
+
+        oldest, newest = run(scenario())
+        stats = info(server.url)
+    assert stats["evicted_keys"] > 0
+    assert oldest.result is None and newest.result is not None
+
+
+def test_a_cache_of_its_own_in_a_redis_that_never_evicts_stops_at_its_mark(
+    tmp_path: Path,
+) -> None:
+    """Under noeviction a full Redis refuses writes: the cache stops below that instead of
+    erroring (and turning itself off) on every save."""
+    with bounded_redis(tmp_path, "noeviction") as server:
+        store = redis_store(server.url, memory_percent=50.0)
+        run(fill(store, MAXMEMORY // VALUE))
+        stats = info(server.url)
+    assert store.full and store.breaker.up
+    assert stats["used_memory"] <= MAXMEMORY // 2 + VALUE
+
+
+def test_without_maxmemory_a_shared_redis_holds_at_most_the_bound(tmp_path: Path) -> None:
+    with bounded_redis(tmp_path, "noeviction", maxmemory=0) as server:
+        store = redis_store(server.url, budgets_here=True, unbounded_max_bytes=12 << 20)
+        run(fill(store, 24))
+        stats = info(server.url)
+    assert store.full
+    assert stats["used_memory"] <= (12 << 20) + VALUE

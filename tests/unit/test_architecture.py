@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # Project module -> the project modules it may import.
 ALLOWED = {
     "contract": set(),
-    "cache": set(),
+    "redisroles": set(),
+    "cache": {"redisroles"},
     "segmentation": set(),
-    "ratelimit": set(),
+    "ratelimit": {"redisroles"},
     "operations": set(),
     "optimizer": {"contract"},
     "settings": {"ratelimit"},
@@ -29,6 +30,7 @@ ALLOWED = {
         "operations",
         "optimizer",
         "ratelimit",
+        "redisroles",
         "segmentation",
         "settings",
     },
