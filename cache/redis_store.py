@@ -66,6 +66,7 @@ class RedisStore:
         memory_percent: float,
         unbounded_max_bytes: int,
     ) -> None:
+        self.connection = connection
         self.client = connection.client
         self.breaker = breaker
         self.max_item_bytes = max_item_bytes
@@ -106,7 +107,7 @@ class RedisStore:
 
     async def check(self) -> tuple[bool, str]:
         try:
-            await self.breaker.call(self.client.ping, probe=True)
+            await self.breaker.call(self.connection.probe, probe=True)
         except RedisDown:
             return False, f"redis unreachable ({self.breaker.last_error}), results not cached"
         if self.full:

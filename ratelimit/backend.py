@@ -52,14 +52,17 @@ class FailoverBackend:
         strategy: str,
         primary: Storage | None,
         breaker: Breaker | None = None,
+        probe: Callable[[], Awaitable[None]] | None = None,
         *,
         fail_open: bool = True,
     ) -> None:
-        if (primary is None) != (breaker is None):
-            raise ValueError("a Redis storage needs its breaker, and only it")
+        """`probe` raises unless Redis can serve (the health check's question)."""
+        if not (primary is None) == (breaker is None) == (probe is None):
+            raise ValueError("a Redis storage needs its breaker and probe, and only it")
         self._primary = make_strategy(strategy, primary) if primary is not None else None
         self._fallback = make_strategy(strategy, MemoryStorage())
         self._breaker = breaker
+        self._probe = probe
         self._fail_open = fail_open
 
     @property
@@ -84,17 +87,11 @@ class FailoverBackend:
             return await operation(self._fallback), True
 
     async def check(self) -> tuple[bool, str]:
-        """Ping Redis within the breaker's deadline; also updates the outage state."""
-        if self._primary is None or self._breaker is None:
+        """Probe Redis within the breaker's deadline; also updates the outage state."""
+        if self._breaker is None or self._probe is None:
             return True, "in-process limits"
-        storage = self._primary.storage
         try:
-            await self._breaker.call(lambda: _ping(storage), probe=True)
+            await self._breaker.call(self._probe, probe=True)
         except RedisDown:
             return False, f"redis unreachable: {self._breaker.last_error}"
         return True, "redis ok"
-
-
-async def _ping(storage: Storage) -> None:
-    if not await storage.check():  # limits' check() swallows the client's exception
-        raise ConnectionError("PING failed")

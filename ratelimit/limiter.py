@@ -71,8 +71,9 @@ class RateLimiter:
             return
         meanwhile = "in-process limits" if fail_open else "requests refused"
         breaker = breaker_for(LIMITS, socket_timeout, retry_interval, meanwhile, on_redis_change)
+        storage = redis_storage(connection, key_prefix)
         self._backend = FailoverBackend(
-            strategy, redis_storage(connection, key_prefix), breaker, fail_open=fail_open
+            strategy, storage, breaker, connection.probe, fail_open=fail_open
         )
 
     @property

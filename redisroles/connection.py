@@ -28,6 +28,7 @@ Client = redis.Redis | RedisCluster
 class RedisConnection:
     def __init__(self, address: RedisAddress, timeout: float) -> None:
         self.address = address
+        self._timeout = timeout
         self.pool: redis.ConnectionPool | None = None
         if address.cluster:
             self.client: Client = RedisCluster(
@@ -39,7 +40,17 @@ class RedisConnection:
         else:
             self.pool = redis.ConnectionPool.from_url(address.url, **_socket_options(timeout))
             self.client = redis.Redis(connection_pool=self.pool)
-        self._timeout = timeout
+
+    async def probe(self) -> None:
+        """Raise unless this Redis can serve the role: PING answered; on a cluster, every
+        primary answers and the cluster reports all its slots served (`cluster_state:ok`)."""
+        if isinstance(self.client, RedisCluster):
+            await self.client.ping(target_nodes=RedisCluster.PRIMARIES)
+            state = (await self.client.cluster_info()).get("cluster_state")
+            if state != "ok":
+                raise ConnectionError(f"cluster_state is {state}")
+        elif not await self.client.ping():
+            raise ConnectionError("PING failed")
 
     @property
     def limits_options(self) -> dict[str, Any]:

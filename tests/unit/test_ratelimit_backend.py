@@ -51,7 +51,11 @@ def make_backend(clock: Clock, fail_open: bool = True) -> FailoverBackend:
     breaker = Breaker(
         "limits", deadline=0.5, retry_interval=5.0, meanwhile="in-process limits", clock=clock
     )
-    return FailoverBackend("moving-window", storage, breaker, fail_open=fail_open)
+    return FailoverBackend("moving-window", storage, breaker, never_called, fail_open=fail_open)
+
+
+async def never_called() -> None:
+    raise AssertionError("no health check here")
 
 
 async def where(backend: FailoverBackend, redis: ScriptedRedis) -> str:
