@@ -1,17 +1,22 @@
 """Cached values in Redis, shared by replicas, never at the rate-limit budgets' expense.
 
-A lookup is one MGET of the request's result and mask (one hash tag: one slot on a cluster); a
-save is one call of a Lua script that writes the values only while they cannot make Redis
-evict what it must keep. Redis errors and timeouts never reach the caller: the role's breaker
-turns them into a miss and skips Redis for a while (`redisroles.Breaker`).
+A lookup is one MGET of the request's result and mask (one hash tag: one slot on a cluster).
+A save asks a small Lua script how many of its values may be written (`MAKE_ROOM`, which also
+makes that room), then writes them in one pipelined round trip. Redis errors and timeouts
+never reach the caller: the role's breaker turns them into a miss and skips Redis for a while
+(`redisroles.Breaker`).
 
-Why a script: Redis evicts by its own measure (approximated LRU or LFU over all keys, or
-refusing writes under `noeviction`), and an idle spent budget is exactly what an LRU evicts
-first. So the cache lets Redis evict for it only where that cannot cost a budget: a Redis
-with `maxmemory` and an evicting policy that holds no budgets. Anywhere else it stops writing
-while `used_memory` (read by the script itself, atomically with the write, on the node that
-holds the keys) is above its mark: `memory_percent` of `maxmemory`, or `unbounded_max_bytes`
-on a Redis without one. Measured choice: docs/operations.md, "Redis roles".
+Why: Redis evicts by its own measure (approximated LRU or LFU over all keys, or it refuses
+writes under `noeviction`), and an idle spent budget is exactly what an LRU evicts first. So
+Redis may evict for the cache only where that cannot cost a budget: a Redis with `maxmemory`
+and an evicting policy that holds no budgets. Anywhere else the cache keeps below its own mark,
+`memory_percent` of `maxmemory` (or `unbounded_max_bytes` on a Redis without one): the script
+reads `used_memory` on the node that will hold the keys and makes room by deleting the idlest
+of the cache's own keys, sampled as Redis samples (RANDOMKEY, then OBJECT IDLETIME, or OBJECT
+FREQ under an LFU policy). Nothing else is ever deleted. The values never pass through Lua
+(Lua would copy each result on Redis's one thread); saves running at the same moment may
+each take the same room, so the mark can be passed by what is being written at once.
+Measured choice: docs/operations.md, "Redis roles".
 """
 
 from __future__ import annotations
@@ -21,34 +26,71 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from cache import codec
-from cache.keys import CacheKeys
+from cache.keys import KEY_PREFIX, CacheKeys
 from cache.store import Lookup
 from redisroles import Breaker, RedisConnection, RedisDown
 
 log = logging.getLogger("bg_remover.cache")
 T = TypeVar("T")
+SAMPLES = 16  # keys sampled per eviction (Redis's own default is 5)
 
-# KEYS: the keys to write. ARGV: TTL in seconds, 1 when budgets live here (else 0), the mark
-# in percent of maxmemory, the mark in bytes without maxmemory, then one value per key.
-# Returns how many values were written.
-WRITE_WITHIN_MEMORY = """
+# KEYS: the keys to write. ARGV: 1 when budgets live here (else 0), the mark in percent of
+# maxmemory, the mark in bytes without maxmemory, the cache's key prefix, keys sampled per
+# eviction, then the size of each value. Returns how many of the values, in order, may go in.
+MAKE_ROOM = """
 local info = redis.call('INFO', 'memory')
 local used = tonumber(string.match(info, 'used_memory:(%d+)'))
 local maxmemory = tonumber(string.match(info, 'maxmemory:(%d+)'))
 local policy = string.match(info, 'maxmemory_policy:(%S+)')
-local evicts_for_us = ARGV[2] == '0' and maxmemory > 0 and policy ~= 'noeviction'
-local mark = tonumber(ARGV[4])
-if maxmemory > 0 then mark = maxmemory * tonumber(ARGV[3]) / 100 end
-local written = 0
-for i, key in ipairs(KEYS) do
-  local value = ARGV[4 + i]
-  if evicts_for_us or used + #value <= mark then
-    redis.call('SET', key, value, 'EX', ARGV[1])
-    used = used + #value
-    written = written + 1
-  end
+if ARGV[1] == '0' and maxmemory > 0 and policy ~= 'noeviction' then
+  return #KEYS
 end
-return written
+local mark = tonumber(ARGV[3])
+if maxmemory > 0 then mark = maxmemory * tonumber(ARGV[2]) / 100 end
+local prefix, samples = ARGV[4], tonumber(ARGV[5])
+local lfu = string.find(policy, 'lfu') ~= nil
+
+local function idlest_cache_key()
+  local best, best_score = nil, -1
+  for _ = 1, samples do
+    local key = redis.call('RANDOMKEY')
+    if key and string.sub(key, 1, #prefix) == prefix then
+      local score
+      if lfu then
+        score = 255 - redis.call('OBJECT', 'FREQ', key)
+      else
+        score = redis.call('OBJECT', 'IDLETIME', key)
+      end
+      if score > best_score then best, best_score = key, score end
+    end
+  end
+  return best
+end
+
+local function make_room(needed)
+  local freed, misses = 0, 0
+  while freed < needed and misses < 4 do
+    local victim = idlest_cache_key()
+    if victim then
+      freed = freed + #victim + redis.call('STRLEN', victim)
+      redis.call('DEL', victim)
+    else
+      misses = misses + 1
+    end
+  end
+  return freed
+end
+
+local fits = 0
+for i = 1, #KEYS do
+  local size = tonumber(ARGV[5 + i])
+  local over = used + size - mark
+  if over > 0 then used = used - make_room(over) end
+  if used + size > mark then return fits end
+  used = used + size
+  fits = fits + 1
+end
+return fits
 """
 
 
@@ -74,8 +116,9 @@ class RedisStore:
         self.budgets_here = budgets_here
         self.memory_percent = memory_percent
         self.unbounded_max_bytes = unbounded_max_bytes
-        self.full = False  # the last save found Redis at its mark
-        self._write = self.client.register_script(WRITE_WITHIN_MEMORY)
+        self.samples = SAMPLES  # 0: never delete its own keys, stop at the mark
+        self.full = False  # the last save found no room, not even by evicting its own keys
+        self._make_room = self.client.register_script(MAKE_ROOM)
 
     async def lookup(self, keys: CacheKeys) -> Lookup:
         values = await self._run(lambda: self.client.mget([keys.result, keys.mask]))
@@ -96,14 +139,26 @@ class RedisStore:
         values = [(key, value) for key, value in values if len(value) <= self.max_item_bytes]
         if not values:
             return
-        marks = [self.ttl_s, int(self.budgets_here), self.memory_percent, self.unbounded_max_bytes]
-        written = await self._run(
-            lambda: self._write(
-                keys=[key for key, _ in values], args=[*marks, *(value for _, value in values)]
-            )
-        )
-        if written is not None:
-            self._note_room(full=int(written) < len(values))
+        room = [
+            int(self.budgets_here),
+            self.memory_percent,
+            self.unbounded_max_bytes,
+            KEY_PREFIX,
+            self.samples,
+            *(len(value) for _, value in values),
+        ]
+        fits = await self._run(lambda: self._make_room(keys=[k for k, _ in values], args=room))
+        if fits is None:
+            return
+        self._note_room(full=int(fits) < len(values))
+        if int(fits) > 0:
+            await self._run(lambda: self._write(values[: int(fits)]))
+
+    async def _write(self, values: Sequence[tuple[str, bytes]]) -> Any:
+        pipe = self.client.pipeline(transaction=False)
+        for key, value in values:
+            pipe.set(key, value, ex=self.ttl_s)
+        return await pipe.execute()
 
     async def check(self) -> tuple[bool, str]:
         try:
@@ -111,7 +166,7 @@ class RedisStore:
         except RedisDown:
             return False, f"redis unreachable ({self.breaker.last_error}), results not cached"
         if self.full:
-            return True, "redis ok, at its memory mark: new results wait for old ones to expire"
+            return True, "redis ok, full of other data: new results are not cached"
         return True, "redis ok"
 
     async def _run(self, operation: Callable[[], Awaitable[T]]) -> T | None:
@@ -123,8 +178,8 @@ class RedisStore:
     def _note_room(self, full: bool) -> None:
         if full and not self.full:
             log.warning(
-                "result cache: Redis is at the cache's memory mark; new results are not "
-                "cached until older ones expire"
+                "result cache: no room below the cache's memory mark, even without its own "
+                "older results; new results are not cached"
             )
         elif self.full and not full:
             log.info("result cache: Redis has room again")

@@ -163,12 +163,18 @@ async def fill(store: RedisStore, megabytes: int) -> list[CacheKeys]:
     return written
 
 
+def budget_keys(url: str) -> int:
+    with redis.Redis.from_url(url) as client:
+        return sum(1 for _ in client.scan_iter(match="bg_remover:LIMITER*"))
+
+
 @pytest.mark.parametrize(
     "policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "noeviction"]
 )
 def test_a_spent_budget_stays_spent_in_a_shared_redis(tmp_path: Path, policy: str) -> None:
-    """Budgets and results in one Redis: whatever it does when full, filling it with results
-    neither evicts a budget nor makes a budget write fail (which would fail open)."""
+    """Budgets and results in one Redis: whatever Redis does when full, filling it with
+    results neither evicts a budget nor makes a budget write fail (which would fail open),
+    and the cache keeps its newest results by dropping its own oldest ones."""
     with bounded_redis(tmp_path, policy) as server:
         connections = connect({LIMITS: server.url, CACHE: server.url}, TIMEOUT_S)
         limiter = RateLimiter({"remove": "3/hour"}, connection=connections[LIMITS])
@@ -181,22 +187,27 @@ def test_a_spent_budget_stays_spent_in_a_shared_redis(tmp_path: Path, policy: st
             memory_percent=75.0,
             unbounded_max_bytes=256 << 20,
         )
+        clients = [f"ip:{n}" for n in range(100)]
 
-        async def scenario() -> tuple[Lookup, bool]:
-            for _ in range(3):
-                await limiter.hit("remove", "ip:1")
+        async def scenario() -> tuple[int, list[Lookup]]:  # one loop: the clients are its
+            for client in clients:
+                for _ in range(3):
+                    await limiter.hit("remove", client)
+            spent = budget_keys(server.url)
             written = await fill(store, 2 * MAXMEMORY // VALUE)
-            with pytest.raises(RateLimitExceeded):
-                await limiter.hit("remove", "ip:1")
+            for client in clients:
+                with pytest.raises(RateLimitExceeded):
+                    await limiter.hit("remove", client)
             assert not limiter.degraded, "a budget write failed: the limits failed open"
-            return await store.lookup(written[0]), store.full
+            return spent, [await store.lookup(keys) for keys in (written[0], written[-1])]
 
-        first, full = run(scenario())
+        spent, (oldest, newest) = run(scenario())
         stats = info(server.url)
+        assert budget_keys(server.url) == spent == len(clients)
     assert stats["evicted_keys"] == 0
     assert stats["used_memory_peak"] <= MAXMEMORY
-    assert full, "the cache never reached its mark"
-    assert first.result is not None, "what was cached before the mark stays"
+    assert oldest.result is None and newest.result is not None
+    assert not store.full
 
 
 def test_a_cache_of_its_own_lets_redis_evict_old_results(tmp_path: Path) -> None:
@@ -205,32 +216,49 @@ def test_a_cache_of_its_own_lets_redis_evict_old_results(tmp_path: Path) -> None
 
         async def scenario() -> list[Lookup]:
             written = await fill(store, 2 * MAXMEMORY // VALUE)
-            assert not store.full
             return [await store.lookup(keys) for keys in (written[0], written[-1])]
 
         oldest, newest = run(scenario())
         stats = info(server.url)
-    assert stats["evicted_keys"] > 0
+    assert stats["evicted_keys"] > 0  # Redis's own LRU did it
     assert oldest.result is None and newest.result is not None
 
 
-def test_a_cache_of_its_own_in_a_redis_that_never_evicts_stops_at_its_mark(
-    tmp_path: Path,
+@pytest.mark.parametrize(("policy", "maxmemory"), [("noeviction", MAXMEMORY), ("allkeys-lru", 0)])
+def test_a_redis_that_never_evicts_gets_the_cache_s_own_lru(
+    tmp_path: Path, policy: str, maxmemory: int
 ) -> None:
-    """Under noeviction a full Redis refuses writes: the cache stops below that instead of
-    erroring (and turning itself off) on every save."""
+    """Under noeviction a full Redis refuses writes, and without maxmemory it grows until it
+    is killed: the cache keeps below its mark (50 % of maxmemory, or the bound) instead."""
+    with bounded_redis(tmp_path, policy, maxmemory) as server:
+        store = redis_store(server.url, memory_percent=50.0, unbounded_max_bytes=12 << 20)
+
+        async def scenario() -> Lookup:
+            written = await fill(store, MAXMEMORY // VALUE)
+            return await store.lookup(written[-1])
+
+        newest = run(scenario())
+        stats = info(server.url)
+    mark = MAXMEMORY // 2 if maxmemory else 12 << 20
+    assert stats["used_memory"] <= mark + VALUE
+    assert stats["evicted_keys"] == 0
+    assert newest.result is not None and not store.full and store.breaker.up
+
+
+def test_the_cache_yields_to_other_data_and_never_deletes_it(tmp_path: Path) -> None:
+    """A Redis already above the mark with data that is not the cache's: nothing is cached,
+    nothing of that data is deleted, and the store says it is full."""
     with bounded_redis(tmp_path, "noeviction") as server:
-        store = redis_store(server.url, memory_percent=50.0)
-        run(fill(store, MAXMEMORY // VALUE))
-        stats = info(server.url)
-    assert store.full and store.breaker.up
-    assert stats["used_memory"] <= MAXMEMORY // 2 + VALUE
+        with redis.Redis.from_url(server.url) as client:
+            for n in range(14):  # above the mark (12 MB), below maxmemory
+                client.set(f"bg_remover:LIMITER/other/{n}", os.urandom(VALUE))
+        store = redis_store(server.url, budgets_here=True, memory_percent=50.0)
 
+        async def scenario() -> tuple[Lookup, tuple[bool, str]]:
+            keys = await fill(store, 3)
+            return await store.lookup(keys[-1]), await store.check()
 
-def test_without_maxmemory_a_shared_redis_holds_at_most_the_bound(tmp_path: Path) -> None:
-    with bounded_redis(tmp_path, "noeviction", maxmemory=0) as server:
-        store = redis_store(server.url, budgets_here=True, unbounded_max_bytes=12 << 20)
-        run(fill(store, 24))
-        stats = info(server.url)
-    assert store.full
-    assert stats["used_memory"] <= (12 << 20) + VALUE
+        last, check = run(scenario())
+        assert budget_keys(server.url) == 14
+    assert last.result is None and store.full
+    assert check == (True, "redis ok, full of other data: new results are not cached")
