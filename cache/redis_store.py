@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from cache import codec
 from cache.keys import KEY_PREFIX, CacheKeys
@@ -121,9 +121,10 @@ class RedisStore:
         self._make_room = self.client.register_script(MAKE_ROOM)
 
     async def lookup(self, keys: CacheKeys) -> Lookup:
-        values = await self._run(lambda: self.client.mget([keys.result, keys.mask]))
-        if values is None:
+        answer = await self._run(lambda: self.client.mget([keys.result, keys.mask]))
+        if answer is None:
             return Lookup()
+        values = cast(list[bytes | None], answer)  # bytes: the client decodes no responses
         entries = [codec.decode(value) for value in values]
         corrupted = [
             key
@@ -139,7 +140,7 @@ class RedisStore:
         values = [(key, value) for key, value in values if len(value) <= self.max_item_bytes]
         if not values:
             return
-        room = [
+        room: list[str | int | float] = [
             int(self.budgets_here),
             self.memory_percent,
             self.unbounded_max_bytes,

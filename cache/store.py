@@ -26,7 +26,9 @@ class Lookup:
 
 
 class CacheStore(Protocol):
-    stored_bytes: int | None  # what an in-process store holds; None for Redis
+    @property
+    def stored_bytes(self) -> int | None:
+        """What an in-process store holds; None for Redis."""
 
     async def lookup(self, keys: CacheKeys) -> Lookup: ...
 
