@@ -27,9 +27,10 @@ log = logging.getLogger("import_model")
 
 def stored_md5(name: str) -> str | None:
     try:
-        return bentoml.models.get(name).info.metadata.get("md5")
+        md5 = bentoml.models.get(name).info.metadata.get("md5")
     except bentoml.exceptions.NotFound:
         return None
+    return md5 if isinstance(md5, str) else None
 
 
 def import_model(name: str, local_path: Path | None, verify: bool, force: bool) -> str:

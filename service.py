@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import bentoml
 import numpy as np
@@ -38,7 +39,7 @@ MODEL_QUEUE_RETRY_AFTER_S = "5"
 
 def open_session(stored: bentoml.Model) -> SegmentationSession:
     return SegmentationSession(
-        stored.path_of(STORE_MODEL_FILE),
+        Path(stored.path_of(STORE_MODEL_FILE)),
         get_spec(stored.tag.name),
         threads=settings.model_threads,
         run_batch=settings.inference_run_batch,
@@ -99,7 +100,9 @@ class ModelServiceClient:
     """The application's `ModelService` over BentoML's client for Segmenter: BentoML's own
     failures become the contract's errors (its 503 for an overfull queue: `overloaded`)."""
 
-    def __init__(self, segmenter: Segmenter) -> None:
+    # `segmenter` is BentoML's client for Segmenter (its calls are on `to_async`), not an
+    # instance of the class, whatever `bentoml.depends` declares.
+    def __init__(self, segmenter: Any) -> None:
         self.segmenter = segmenter
 
     async def segment(self, batch: np.ndarray, model: str | None) -> np.ndarray:
@@ -148,4 +151,5 @@ class BackgroundRemover:
 
 
 for middleware_class, options in middleware(settings):
-    BackgroundRemover.add_asgi_middleware(middleware_class, **options)
+    # mypy keeps a decorated class's own type: BackgroundRemover is a bentoml.Service here.
+    BackgroundRemover.add_asgi_middleware(middleware_class, **options)  # type: ignore[attr-defined]

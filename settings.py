@@ -104,8 +104,7 @@ class Settings(BaseSettings):
     disk_min_free_mb: int = Field(512, ge=0)
     memory_max_percent: float = Field(95.0, gt=0, le=100)
 
-    # Model and its serving layout. Measured on 2 cores (docs/performance.md): 1 worker x 2
-    # threads serves as many images/s as 2 x 1, halves latency at low load, and uses 0.5 GB less.
+    # Model and its serving layout, chosen by measurement (docs/performance.md, "Serving layout").
     model: str = "u2netp"
     u2net_home: Path | None = None  # rembg's cache, as rembg reads it
     model_workers: int = Field(1, gt=0)

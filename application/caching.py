@@ -18,6 +18,7 @@ from cache import CacheKeys, CacheStore, Lookup, input_digest
 from cache.keys import LARGE_INPUT_BYTES
 from operations.metrics import CACHE_REQUESTS, CACHE_STORED_BYTES
 from optimizer import Options, OutputFormat, Result
+from optimizer.geometry import Bounds
 from optimizer.pipeline import mask_from_png, mask_to_png, memory_needed, output_id
 from segmentation import CATALOG
 
@@ -103,7 +104,10 @@ def _cached_result(entry: tuple[dict[str, Any], bytes], input_bytes: int) -> Res
     metadata, data = entry
     try:
         foreground = metadata.get("foreground")
-        bounds = tuple(int(side) for side in foreground) if foreground else None
+        bounds: Bounds | None = None
+        if foreground:  # a box of any other length is a ValueError: a miss
+            left, top, right, bottom = (int(side) for side in foreground)
+            bounds = (left, top, right, bottom)
         return Result(
             data,
             OutputFormat(metadata["format"]),
@@ -112,6 +116,6 @@ def _cached_result(entry: tuple[dict[str, Any], bytes], input_bytes: int) -> Res
             input_bytes,
             {},
             bounds,
-        )  # type: ignore[arg-type]
+        )
     except (KeyError, TypeError, ValueError):
         return None

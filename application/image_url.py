@@ -14,7 +14,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Collection
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 
@@ -97,10 +97,9 @@ async def fetch_image_url(
         raise InvalidImage(f"image_url did not answer within {timeout:g} s") from None
 
 
-def _with_address(parts: object, address: IPAddress, port: int) -> str:
+def _with_address(parts: SplitResult, address: IPAddress, port: int) -> str:
     literal = f"[{address}]" if address.version == 6 else str(address)
-    scheme, _, path, query, _ = parts  # type: ignore[misc]
-    return urlunsplit((scheme, f"{literal}:{port}", path or "/", query, ""))
+    return urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
 
 
 async def _download(url: str, host: str, host_header: str, max_bytes: int, timeout: float) -> bytes:

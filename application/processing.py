@@ -61,6 +61,7 @@ class ImageProcessor:
             max_input_pixels=self.max_input_pixels,
             model_size=model_size,
         )
+        assert prepared.model_input is not None  # prepared with a model size
         started = self.clock()
         masks = await self._answer(
             self.models.segment(prepared.model_input[np.newaxis], self._named(options.model))

@@ -2,8 +2,8 @@
 A value that does not check out (truncated, corrupted, another format) decodes to None.
 
 The checksum guards against damage (a truncated write, a value from another program), not
-against an attacker who can write to Redis: CRC-32 costs 0.2 ms on a 1 MP result, a fifth of
-BLAKE2's time."""
+against an attacker who can write to Redis: CRC-32, a fraction of a cryptographic hash's time
+(docs/performance.md, "Smaller choices")."""
 
 from __future__ import annotations
 

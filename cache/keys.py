@@ -11,7 +11,8 @@ LARGE_INPUT_BYTES = 1 << 20
 
 
 def input_digest(data: bytes) -> str:
-    """SHA-256 of the input: about 1 ms per MB, a fraction of decoding the same bytes."""
+    """SHA-256 of the input: a fraction of decoding the same bytes (docs/operations.md,
+    "Result cache")."""
     return hashlib.sha256(data).hexdigest()
 
 

@@ -161,6 +161,11 @@ class RedisStore:
             pipe.set(key, value, ex=self.ttl_s)
         return await pipe.execute()
 
+    async def aclose(self) -> None:
+        """Close the connections, from the loop that used them (shared with the limiter when
+        both roles have one Redis: whichever closes first closes it)."""
+        await self.connection.aclose()
+
     async def check(self) -> tuple[bool, str]:
         try:
             await self.breaker.call(self.connection.probe, probe=True)

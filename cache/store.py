@@ -29,12 +29,15 @@ class CacheStore(Protocol):
     @property
     def stored_bytes(self) -> int | None:
         """What an in-process store holds; None for Redis."""
+        ...
 
     async def lookup(self, keys: CacheKeys) -> Lookup: ...
 
     async def save(self, entries: Sequence[tuple[str, dict[str, Any], bytes]]) -> None: ...
 
     async def check(self) -> tuple[bool, str]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class MemoryStore:
@@ -67,6 +70,9 @@ class MemoryStore:
             self.stored_bytes += len(value)
         while self.stored_bytes > self.max_bytes:
             self._drop(next(iter(self._items)))
+
+    async def aclose(self) -> None:
+        """Nothing to close: the store is this process's memory."""
 
     async def check(self) -> tuple[bool, str]:
         return True, f"in process, {self.stored_bytes // MIB} of {self.max_bytes // MIB} MiB used"

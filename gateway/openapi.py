@@ -26,7 +26,7 @@ ERROR_DESCRIPTIONS = {
     429: "Rate limit reached (`rate_limited`); see Retry-After",
     503: "Overloaded, or the model or Redis is unavailable (`overloaded`, `unavailable`)",
 }
-NOT_MODIFIED = {
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "If-None-Match holds this result's ETag: no body, no budget spent"}
 }
 # Middleware answers every guarded processing route may give.

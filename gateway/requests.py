@@ -19,7 +19,11 @@ UPLOAD_FIELDS = frozenset({"file", "files", "image_file"})
 
 
 async def form_of(request: Request) -> FormData:
-    return await request.form()
+    form = await request.form()
+    # Parts over 1 MB are spooled to temporary files: closed once the answer is sent, as
+    # FastAPI does for the forms it parses itself (same exit stack).
+    request.scope["fastapi_middleware_astack"].push_async_callback(form.close)
+    return form
 
 
 def fields_of(form: FormData) -> dict[str, Any]:

@@ -42,11 +42,11 @@ def return_freed_memory_promptly() -> bool:
 
     By default glibc raises its mmap threshold to the largest block freed so far (up to
     32 MiB), after which the buffers of large images come from the heap and stay resident once
-    freed, and every worker thread gets a heap of its own: measured, a burst of large images
-    left the API worker 400 MiB above the memory it had admitted. A fixed 16 MiB threshold and
-    two heaps keep resident memory close to what is in use. (A 128 KiB threshold does too, but
-    then every buffer of an ordinary 1 MP request is a fresh mapping: 37 % more CPU.) Returns
-    False where the C library is not glibc.
+    freed, and every worker thread gets a heap of its own: a burst of large images left the API
+    worker far above the memory it had admitted. A fixed 16 MiB threshold and two heaps keep
+    resident memory close to what is in use. (A 128 KiB threshold does too, but then every
+    buffer of an ordinary 1 MP request is a fresh mapping, which costs CPU.) The figures:
+    docs/operations.md, "Memory". Returns False where the C library is not glibc.
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

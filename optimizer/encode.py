@@ -23,8 +23,8 @@ from optimizer.png import (
 
 WHITE = (255, 255, 255, 255)
 PNG_COMPRESS_LEVEL = 2
-# Run-length deflate after PNG's row filters: on cut-outs 17% smaller and a little faster than
-# the default strategy at any level up to 6 (bench/encoders.py).
+# Run-length deflate after PNG's row filters: on cut-outs smaller and a little faster than the
+# default strategy at any level up to 6 (docs/performance.md, "Encoder settings").
 PNG_STRATEGY = zlib.Z_RLE
 WEBP_METHOD = 2
 AVIF_SPEED = 8

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from optimizer.options import OutputFormat
 
-# Peak bytes per decoded pixel (input mode family -> output format), the worst of two runs on
-# 8 MP photos plus 10 %: `.venv/bin/python bench/memory.py` on a 2-core AMD EPYC VM.
+# Peak bytes per decoded pixel (input mode family -> output format): the measured worst of two
+# runs plus 10 % (the runs: docs/operations.md, "Memory").
 COLUMNS = (OutputFormat.PNG, OutputFormat.JPEG, OutputFormat.WEBP, OutputFormat.AVIF)
 MEASURED = {
     "RGB": (20.5, 24.5, 34.0, 37.5),

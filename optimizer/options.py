@@ -251,7 +251,7 @@ def _color(value: Any) -> Color | None:
         raise InvalidParameter(
             f"bg_color must be #rgb, #rrggbb, #rrggbbaa or a CSS colour name; got '{text[:64]}'"
         ) from None
-    return (*rgba, 255)[:4] if len(rgba) == 3 else rgba  # type: ignore[return-value]
+    return (*rgba, 255)[:4] if len(rgba) == 3 else rgba
 
 
 def _margin(value: Any) -> Margin:

@@ -1,13 +1,12 @@
 """Writing lossless PNGs fast: one `Up` row filter computed with numpy, deflated by ISA-L.
 
-Pillow's PNG encoder picks a filter for every row by trying them all and deflates with zlib:
-46 ms on a 1 MP cut-out. A fixed `Up` filter costs under a millisecond and ISA-L's deflate about
-five. On cut-outs of JPEGs up to quality 90 the files were at most 10 % larger (JPEG's own
-noise leaves Pillow's Paeth filter little to win); from finer JPEGs up to 13 %, and from
-lossless sources, smooth where JPEGs are noisy, up to 23 %, so those keep Pillow's encoder
-(docs/performance.md, "Encoder settings"; `.venv/bin/python bench/encoders.py`).
-Where most of the picture is transparent, Pillow's per-row choice pays too (a small subject:
-up to 26 % smaller), and it is cheap there.
+Pillow's PNG encoder picks a filter for every row by trying them all and deflates with zlib;
+a fixed `Up` filter and ISA-L's deflate take a fraction of that time. On cut-outs of JPEGs up
+to quality 90 the files stay within 10 % of Pillow's size (JPEG's own noise leaves Pillow's
+Paeth filter little to win); from finer JPEGs and from lossless sources, smooth where JPEGs are
+noisy, they grow more, so those keep Pillow's encoder. Where most of the picture is
+transparent, Pillow's per-row choice pays too, and it is cheap there. The figures:
+docs/performance.md, "Encoder settings".
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ def fast_png_suits(image: Image.Image, source_jpeg_quality: float | None) -> boo
     if image.mode != "RGBA":
         return True
     alpha = np.asarray(image.getchannel("A"))
-    return np.count_nonzero(alpha == 0) < MOSTLY_TRANSPARENT * alpha.size
+    return int(np.count_nonzero(alpha == 0)) < MOSTLY_TRANSPARENT * alpha.size
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage.redis.redispy import RedispyBridge
 from limits.aio.strategies import RateLimiter as Strategy
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
+from redis.asyncio import Redis, RedisCluster
 
 from redisroles import Breaker, RedisConnection, RedisDown
 
@@ -95,3 +97,12 @@ class FailoverBackend:
         except RedisDown:
             return False, f"redis unreachable: {self._breaker.last_error}"
         return True, "redis ok"
+
+    async def aclose(self) -> None:
+        """Close the client `limits` built: its cluster client (on a server it runs on the
+        connection's pool, which a Redis client given a pool leaves open)."""
+        storage = self._primary.storage if self._primary is not None else None
+        if isinstance(storage, RedisStorage) and isinstance(storage.bridge, RedispyBridge):
+            client = storage.bridge.get_connection()
+            if isinstance(client, Redis | RedisCluster):
+                await client.aclose()

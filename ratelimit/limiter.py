@@ -7,6 +7,7 @@ endpoint), the storage (FailoverBackend: Redis or in-process) and the strategy
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 from limits import RateLimitItem, parse
@@ -45,6 +46,7 @@ class RateLimiter:
         socket_timeout: float = 0.25,
         retry_interval: float = 5.0,
         key_prefix: str = "bg_remover",
+        clock: Callable[[], float] = time.monotonic,
         *,
         connection: RedisConnection | None = None,
         on_redis_change: Callable[[bool], None] | None = None,
@@ -64,13 +66,16 @@ class RateLimiter:
             endpoint: parse(text) for endpoint, text in limits.items()
         }
         self._on_fallback = on_fallback
+        self._connection = connection
         if connection is None and redis_url:
-            connection = RedisConnection(parse_url(redis_url), socket_timeout)
+            connection = self._connection = RedisConnection(parse_url(redis_url), socket_timeout)
         if connection is None:
             self._backend = FailoverBackend(strategy, None)
             return
         meanwhile = "in-process limits" if fail_open else "requests refused"
-        breaker = breaker_for(LIMITS, socket_timeout, retry_interval, meanwhile, on_redis_change)
+        breaker = breaker_for(
+            LIMITS, socket_timeout, retry_interval, meanwhile, on_redis_change, clock
+        )
         storage = redis_storage(connection, key_prefix)
         self._backend = FailoverBackend(
             strategy, storage, breaker, connection.probe, fail_open=fail_open
@@ -123,3 +128,10 @@ class RateLimiter:
         "redis ok")`` when PING answers, ``(False, "redis unreachable: …")`` otherwise.
         Returns within about twice ``socket_timeout``."""
         return await self._backend.check()
+
+    async def aclose(self) -> None:
+        """Close the Redis connections, from the loop that used them (in-process: nothing).
+        A connection shared with the cache is closed by whichever closes first."""
+        await self._backend.aclose()
+        if self._connection is not None:
+            await self._connection.aclose()

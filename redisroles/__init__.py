@@ -8,6 +8,7 @@ alike. Framework-free: imports nothing from the rest of the project.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 from redisroles.address import RedisAddress, parse_url
@@ -34,12 +35,14 @@ def breaker_for(
     retry_interval: float,
     meanwhile: str,
     on_change: Callable[[bool], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Breaker:
     return Breaker(
         role,
         deadline=ROUND_TRIPS_PER_CALL * timeout,
         retry_interval=retry_interval,
         meanwhile=meanwhile,
+        clock=clock,
         on_change=on_change,
     )
 

@@ -52,6 +52,12 @@ class RedisConnection:
         elif not await self.client.ping():
             raise ConnectionError("PING failed")
 
+    async def aclose(self) -> None:
+        """Close the connections, from the loop that used them; again is harmless."""
+        await self.client.aclose()
+        if self.pool is not None:  # a client given a pool leaves it open
+            await self.pool.disconnect()
+
     @property
     def limits_options(self) -> dict[str, Any]:
         """Keyword arguments for `limits`' Redis storage (with `implementation="redispy"`):

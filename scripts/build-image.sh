@@ -60,7 +60,7 @@ from pathlib import Path
 import yaml
 
 config = yaml.safe_load(Path("bentofile.yaml").read_text())
-files = {Path("bentofile.yaml"), Path("scripts/build-image.sh")}
+files = {Path("bentofile.yaml"), Path("requirements-serve.txt"), Path("scripts/build-image.sh")}
 files |= {path for path in Path("deploy/container").rglob("*")}
 for pattern in config.get("include", []):
     files |= set(Path(".").glob(pattern.lstrip("/")))

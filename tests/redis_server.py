@@ -6,6 +6,7 @@ sharing one Redis, Redis outages). Nothing here touches the shared Redis on 6379
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -79,11 +80,19 @@ class RedisServer:
         self.process = None
 
 
+def require_redis_server() -> None:
+    if shutil.which("redis-server") is None:
+        missing = "redis-server is not installed (scripts/install-system-deps.sh installs it)"
+        if os.environ.get("TESTS_FAST") == "true":
+            pytest.skip(missing)
+        pytest.fail(missing)
+
+
 @contextmanager
 def running_redis(workdir: Path, *options: str) -> Iterator[RedisServer]:
-    """A started private redis-server, stopped on exit; skips when redis-server is missing."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+    """A started private redis-server, stopped on exit. Without redis-server installed the test
+    fails, or skips under `scripts/test.sh --fast` (TESTS_FAST), which needs no system package."""
+    require_redis_server()
     server = RedisServer(workdir, options=options)
     server.start()
     try:

@@ -25,6 +25,7 @@ from tests.container.conftest import (
     podman,
     started_container,
 )
+from tests.waiting import metric_sum, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -141,9 +142,13 @@ def test_sigterm_lets_in_flight_requests_finish(container: Container) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT) as pool:
         pending = [pool.submit(slow_request) for _ in range(IN_FLIGHT)]
-        # Early: some requests are still being decoded, before their model call, which is
-        # when stopping both services at once loses them.
-        time.sleep(0.2)
+        # Early: a request is being decoded, before its model call, which is when stopping
+        # both services at once loses it.
+        wait_until(
+            lambda: metric_sum(container.url, "bg_remover_admitted_memory_bytes") > 0,
+            60,
+            "a 12 MP photo admitted to processing",
+        )
         assert not any(future.done() for future in pending)
         stopped_at = time.monotonic()
         podman("kill", "--signal", "TERM", container.name)

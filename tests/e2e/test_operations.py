@@ -1,5 +1,5 @@
 """Running the service, where it takes real `bentoml serve` processes: health with the model
-service behind it, BentoML's probes, `/metrics`, the JSON request log file, and BentoML's 503 for
+service behind it, `/metrics`, the JSON request log file, and BentoML's 503 for
 an overfull model queue. The rest of operations runs in process
 (tests/integration/test_api_operations.py)."""
 
@@ -27,11 +27,6 @@ pytestmark = pytest.mark.slow
 PHOTO = images.photo("chelsea", "JPEG")
 PHOTO_B64 = base64.b64encode(PHOTO).decode()
 BASE64_LIMIT = 1  # on the `ops` server: a 429 is two requests away
-SECURITY_HEADERS = {
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
-}
 CHECKS = {"app", "model", "redis", "disk_space", "memory"}
 
 
@@ -77,10 +72,6 @@ class TestHealth:
             assert isinstance(check["detail"], str) and check["detail"], name
         detail = body["checks"]["redis"]["detail"]
         assert detail.startswith("limits: in-process limits; cache: in process, "), detail
-
-    @pytest.mark.parametrize("path", ["/readyz", "/livez"])
-    def test_probes(self, ops: BentoServer, connect: Connect, path: str) -> None:
-        assert_ok(connect(ops).get(path))
 
 
 # --- metrics -----------------------------------------------------------------------------------
@@ -196,25 +187,6 @@ class TestLogs:
 
 
 # --- HTTP hardening ----------------------------------------------------------------------------
-
-
-# Only BentoML's own route here; our routes' cases run in process
-# (tests/integration/test_api_operations.py).
-SECURED = {
-    "livez": lambda client: client.get("/livez"),
-}
-
-
-class TestHardening:
-    @pytest.mark.parametrize("case", SECURED)
-    def test_security_headers(self, ops: BentoServer, connect: Connect, case: str) -> None:
-        response = SECURED[case](connect(ops))
-        if case.isdigit():
-            assert response.status_code == int(case), response.text
-        else:
-            assert_ok(response)
-        for name, value in SECURITY_HEADERS.items():
-            assert response.headers.get(name) == value, (name, response.headers)
 
 
 def test_model_queue_overflow_is_overloaded_json(tmp_path: Path) -> None:

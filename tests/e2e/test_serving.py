@@ -6,7 +6,9 @@ The routes' behaviour itself is tested in process (tests/integration)."""
 from __future__ import annotations
 
 import base64
+import io
 import threading
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import images
+from tests.answers import assert_cutout
 from tests.e2e.server import BentoServer
 from tests.serving import Connect
 
@@ -25,6 +28,7 @@ CONCURRENT_REQUESTS = 6
 MEGAPIXEL = (1200, 900)
 PHOTO = images.photo("chelsea", "JPEG")
 PHOTO_B64 = base64.b64encode(PHOTO).decode()
+PHOTO_SIZE = images.photo_image("chelsea").size
 PROXY = "127.0.0.1"
 Sample = tuple[str, dict[str, str], float]
 
@@ -120,6 +124,59 @@ ROUTES: dict[str, tuple[Callable[[httpx.Client], httpx.Response], str]] = {
 }
 
 
+def cutout_in_json(response: httpx.Response) -> None:
+    assert_cutout(base64.b64decode(response.json()["image"]), PHOTO_SIZE)
+
+
+def cutout_in_zip(response: httpx.Response) -> None:
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    results = [name for name in archive.namelist() if name != "manifest.json"]
+    assert len(results) == 1, archive.namelist()
+    assert_cutout(archive.read(results[0]), PHOTO_SIZE)
+
+
+def cutout(response: httpx.Response) -> None:
+    assert_cutout(response.content, PHOTO_SIZE)
+
+
+def the_uploaded_file(response: httpx.Response) -> None:
+    assert base64.b64decode(response.json()["image"]) == PHOTO
+
+
+def credits(response: httpx.Response) -> None:
+    assert response.json()["data"]["attributes"]["credits"]["total"] >= 0
+
+
+def presets(response: httpx.Response) -> None:
+    assert {"web", "thumbnail"} <= response.json().keys()
+
+
+def models(response: httpx.Response) -> None:
+    """Listed by the model service, over the hop."""
+    body = response.json()
+    assert body["default"] == "u2netp"
+    assert "u2netp" in [model["name"] for model in body["models"]]
+
+
+def healthy_with_the_model(response: httpx.Response) -> None:
+    body = response.json()
+    assert body["status"] == "healthy" and body["checks"]["model"]["ok"] is True, body
+
+
+CONTENT: dict[str, Callable[[httpx.Response], None]] = {
+    "/remove-background": cutout,
+    "/remove-background-preview": cutout_in_json,
+    "/remove-background-base64": cutout_in_json,
+    "/remove-background-batch": cutout_in_zip,
+    "/read-file": the_uploaded_file,
+    "/v1.0/removebg": cutout,
+    "/v1.0/account": credits,
+    "/presets": presets,
+    "/models": models,
+    "/health": healthy_with_the_model,
+}
+
+
 @pytest.mark.parametrize("route", ROUTES)
 def test_every_route_answers(
     server: BentoServer, connect: Connect, upload_dir: Path, route: str
@@ -129,6 +186,7 @@ def test_every_route_answers(
     response = send(connect(server))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith(media_type), response.headers
+    CONTENT[route](response)
 
 
 # --- who the client is -----------------------------------------------------------------------

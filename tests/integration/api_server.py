@@ -5,12 +5,14 @@ instead of BentoML's model service. Same interface as `tests.e2e.server.BentoSer
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from functools import cache
 from pathlib import Path
 
 import uvicorn
+from prometheus_client import REGISTRY
 
 from application import Application, InProcessModels
 from gateway.api import asgi_app
@@ -67,7 +69,7 @@ class InProcessServer:
             server_header=False,
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"api-{self.port}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"api-{self.port}", daemon=True)
         self.housekeeping: threading.Event | None = None
 
     def start(self) -> InProcessServer:
@@ -80,6 +82,17 @@ class InProcessServer:
             time.sleep(0.02)
         return self
 
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve()
+        finally:  # the Redis clients of the limiter and the cache belong to this loop
+            await self.application.limiter.aclose()
+            if self.application.producer.store is not None:
+                await self.application.producer.store.aclose()
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
@@ -88,6 +101,14 @@ class InProcessServer:
 
     def log(self) -> str:
         return ""
+
+    def admitted_bytes(self) -> float:
+        """`bg_remover_admitted_memory_bytes`: the server's metrics live in this process."""
+        return REGISTRY.get_sample_value("bg_remover_admitted_memory_bytes") or 0.0
+
+    def requests_received(self) -> int:
+        """Requests whose head has arrived and which the app is handling or has handled."""
+        return self.server.server_state.total_requests
 
     def __enter__(self) -> InProcessServer:
         return self.start()

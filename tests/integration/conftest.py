@@ -1,28 +1,36 @@
-"""Redis fixtures: a private, killable redis-server and the shared one on 6379.
+"""Integration fixtures: redis-servers of the tests' own, an event loop per test, the API.
 
-The shared Redis is never stopped or flushed: each test gets its own key prefix
-and deletes only its own keys afterwards.
+Every Redis here is a redis-server this session started on a free port (tests/redis_server.py):
+the one `shared_redis` fixture shares between tests (each test under its own key prefix), one
+per module, and killable ones for outages. Nothing assumes a server that is already running.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from tests.integration.api_server import InProcessServer
 from tests.redis_server import RedisServer, running_redis
-from tests.redis_server import answers as _answers
 
-SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
+Run = Callable[[Awaitable[Any]], Any]
 
 
 def _server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with running_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def session_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole session, shared by many tests (never stopped)."""
+    yield from _server(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +51,25 @@ def key_prefix() -> str:
 
 
 @pytest.fixture
-def shared_redis(key_prefix: str) -> Iterator[str]:
-    """URL of the shared Redis; the test must use ``key_prefix``, whose keys are
-    deleted afterwards (never FLUSHALL: other people use this server)."""
-    if not _answers(SHARED_REDIS_URL):
-        pytest.skip("shared Redis on 127.0.0.1:6379 is not reachable")
-    yield SHARED_REDIS_URL
-    client = redis.Redis.from_url(SHARED_REDIS_URL)
+def shared_redis(session_redis: RedisServer, key_prefix: str) -> Iterator[str]:
+    """URL of the session's shared Redis; the test must use ``key_prefix``, whose keys are
+    deleted afterwards (never FLUSHALL: other tests use this server)."""
+    yield session_redis.url
+    client = redis.Redis.from_url(session_redis.url)
     try:
         keys = list(client.scan_iter(match=f"{key_prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture
+def run() -> Iterator[Run]:
+    """Runs coroutines on one event loop for the whole test: redis-py's connections belong
+    to the loop that opened them, and must be closed on it before it closes."""
+    with asyncio.Runner() as runner:
+        yield runner.run
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import pytest
 
 from optimizer import PRESETS
 from tests import images
+from tests.answers import assert_error
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,10 @@ class TestReadFile:
         }
 
     def test_absolute_path_inside_is_accepted(self, client: httpx.Client, uploads: Path) -> None:
-        assert read(client, str(uploads / "photos" / "cat.png")).status_code == 200
+        response = read(client, str(uploads / "photos" / "cat.png"))
+        assert response.status_code == 200, response.text
+        expected = (uploads / "photos" / "cat.png").read_bytes()
+        assert base64.b64decode(response.json()["image"]) == expected
 
     @pytest.mark.parametrize(
         "path",
@@ -73,7 +77,8 @@ class TestReadFile:
         self, client: httpx.Client, uploads: Path
     ) -> None:
         response = read(client, f"../{uploads.name}-old/secret.png")
-        assert response.status_code == 403
+        assert_error(response, 403, "forbidden")
+        assert "image" not in response.json()
 
     @pytest.mark.parametrize(
         ("path", "status", "code"),

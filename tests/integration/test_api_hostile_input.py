@@ -21,6 +21,7 @@ import pytest
 from tests import images
 from tests.integration.api_server import InProcessServer
 from tests.serving import Connect
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -78,9 +79,11 @@ def test_trickling_uploads_hold_no_slot_and_are_cut_with_408(
     guarded: InProcessServer, connect: Connect
 ) -> None:
     stop = threading.Event()
+    before = guarded.requests_received()
     with ThreadPoolExecutor(4) as pool:
         tricklers = [pool.submit(trickle, guarded.port, stop) for _ in range(4)]
-        time.sleep(0.5)  # all four are mid-body: more than MAX_CONCURRENCY
+        # All four are mid-body, more than MAX_CONCURRENCY, before the real request is sent.
+        wait_until(lambda: guarded.requests_received() == before + 4, 10, "four uploads begun")
         started = time.monotonic()
         response = remove(connect(guarded))
         assert response.status_code == 200, response.text
@@ -222,6 +225,7 @@ def test_health_answers_fast_while_a_batch_of_12mp_images_is_zipped(
 
     worker = threading.Thread(target=batch)
     worker.start()
+    wait_until(lambda: server.admitted_bytes() > 0, 60, "the batch's photos admitted")
     latencies = []
     while worker.is_alive():
         started = time.perf_counter()

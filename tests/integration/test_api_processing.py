@@ -16,8 +16,9 @@ import pytest
 from PIL import Image
 
 from tests import images
-from tests.answers import assert_error
+from tests.answers import assert_cutout, assert_error
 from tests.integration.api_server import InProcessServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -163,10 +164,11 @@ class TestRemoveBackground:
         assert_error(response, 400, "invalid_parameter")
 
     def test_default_model_by_name(self, client: httpx.Client) -> None:
-        response = post_file(
-            client, "/remove-background", images.photo("chelsea", "PNG"), model="u2netp"
-        )
-        assert response.status_code == 200
+        photo = images.photo("chelsea", "PNG")
+        named = post_file(client, "/remove-background", images.fresh(photo), model="u2netp")
+        default = post_file(client, "/remove-background", images.fresh(photo))
+        assert named.status_code == default.status_code == 200, (named.text, default.text)
+        assert named.content == default.content
 
     def test_non_ascii_filename(self, client: httpx.Client) -> None:
         response = post_file(
@@ -279,9 +281,11 @@ class TestInputs:
 
     def test_service_keeps_serving_after_errors(self, client: httpx.Client) -> None:
         for make in (images.truncated_jpeg, images.text_file, images.oversized_header_png):
-            post_file(client, "/remove-background", make())
+            refused = post_file(client, "/remove-background", make())
+            assert 400 <= refused.status_code < 500 and refused.json()["code"], refused.text
         response = post_file(client, "/remove-background", images.photo("chelsea", "PNG"))
-        assert response.status_code == 200
+        assert response.status_code == 200, response.text
+        assert_cutout(response.content, images.photo_image("chelsea").size)
 
 
 class TestJsonEndpoints:
@@ -425,7 +429,7 @@ def test_heavy_work_does_not_block_the_event_loop(
     workers = [threading.Thread(target=heavy) for _ in range(2)]
     for worker in workers:
         worker.start()
-    time.sleep(0.3)
+    wait_until(lambda: server.admitted_bytes() > 0, 60, "a 12 MP photo admitted to processing")
     latencies = []
     while any(worker.is_alive() for worker in workers):
         started = time.perf_counter()

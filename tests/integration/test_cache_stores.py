@@ -1,12 +1,14 @@
 """The cache stores against the real thing: one test class over the in-process store and a
 private redis-server, then Redis outages (stopped, then started again), then results and
-budgets in one Redis with a small `maxmemory` under every eviction policy."""
+budgets in one Redis with a small `maxmemory` under every eviction policy. Each test runs its
+coroutines on one event loop (`run`) and closes its stores' connections on it."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,49 +18,76 @@ import redis
 from cache import CacheKeys, Lookup, MemoryStore, RedisStore, codec
 from ratelimit import RateLimiter, RateLimitExceeded
 from redisroles import CACHE, LIMITS, RedisConnection, breaker_for, connect, parse_url
+from tests.integration.conftest import Run
 from tests.redis_server import RedisServer, running_redis
 
 TTL_S = 300
 TIMEOUT_S = 0.25
 
 
-def run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
-
-
 def fresh_keys() -> CacheKeys:
     return CacheKeys(f"{time.monotonic_ns():x}", "u2netp:md5", "options")
 
 
-def redis_store(
-    url: str, retry_interval: float = 0.5, budgets_here: bool = False, **marks: Any
-) -> RedisStore:
-    connection = RedisConnection(parse_url(url), TIMEOUT_S)
-    breaker = breaker_for(CACHE, TIMEOUT_S, retry_interval, "results not cached")
-    options = {"memory_percent": 75.0, "unbounded_max_bytes": 256 << 20, **marks}
-    return RedisStore(
-        connection,
-        breaker,
-        max_item_bytes=4 << 20,
-        ttl_s=TTL_S,
-        budgets_here=budgets_here,
-        **options,
-    )
+@dataclass
+class Clock:
+    """The store's clock, moved by the test: past the retry interval without waiting."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def make_store(run: Run) -> Iterator[Callable[..., RedisStore]]:
+    """RedisStore(...) whose connections are closed on the test's loop afterwards."""
+    made: list[RedisStore] = []
+
+    def make(
+        url: str,
+        retry_interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        budgets_here: bool = False,
+        **marks: Any,
+    ) -> RedisStore:
+        connection = RedisConnection(parse_url(url), TIMEOUT_S)
+        breaker = breaker_for(CACHE, TIMEOUT_S, retry_interval, "results not cached", clock=clock)
+        options = {"memory_percent": 75.0, "unbounded_max_bytes": 256 << 20, **marks}
+        made.append(
+            RedisStore(
+                connection,
+                breaker,
+                max_item_bytes=4 << 20,
+                ttl_s=TTL_S,
+                budgets_here=budgets_here,
+                **options,
+            )
+        )
+        return made[-1]
+
+    yield make
+    for store in made:
+        run(store.aclose())
 
 
 @pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> MemoryStore | RedisStore:
+def store(
+    request: pytest.FixtureRequest, make_store: Callable[..., RedisStore]
+) -> MemoryStore | RedisStore:
     if request.param == "memory":
         return MemoryStore(max_bytes=10 << 20, max_item_bytes=4 << 20, ttl_s=TTL_S)
     server: RedisServer = request.getfixturevalue("private_redis")
-    return redis_store(server.url)
+    return make_store(server.url)
 
 
 class TestStores:
-    def test_saved_result_and_mask_come_back(self, store: MemoryStore | RedisStore) -> None:
+    def test_saved_result_and_mask_come_back(
+        self, store: MemoryStore | RedisStore, run: Run
+    ) -> None:
         keys = fresh_keys()
 
-        async def scenario() -> Any:
+        async def scenario() -> Lookup:
             await store.save(
                 [(keys.result, {"format": "PNG"}, b"png bytes"), (keys.mask, {}, b"mask bytes")]
             )
@@ -68,27 +97,33 @@ class TestStores:
         assert found.result == ({"format": "PNG"}, b"png bytes")
         assert found.mask == ({}, b"mask bytes")
 
-    def test_a_miss_is_empty(self, store: MemoryStore | RedisStore) -> None:
+    def test_a_miss_is_empty(self, store: MemoryStore | RedisStore, run: Run) -> None:
         found = run(store.lookup(fresh_keys()))
         assert found.result is None and found.mask is None
 
-    def test_values_over_the_item_bound_are_not_kept(self, store: MemoryStore | RedisStore) -> None:
+    def test_values_over_the_item_bound_are_not_kept(
+        self, store: MemoryStore | RedisStore, run: Run
+    ) -> None:
         keys = fresh_keys()
 
-        async def scenario() -> Any:
+        async def scenario() -> Lookup:
             await store.save([(keys.result, {}, b"x" * (5 << 20))])
             return await store.lookup(keys)
 
         assert run(scenario()).result is None
 
-    def test_the_store_reports_itself_healthy(self, store: MemoryStore | RedisStore) -> None:
+    def test_the_store_reports_itself_healthy(
+        self, store: MemoryStore | RedisStore, run: Run
+    ) -> None:
         ok, detail = run(store.check())
         expected = "redis ok" if isinstance(store, RedisStore) else "in process, 0 of 10 MiB used"
         assert ok and detail == expected
 
 
-def test_redis_values_carry_the_ttl_and_one_prefix(private_redis: RedisServer) -> None:
-    store = redis_store(private_redis.url)
+def test_redis_values_carry_the_ttl_and_one_prefix(
+    private_redis: RedisServer, make_store: Callable[..., RedisStore], run: Run
+) -> None:
+    store = make_store(private_redis.url)
     keys = fresh_keys()
     run(store.save([(keys.result, {}, b"r"), (keys.mask, {}, b"m")]))
     client = redis.Redis.from_url(private_redis.url)
@@ -100,8 +135,10 @@ def test_redis_values_carry_the_ttl_and_one_prefix(private_redis: RedisServer) -
         client.close()
 
 
-def test_a_corrupted_redis_value_is_a_miss_and_is_deleted(private_redis: RedisServer) -> None:
-    store = redis_store(private_redis.url)
+def test_a_corrupted_redis_value_is_a_miss_and_is_deleted(
+    private_redis: RedisServer, make_store: Callable[..., RedisStore], run: Run
+) -> None:
+    store = make_store(private_redis.url)
     keys = fresh_keys()
     client = redis.Redis.from_url(private_redis.url)
     try:
@@ -114,8 +151,11 @@ def test_a_corrupted_redis_value_is_a_miss_and_is_deleted(private_redis: RedisSe
         client.close()
 
 
-def test_a_dead_redis_is_a_fast_miss_and_the_cache_resumes(killable_redis: RedisServer) -> None:
-    store = redis_store(killable_redis.url, retry_interval=0.5)
+def test_a_dead_redis_is_a_fast_miss_and_the_cache_resumes(
+    killable_redis: RedisServer, make_store: Callable[..., RedisStore], run: Run
+) -> None:
+    clock = Clock()
+    store = make_store(killable_redis.url, retry_interval=0.5, clock=clock)
     keys = fresh_keys()
 
     async def scenario() -> None:
@@ -129,7 +169,9 @@ def test_a_dead_redis_is_a_fast_miss_and_the_cache_resumes(killable_redis: Redis
         assert not ok and detail.startswith("redis unreachable (ConnectionError")
         assert detail.endswith("results not cached")
         killable_redis.start()
-        await asyncio.sleep(0.6)  # past the retry interval
+        await store.save([(keys.result, {}, b"skipped")])  # Redis skipped until the interval ends
+        clock.now += 0.5
+        assert (await store.lookup(keys)).result is None  # the restarted Redis is empty
         await store.save([(keys.result, {}, b"after")])
         assert (await store.lookup(keys)).result == ({}, b"after")
         assert (await store.check())[0]
@@ -171,7 +213,9 @@ def budget_keys(url: str) -> int:
 @pytest.mark.parametrize(
     "policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "noeviction"]
 )
-def test_a_spent_budget_stays_spent_in_a_shared_redis(tmp_path: Path, policy: str) -> None:
+def test_a_spent_budget_stays_spent_in_a_shared_redis(
+    tmp_path: Path, policy: str, run: Run
+) -> None:
     """Budgets and results in one Redis: whatever Redis does when full, filling it with
     results neither evicts a budget nor makes a budget write fail (which would fail open),
     and the cache keeps its newest results by dropping its own oldest ones."""
@@ -199,7 +243,9 @@ def test_a_spent_budget_stays_spent_in_a_shared_redis(tmp_path: Path, policy: st
                 with pytest.raises(RateLimitExceeded):
                     await limiter.hit("remove", client)
             assert not limiter.degraded, "a budget write failed: the limits failed open"
-            return spent, [await store.lookup(keys) for keys in (written[0], written[-1])]
+            found = [await store.lookup(keys) for keys in (written[0], written[-1])]
+            await limiter.aclose()  # and the store's: one connection
+            return spent, found
 
         spent, (oldest, newest) = run(scenario())
         stats = info(server.url)
@@ -210,9 +256,11 @@ def test_a_spent_budget_stays_spent_in_a_shared_redis(tmp_path: Path, policy: st
     assert not store.full
 
 
-def test_a_cache_of_its_own_lets_redis_evict_old_results(tmp_path: Path) -> None:
+def test_a_cache_of_its_own_lets_redis_evict_old_results(
+    tmp_path: Path, make_store: Callable[..., RedisStore], run: Run
+) -> None:
     with bounded_redis(tmp_path, "allkeys-lru") as server:
-        store = redis_store(server.url)
+        store = make_store(server.url)
 
         async def scenario() -> list[Lookup]:
             written = await fill(store, 2 * MAXMEMORY // VALUE)
@@ -226,12 +274,12 @@ def test_a_cache_of_its_own_lets_redis_evict_old_results(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("policy", "maxmemory"), [("noeviction", MAXMEMORY), ("allkeys-lru", 0)])
 def test_a_redis_that_never_evicts_gets_the_cache_s_own_lru(
-    tmp_path: Path, policy: str, maxmemory: int
+    tmp_path: Path, policy: str, maxmemory: int, make_store: Callable[..., RedisStore], run: Run
 ) -> None:
     """Under noeviction a full Redis refuses writes, and without maxmemory it grows until it
     is killed: the cache keeps below its mark (50 % of maxmemory, or the bound) instead."""
     with bounded_redis(tmp_path, policy, maxmemory) as server:
-        store = redis_store(server.url, memory_percent=50.0, unbounded_max_bytes=12 << 20)
+        store = make_store(server.url, memory_percent=50.0, unbounded_max_bytes=12 << 20)
 
         async def scenario() -> Lookup:
             written = await fill(store, MAXMEMORY // VALUE)
@@ -245,14 +293,16 @@ def test_a_redis_that_never_evicts_gets_the_cache_s_own_lru(
     assert newest.result is not None and not store.full and store.breaker.up
 
 
-def test_the_cache_yields_to_other_data_and_never_deletes_it(tmp_path: Path) -> None:
+def test_the_cache_yields_to_other_data_and_never_deletes_it(
+    tmp_path: Path, make_store: Callable[..., RedisStore], run: Run
+) -> None:
     """A Redis already above the mark with data that is not the cache's: nothing is cached,
     nothing of that data is deleted, and the store says it is full."""
     with bounded_redis(tmp_path, "noeviction") as server:
         with redis.Redis.from_url(server.url) as client:
             for n in range(14):  # above the mark (12 MB), below maxmemory
                 client.set(f"bg_remover:LIMITER/other/{n}", os.urandom(VALUE))
-        store = redis_store(server.url, budgets_here=True, memory_percent=50.0)
+        store = make_store(server.url, budgets_here=True, memory_percent=50.0)
 
         async def scenario() -> tuple[Lookup, tuple[bool, str]]:
             keys = await fill(store, 3)

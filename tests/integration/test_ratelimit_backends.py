@@ -1,6 +1,7 @@
 """The same budget tests on every storage, then Redis outages on a private server.
 
-Like ``limits``' own suite: one class, parametrized over backends and strategies.
+Like ``limits``' own suite: one class, parametrized over backends and strategies. Each test runs
+its coroutines on one event loop (`run`) and closes its limiters' connections on it.
 """
 
 from __future__ import annotations
@@ -9,16 +10,15 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import pytest
 import redis
 
 from ratelimit import RateLimiter, RateLimitExceeded, RedisUnavailable
-
-T = TypeVar("T")
+from tests.integration.conftest import Run
 
 
 class RedisServer(Protocol):
@@ -35,21 +35,22 @@ LIMITS = {"remove": "3/hour", "preview": "5/hour", "batch": "10/hour"}
 BUDGET_TEST_SOCKET_TIMEOUT_S = 5.0
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
 @dataclass
 class Backend:
     name: str
     redis_url: str | None
     key_prefix: str
+    made: list[RateLimiter] = field(default_factory=list)
 
     def limiter(self, limits: dict[str, str], **options: Any) -> RateLimiter:
         # Budget tests check counting, not outages: a busy machine must not turn a slow
         # answer into a fail-open fallback (the outage tests set their own timeout).
         options.setdefault("socket_timeout", BUDGET_TEST_SOCKET_TIMEOUT_S)
-        return RateLimiter(limits, redis_url=self.redis_url, key_prefix=self.key_prefix, **options)
+        limiter = RateLimiter(
+            limits, redis_url=self.redis_url, key_prefix=self.key_prefix, **options
+        )
+        self.made.append(limiter)
+        return limiter
 
     def stored_keys(self) -> list[bytes]:
         assert self.redis_url is not None
@@ -60,14 +61,14 @@ class Backend:
             client.close()
 
 
-@pytest.fixture(params=["memory", "shared-redis", "private-redis"])
-def backend(request: pytest.FixtureRequest, key_prefix: str) -> Backend:
-    if request.param == "memory":
-        return Backend("memory", None, key_prefix)
-    if request.param == "shared-redis":
-        return Backend("shared-redis", request.getfixturevalue("shared_redis"), key_prefix)
-    server: RedisServer = request.getfixturevalue("private_redis")
-    return Backend("private-redis", server.url, key_prefix)
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest, key_prefix: str, run: Run) -> Iterator[Backend]:
+    """In process, or the session's shared Redis under this test's own key prefix."""
+    url = request.getfixturevalue("shared_redis") if request.param == "redis" else None
+    backend = Backend(request.param, url, key_prefix)
+    yield backend
+    for limiter in backend.made:
+        run(limiter.aclose())
 
 
 async def spend_until_refused(limiter: RateLimiter, endpoint: str, client: str) -> int:
@@ -81,7 +82,7 @@ async def spend_until_refused(limiter: RateLimiter, endpoint: str, client: str) 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 class TestBudgets:
-    def test_exact_budget_counts_down(self, backend: Backend, strategy: str) -> None:
+    def test_exact_budget_counts_down(self, backend: Backend, strategy: str, run: Run) -> None:
         async def scenario() -> None:
             limiter = backend.limiter(LIMITS, strategy=strategy)
             remaining = []
@@ -99,7 +100,7 @@ class TestBudgets:
 
         run(scenario())
 
-    def test_batch_refused_whole(self, backend: Backend, strategy: str) -> None:
+    def test_batch_refused_whole(self, backend: Backend, strategy: str, run: Run) -> None:
         async def scenario() -> None:
             limiter = backend.limiter(LIMITS, strategy=strategy)
             status = await limiter.hit("batch", "ip:1", cost=7)
@@ -112,7 +113,9 @@ class TestBudgets:
 
         run(scenario())
 
-    def test_independent_endpoints_and_clients(self, backend: Backend, strategy: str) -> None:
+    def test_independent_endpoints_and_clients(
+        self, backend: Backend, strategy: str, run: Run
+    ) -> None:
         async def scenario() -> None:
             limiter = backend.limiter(LIMITS, strategy=strategy)
             assert await spend_until_refused(limiter, "remove", "ip:1") == 3
@@ -121,7 +124,9 @@ class TestBudgets:
 
         run(scenario())
 
-    def test_concurrent_hits_never_overspend(self, backend: Backend, strategy: str) -> None:
+    def test_concurrent_hits_never_overspend(
+        self, backend: Backend, strategy: str, run: Run
+    ) -> None:
         async def scenario() -> int:
             limiter = backend.limiter({"remove": "10/hour"}, strategy=strategy)
 
@@ -136,7 +141,7 @@ class TestBudgets:
 
         assert run(scenario()) == 10
 
-    def test_two_instances(self, backend: Backend, strategy: str) -> None:
+    def test_two_instances(self, backend: Backend, strategy: str, run: Run) -> None:
         async def scenario() -> None:
             first = backend.limiter(LIMITS, strategy=strategy)
             second = backend.limiter(LIMITS, strategy=strategy)
@@ -151,7 +156,7 @@ class TestBudgets:
 
         run(scenario())
 
-    def test_health_and_key_prefix(self, backend: Backend, strategy: str) -> None:
+    def test_health_and_key_prefix(self, backend: Backend, strategy: str, run: Run) -> None:
         async def scenario() -> tuple[bool, str]:
             limiter = backend.limiter(LIMITS, strategy=strategy)
             await limiter.hit("remove", "ip:1")
@@ -169,18 +174,54 @@ class TestBudgets:
 # --- faults, on a private server only ------------------------------------------------
 
 
+RETRY_INTERVAL_S = 5.0
+
+
+@dataclass
+class Clock:
+    """The limiter's clock, moved by the test: past the retry interval without waiting."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def make_limiter(run: Run) -> Iterator[Callable[..., RateLimiter]]:
+    """RateLimiter(...) whose connections are closed on the test's loop afterwards."""
+    made: list[RateLimiter] = []
+
+    def make(*args: Any, **options: Any) -> RateLimiter:
+        made.append(RateLimiter(*args, **options))
+        return made[-1]
+
+    yield make
+    for limiter in made:
+        run(limiter.aclose())
+
+
 @pytest.fixture
 def outage_limiter_options(killable_redis: RedisServer, key_prefix: str) -> dict[str, Any]:
-    return {"redis_url": killable_redis.url, "key_prefix": key_prefix, "retry_interval": 0.2}
+    return {
+        "redis_url": killable_redis.url,
+        "key_prefix": key_prefix,
+        "retry_interval": RETRY_INTERVAL_S,
+        "clock": Clock(),
+    }
 
 
 def test_outage_falls_back_and_recovers(
     killable_redis: RedisServer,
     outage_limiter_options: dict[str, Any],
+    make_limiter: Callable[..., RateLimiter],
+    run: Run,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    clock = outage_limiter_options["clock"]
+
     async def scenario() -> None:
-        limiter = RateLimiter({"remove": "5/hour"}, **outage_limiter_options)
+        limiter = make_limiter({"remove": "5/hour"}, **outage_limiter_options)
         for _ in range(2):
             await limiter.hit("remove", "ip:1")
         assert not limiter.degraded
@@ -199,7 +240,9 @@ def test_outage_falls_back_and_recovers(
         assert not ok and detail.startswith("redis unreachable")
 
         killable_redis.start()  # same port, empty (no persistence)
-        await asyncio.sleep(0.25)  # past retry_interval: the next hit probes Redis
+        with pytest.raises(RateLimitExceeded):  # in process until the retry interval is over
+            await limiter.hit("remove", "ip:1")
+        clock.now += RETRY_INTERVAL_S  # the next hit probes Redis
         status = await limiter.hit("remove", "ip:1")
         # The fallback budget is exhausted, so success proves we are on Redis again.
         assert status is not None and status.remaining == 4
@@ -213,10 +256,13 @@ def test_outage_falls_back_and_recovers(
 
 
 def test_fail_closed_raises(
-    killable_redis: RedisServer, outage_limiter_options: dict[str, Any]
+    killable_redis: RedisServer,
+    outage_limiter_options: dict[str, Any],
+    make_limiter: Callable[..., RateLimiter],
+    run: Run,
 ) -> None:
     async def scenario() -> None:
-        limiter = RateLimiter({"remove": "5/hour"}, fail_open=False, **outage_limiter_options)
+        limiter = make_limiter({"remove": "5/hour"}, fail_open=False, **outage_limiter_options)
         assert await limiter.hit("remove", "ip:1") is not None
         killable_redis.stop()
         for _ in range(3):
@@ -224,7 +270,9 @@ def test_fail_closed_raises(
                 await limiter.hit("remove", "ip:1")
         assert limiter.degraded
         killable_redis.start()
-        await asyncio.sleep(0.25)
+        with pytest.raises(RedisUnavailable):  # not probed before the retry interval
+            await limiter.hit("remove", "ip:1")
+        outage_limiter_options["clock"].now += RETRY_INTERVAL_S
         assert await limiter.hit("remove", "ip:1") is not None
         assert not limiter.degraded
 
@@ -241,9 +289,11 @@ def silent_server() -> Iterator[str]:
         yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
 
 
-def test_hung_redis_costs_one_timeout_per_probe(silent_server: str, key_prefix: str) -> None:
+def test_hung_redis_costs_one_timeout_per_probe(
+    silent_server: str, key_prefix: str, make_limiter: Callable[..., RateLimiter], run: Run
+) -> None:
     async def scenario() -> None:
-        limiter = RateLimiter(
+        limiter = make_limiter(
             {"remove": "50/hour"},
             redis_url=silent_server,
             key_prefix=key_prefix,
@@ -266,7 +316,9 @@ def test_hung_redis_costs_one_timeout_per_probe(silent_server: str, key_prefix: 
     run(scenario())
 
 
-def test_moving_window_costs_two_round_trips(private_redis: RedisServer, key_prefix: str) -> None:
+def test_moving_window_costs_two_round_trips(
+    private_redis: RedisServer, key_prefix: str, make_limiter: Callable[..., RateLimiter], run: Run
+) -> None:
     """The figure quoted in RateLimiter's docstring, counted by Redis itself.
 
     commandstats also counts the commands the Lua scripts run; those are the only
@@ -280,7 +332,7 @@ def test_moving_window_costs_two_round_trips(private_redis: RedisServer, key_pre
         return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
 
     async def hits(count: int) -> dict[str, int]:
-        limiter = RateLimiter(
+        limiter = make_limiter(
             {"batch": "1000/hour"}, redis_url=private_redis.url, key_prefix=key_prefix
         )
         await limiter.hit("batch", "ip:warm-up")  # loads the scripts once

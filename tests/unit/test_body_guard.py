@@ -1,4 +1,7 @@
-"""The body guard on a bare ASGI app: size limits, and bodies that arrive too slowly."""
+"""The body guard on a bare ASGI app: size limits, and bodies that arrive too slowly.
+
+Pace is measured on the guard's clock: the rate tests move a fake one by each chunk's pause
+instead of waiting; only a body that never comes waits on the real clock (asyncio's)."""
 
 from __future__ import annotations
 
@@ -21,12 +24,24 @@ async def read_all(scope: dict, receive, send) -> None:  # type: ignore[no-untyp
     await send({"type": "http.response.body", "body": b"read"})
 
 
-def body(chunks: int, pause_s: float):  # type: ignore[no-untyped-def]
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def body(chunks: int, pause_s: float, clock: Clock | None = None):  # type: ignore[no-untyped-def]
+    """A body of `chunks` chunks, each `pause_s` after the last: on `clock` when given."""
     sent = 0
 
     async def receive() -> dict:
         nonlocal sent
-        await asyncio.sleep(pause_s)
+        if clock is None:
+            await asyncio.sleep(pause_s)
+        else:
+            clock.now += pause_s
         sent += 1
         return {"type": "http.request", "body": CHUNK, "more_body": sent < chunks}
 
@@ -72,15 +87,30 @@ def test_a_stalled_body_times_out() -> None:
 
 
 def test_a_trickle_below_the_minimum_rate_is_cut_after_the_grace() -> None:
-    # 1000 bytes every 0.05 s = 20 kB/s, below the 100 kB/s minimum.
-    guard = BodyGuard(read_all, max_bytes=10**6, timeout_s=30, min_bytes_per_s=100_000, grace_s=0.3)
-    started = time.monotonic()
-    with pytest.raises(RequestTimeout):
-        run(guard, body(1000, 0.05))
-    assert 0.25 < time.monotonic() - started < 1.0
+    # 1000 bytes every 0.05 s = 20 kB/s, below the 100 kB/s minimum: cut at the first chunk
+    # past the 0.3 s grace, with 6 kB read.
+    clock = Clock()
+    guard = BodyGuard(
+        read_all, max_bytes=10**6, timeout_s=30, min_bytes_per_s=100_000, grace_s=0.3, clock=clock
+    )
+    with pytest.raises(RequestTimeout, match="6000 bytes so far"):
+        run(guard, body(1000, 0.05, clock))
+    assert clock.now == pytest.approx(0.3)
 
 
 def test_a_steady_body_above_the_minimum_rate_is_not_cut() -> None:
-    guard = BodyGuard(read_all, max_bytes=10**6, timeout_s=30, min_bytes_per_s=5_000, grace_s=0.1)
-    sent = run(guard, body(20, 0.02))  # 50 kB/s for 0.4 s
+    clock = Clock()
+    guard = BodyGuard(
+        read_all, max_bytes=10**6, timeout_s=30, min_bytes_per_s=5_000, grace_s=0.1, clock=clock
+    )
+    sent = run(guard, body(200, 0.02, clock))  # 50 kB/s for 4 s
     assert sent[0]["status"] == 200
+    assert clock.now == pytest.approx(4.0)
+
+
+def test_a_body_later_than_the_deadline_is_cut_however_fast_it_was() -> None:
+    clock = Clock()
+    guard = BodyGuard(read_all, max_bytes=10**7, timeout_s=2, min_bytes_per_s=1, clock=clock)
+    with pytest.raises(RequestTimeout):
+        run(guard, body(1000, 0.01, clock))  # 100 kB/s, but 10 s long
+    assert clock.now == pytest.approx(2.0)

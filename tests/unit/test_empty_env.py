@@ -12,17 +12,16 @@ import pytest
 
 from bg_remover_client import cli
 from settings import Settings
-
-FIELD_VARIABLES = [name.upper() for name in Settings.model_fields]
+from tests.unit.conftest import SETTING_VARIABLES as FIELD_VARIABLES
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No setting in the environment and no `.env` in the working directory."""
-    monkeypatch.chdir(tmp_path)
-    for variable in FIELD_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-    return monkeypatch
+def clean_env(no_developer_settings: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No setting in the environment; `.env` read as the service reads it, from the working
+    directory, an empty one here."""
+    no_developer_settings.chdir(tmp_path)
+    no_developer_settings.setitem(Settings.model_config, "env_file", ".env")
+    return no_developer_settings
 
 
 def test_every_setting_empty_in_the_environment_gives_the_defaults(

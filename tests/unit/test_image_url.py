@@ -62,6 +62,7 @@ def local_server() -> Iterator[int]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server.server_address[1]
     server.shutdown()
+    server.server_close()
 
 
 async def resolve_to_loopback(host: str, port: int) -> list:

@@ -311,5 +311,5 @@ def test_cutout_clears_colour_only_where_fully_transparent() -> None:
 
     photo = Image.new("RGB", (3, 1), (200, 100, 50))
     mask = Image.frombytes("L", (3, 1), bytes([0, 1, 255]))
-    pixels = list(cutout(photo, mask).getdata())
+    pixels = list(cutout(photo, mask).get_flattened_data())
     assert pixels == [(0, 0, 0, 0), (200, 100, 50, 1), (200, 100, 50, 255)]
