@@ -12,8 +12,9 @@ Redis may evict for the cache only where that cannot cost a budget: a Redis with
 and an evicting policy that holds no budgets. Anywhere else the cache keeps below its own mark,
 `memory_percent` of `maxmemory` (or `unbounded_max_bytes` on a Redis without one): the script
 reads `used_memory` on the node that will hold the keys and makes room by deleting the idlest
-of the cache's own keys, sampled as Redis samples (RANDOMKEY, then OBJECT IDLETIME, or OBJECT
-FREQ under an LFU policy). Nothing else is ever deleted. The values never pass through Lua
+of the cache's own keys: a few found with SCAN MATCH from a random place in the keyspace,
+ranked by OBJECT IDLETIME (OBJECT FREQ under an LFU policy), as Redis ranks its samples.
+Nothing else is ever deleted. The values never pass through Lua
 (Lua would copy each result on Redis's one thread); saves running at the same moment may
 each take the same room, so the mark can be passed by what is being written at once.
 Measured choice: docs/operations.md, "Redis roles".
@@ -22,6 +23,7 @@ Measured choice: docs/operations.md, "Redis roles".
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -32,11 +34,13 @@ from redisroles import Breaker, RedisConnection, RedisDown
 
 log = logging.getLogger("bg_remover.cache")
 T = TypeVar("T")
-SAMPLES = 16  # keys sampled per eviction (Redis's own default is 5)
+SAMPLES = 16  # own keys ranked per eviction (Redis samples 5 keys of any kind)
+SCAN_STEP, SCAN_LIMIT = 256, 16_384  # keys SCAN visits per call, and per save at most
 
 # KEYS: the keys to write. ARGV: 1 when budgets live here (else 0), the mark in percent of
-# maxmemory, the mark in bytes without maxmemory, the cache's key prefix, keys sampled per
-# eviction, then the size of each value. Returns how many of the values, in order, may go in.
+# maxmemory, the mark in bytes without maxmemory, the cache's key prefix, own keys ranked per
+# eviction, the SCAN cursor to start from (random: every save looks at another part of the
+# keyspace), then the size of each value. Returns how many of the values, in order, may go in.
 MAKE_ROOM = """
 local info = redis.call('INFO', 'memory')
 local used = tonumber(string.match(info, 'used_memory:(%d+)'))
@@ -47,35 +51,43 @@ if ARGV[1] == '0' and maxmemory > 0 and policy ~= 'noeviction' then
 end
 local mark = tonumber(ARGV[3])
 if maxmemory > 0 then mark = maxmemory * tonumber(ARGV[2]) / 100 end
-local prefix, samples = ARGV[4], tonumber(ARGV[5])
+local pattern, samples, cursor = ARGV[4] .. '*', tonumber(ARGV[5]), ARGV[6]
 local lfu = string.find(policy, 'lfu') ~= nil
+local scanned, wrapped = 0, false
 
-local function idlest_cache_key()
-  local best, best_score = nil, -1
-  for _ = 1, samples do
-    local key = redis.call('RANDOMKEY')
-    if key and string.sub(key, 1, #prefix) == prefix then
+-- The cache's own keys, SAMPLES of them at most, ranked idlest first. SCAN with MATCH finds
+-- them however many budgets there are (a random key would mostly be a budget).
+local function own_keys()
+  local found = {}
+  while #found < samples and scanned < SCAN_LIMIT and not (wrapped and cursor == '0') do
+    if cursor == '0' then wrapped = true end
+    local reply = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', SCAN_STEP)
+    cursor, scanned = reply[1], scanned + SCAN_STEP
+    for _, key in ipairs(reply[2]) do
       local score
       if lfu then
         score = 255 - redis.call('OBJECT', 'FREQ', key)
       else
         score = redis.call('OBJECT', 'IDLETIME', key)
       end
-      if score > best_score then best, best_score = key, score end
+      found[#found + 1] = {key, score}
     end
   end
-  return best
+  table.sort(found, function(a, b) return a[2] > b[2] end)
+  return found
 end
 
 local function make_room(needed)
-  local freed, misses = 0, 0
-  while freed < needed and misses < 4 do
-    local victim = idlest_cache_key()
-    if victim then
-      freed = freed + #victim + redis.call('STRLEN', victim)
-      redis.call('DEL', victim)
-    else
-      misses = misses + 1
+  local freed = 0
+  while freed < needed do
+    local victims = own_keys()
+    if #victims == 0 then break end
+    for _, victim in ipairs(victims) do
+      if freed >= needed then break end
+      if redis.call('EXISTS', victim[1]) == 1 then
+        freed = freed + #victim[1] + redis.call('STRLEN', victim[1])
+        redis.call('DEL', victim[1])
+      end
     end
   end
   return freed
@@ -83,7 +95,7 @@ end
 
 local fits = 0
 for i = 1, #KEYS do
-  local size = tonumber(ARGV[5 + i])
+  local size = tonumber(ARGV[6 + i])
   local over = used + size - mark
   if over > 0 then used = used - make_room(over) end
   if used + size > mark then return fits end
@@ -91,7 +103,7 @@ for i = 1, #KEYS do
   fits = fits + 1
 end
 return fits
-"""
+""".replace("SCAN_STEP", str(SCAN_STEP)).replace("SCAN_LIMIT", str(SCAN_LIMIT))
 
 
 class RedisStore:
@@ -146,6 +158,7 @@ class RedisStore:
             self.unbounded_max_bytes,
             KEY_PREFIX,
             self.samples,
+            random.getrandbits(32),
             *(len(value) for _, value in values),
         ]
         fits = await self._run(lambda: self._make_room(keys=[k for k, _ in values], args=room))

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from cache import CacheKeys, Lookup, MemoryStore, RedisStore, codec
+from cache.redis_store import SCAN_LIMIT
 from ratelimit import RateLimiter, RateLimitExceeded
 from redisroles import CACHE, LIMITS, RedisConnection, breaker_for, connect, parse_url
 from tests.integration.conftest import Run
@@ -196,6 +197,12 @@ def info(url: str) -> dict[str, Any]:
         return {**client.info("memory"), **client.info("stats")}
 
 
+async def kept(store: RedisStore, written: list[CacheKeys]) -> list[bool]:
+    """Which of the written results are still there. (Which ones went is not asserted: idle
+    times are whole seconds, and a test writes them all within one or two.)"""
+    return [(await store.lookup(keys)).result is not None for keys in written]
+
+
 async def fill(store: RedisStore, megabytes: int) -> list[CacheKeys]:
     written = []
     for _ in range(megabytes):
@@ -218,7 +225,7 @@ def test_a_spent_budget_stays_spent_in_a_shared_redis(
 ) -> None:
     """Budgets and results in one Redis: whatever Redis does when full, filling it with
     results neither evicts a budget nor makes a budget write fail (which would fail open),
-    and the cache keeps its newest results by dropping its own oldest ones."""
+    and the cache keeps its newest results by dropping its own idlest ones."""
     with bounded_redis(tmp_path, policy) as server:
         connections = connect({LIMITS: server.url, CACHE: server.url}, TIMEOUT_S)
         limiter = RateLimiter({"remove": "3/hour"}, connection=connections[LIMITS])
@@ -233,7 +240,7 @@ def test_a_spent_budget_stays_spent_in_a_shared_redis(
         )
         clients = [f"ip:{n}" for n in range(100)]
 
-        async def scenario() -> tuple[int, list[Lookup]]:  # one loop: the clients are its
+        async def scenario() -> tuple[int, list[bool]]:  # one loop: the clients are its
             for client in clients:
                 for _ in range(3):
                     await limiter.hit("remove", client)
@@ -243,16 +250,16 @@ def test_a_spent_budget_stays_spent_in_a_shared_redis(
                 with pytest.raises(RateLimitExceeded):
                     await limiter.hit("remove", client)
             assert not limiter.degraded, "a budget write failed: the limits failed open"
-            found = [await store.lookup(keys) for keys in (written[0], written[-1])]
+            found = await kept(store, written)
             await limiter.aclose()  # and the store's: one connection
             return spent, found
 
-        spent, (oldest, newest) = run(scenario())
+        spent, found = run(scenario())
         stats = info(server.url)
         assert budget_keys(server.url) == spent == len(clients)
     assert stats["evicted_keys"] == 0
     assert stats["used_memory_peak"] <= MAXMEMORY
-    assert oldest.result is None and newest.result is not None
+    assert found[-1] and not all(found), "the newest kept, some of the cache's own dropped"
     assert not store.full
 
 
@@ -262,14 +269,13 @@ def test_a_cache_of_its_own_lets_redis_evict_old_results(
     with bounded_redis(tmp_path, "allkeys-lru") as server:
         store = make_store(server.url)
 
-        async def scenario() -> list[Lookup]:
-            written = await fill(store, 2 * MAXMEMORY // VALUE)
-            return [await store.lookup(keys) for keys in (written[0], written[-1])]
+        async def scenario() -> list[bool]:
+            return await kept(store, await fill(store, 2 * MAXMEMORY // VALUE))
 
-        oldest, newest = run(scenario())
+        found = run(scenario())
         stats = info(server.url)
     assert stats["evicted_keys"] > 0  # Redis's own LRU did it
-    assert oldest.result is None and newest.result is not None
+    assert found[-1] and not all(found)
 
 
 @pytest.mark.parametrize(("policy", "maxmemory"), [("noeviction", MAXMEMORY), ("allkeys-lru", 0)])
@@ -312,3 +318,30 @@ def test_the_cache_yields_to_other_data_and_never_deletes_it(
         assert budget_keys(server.url) == 14
     assert last.result is None and store.full
     assert check == (True, "redis ok, full of other data: new results are not cached")
+
+
+BUDGETS = 3 * SCAN_LIMIT // 4  # within what one save scans for the cache's own keys
+
+
+def test_the_cache_finds_its_own_keys_among_many_budgets(
+    tmp_path: Path, make_store: Callable[..., RedisStore], run: Run
+) -> None:
+    """A Redis holding far more budgets than results (a thousand for each of the cache's): the
+    cache still finds its own results to drop (SCAN with MATCH, not a random key, which would
+    nearly always be a budget), and drops nothing else."""
+    with bounded_redis(tmp_path, "noeviction") as server:
+        with redis.Redis.from_url(server.url) as client:
+            pipe = client.pipeline(transaction=False)
+            for n in range(BUDGETS):
+                pipe.rpush(f"bg_remover:LIMITER/moving-window/remove/ip:{n}/3/1/hour", n)
+            pipe.execute()
+        store = make_store(server.url, budgets_here=True)
+
+        async def scenario() -> list[bool]:
+            return await kept(store, await fill(store, 2 * MAXMEMORY // VALUE))
+
+        found = run(scenario())
+        stats = info(server.url)
+        assert budget_keys(server.url) == BUDGETS
+    assert found[-1] and not all(found) and not store.full
+    assert stats["evicted_keys"] == 0 and stats["used_memory_peak"] <= MAXMEMORY
