@@ -10,19 +10,24 @@ Everything else lives in framework-free packages (see the README's Architecture 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import platform
+import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import bentoml
 import numpy as np
+from bentoml._internal.configuration.containers import BentoMLContainer
 
 from application import Application
-from contract.errors import Overloaded, Unavailable
+from contract.errors import SHED_MODEL_QUEUE, Overloaded, Unavailable
 from gateway.api import create_api, middleware
+from gateway.model_link import recycle_connections, require_model_service
 from operations.logs import configure_logging
-from operations.metrics import INFERENCE_BATCH_SIZE
+from operations.metrics import INFERENCE_BATCH_SIZE, INFERENCE_DURATION, report_build
 from operations.resources import return_freed_memory_promptly
 from segmentation import SegmentationSession, get_spec
 from segmentation.catalog import STORE_LABELS, STORE_MODEL_FILE
@@ -34,7 +39,14 @@ settings = get_settings()
 # who the client is must be decided by TRUSTED_PROXIES alone (gateway/identity.py).
 os.environ["FORWARDED_ALLOW_IPS"] = ""
 configure_logging(settings.log_level, settings.log_format, settings.log_file)
+SEGMENTER = "segmenter"  # the model service's name: --depends and the runner map use it
 MODEL_QUEUE_RETRY_AFTER_S = "5"
+
+
+def report_build_info(service: bentoml.Service) -> None:
+    bento = service.bento
+    version = bento.tag.version if bento is not None and bento.tag.version else "source"
+    report_build(version, settings.model, bentoml.__version__, platform.python_version())
 
 
 def open_session(stored: bentoml.Model) -> SegmentationSession:
@@ -49,11 +61,15 @@ def open_session(stored: bentoml.Model) -> SegmentationSession:
 
 
 @bentoml.service(
-    name="segmenter",
+    name=SEGMENTER,
     workers=settings.model_workers,
     traffic={"timeout": settings.request_timeout_s},
-    # BentoML closes this connection every 100 calls by default, dropping those in flight.
-    runner_connection={"max_requests": 10**9, "max_age": 1e7},
+    # BentoML renews this connection every 100 calls by default, dropping those in flight; it
+    # is renewed by age only, and gracefully (gateway/model_link.py), for a model pool.
+    runner_connection={
+        "max_requests": 10**9,
+        "max_age": settings.model_connection_max_age_s or 1e7,
+    },
 )
 class Segmenter:
     model = bentoml.models.BentoModel(settings.model)
@@ -61,6 +77,7 @@ class Segmenter:
     def __init__(self) -> None:
         self.default = open_session(self.model)
         self.others: dict[str, SegmentationSession] = {}
+        report_build_info(Segmenter)
 
     @bentoml.api(
         batchable=True,
@@ -69,16 +86,14 @@ class Segmenter:
     )
     def segment(self, images: np.ndarray) -> np.ndarray:
         """N x S x S x 3 uint8 photos -> N x S x S uint8 masks with the served model."""
-        INFERENCE_BATCH_SIZE.observe(len(images))
-        return self.default.predict(images)
+        return timed(self.model.tag.name, self.default, images)
 
     @bentoml.api
     def segment_with(self, model_name: str, images: np.ndarray) -> np.ndarray:
         """The same with another model from the store, loaded on first use (not batched)."""
         if model_name not in self.others:
             self.others[model_name] = open_session(bentoml.models.get(model_name))
-        INFERENCE_BATCH_SIZE.observe(len(images))
-        return self.others[model_name].predict(images)
+        return timed(model_name, self.others[model_name], images)
 
     @bentoml.api
     def models(self) -> dict[str, int]:
@@ -94,6 +109,14 @@ class Segmenter:
     def loaded(self) -> str:
         """The served model's tag: answering at all proves the model is loaded."""
         return str(self.model.tag)
+
+
+def timed(model: str, session: SegmentationSession, images: np.ndarray) -> np.ndarray:
+    INFERENCE_BATCH_SIZE.observe(len(images))
+    started = time.perf_counter()
+    masks = session.predict(images)
+    INFERENCE_DURATION.labels(model=model).observe(time.perf_counter() - started)
+    return masks
 
 
 class ModelServiceClient:
@@ -123,7 +146,9 @@ class ModelServiceClient:
         except bentoml.exceptions.BentoMLException as exc:
             if exc.error_code == 503:
                 raise Overloaded(
-                    "The model queue is full", headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S}
+                    "The model queue is full",
+                    headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S},
+                    shed_reason=SHED_MODEL_QUEUE,
                 ) from None
             raise Unavailable(f"The model service failed: {exc}") from None
         except Exception as exc:  # the hop itself failed: the model service is stopping or gone
@@ -145,9 +170,28 @@ class BackgroundRemover:
         return_freed_memory_promptly()  # resident memory follows the memory admitted to images
         if settings.api_worker_nice:
             os.nice(settings.api_worker_nice)  # the model worker wins the cores when both want them
-        application = Application.from_settings(settings, ModelServiceClient(self.segmenter))
-        application.start_housekeeping()
-        api.state.application = application
+        model_url = BentoMLContainer.remote_runner_mapping.get().get(SEGMENTER)
+        require_model_service(
+            SEGMENTER,
+            model_url,
+            settings.model_service_wait_s,
+            in_process_allowed=BentoMLContainer.development_mode.get(),
+        )
+        if model_url is not None and settings.model_connection_max_age_s:
+            recycle_connections(self.segmenter.to_async)
+        report_build_info(BackgroundRemover)
+        self.application = Application.from_settings(settings, ModelServiceClient(self.segmenter))
+        self.application.start_housekeeping()
+        api.state.application = self.application
+
+    @bentoml.on_startup
+    async def watch_redis(self) -> None:
+        """Runs on the serving event loop, where the Redis clients live."""
+        self.redis_watch = asyncio.get_running_loop().create_task(self.application.watch_redis())
+
+    @bentoml.on_shutdown
+    async def stop_watching_redis(self) -> None:
+        self.redis_watch.cancel()
 
 
 for middleware_class, options in middleware(settings):

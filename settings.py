@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     # Limits on what a client controls
     max_content_length: int = Field(16 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(50_000_000, gt=0)
+    max_canvas_side: int = Field(4000, ge=100)  # `canvas=WxH`: each side 100..this
     max_batch_files: int = Field(20, gt=0)
     max_concurrency: int = Field(32, gt=0)
     allow_image_url: bool = False  # remove.bg's image_url parameter (fetches client URLs)
@@ -119,6 +120,11 @@ class Settings(BaseSettings):
     # A deadline, not a batching window: BentoML drops queued work past it with a 503.
     max_latency_ms: int = Field(60_000, gt=0)
     request_timeout_s: int = Field(120, gt=0)
+    # The model service apart (a model pool, k8s/components/model-pool): how long the API
+    # waits at start for it to answer, and how often its connection is renewed (0: never) so
+    # that new model pods get a share of the calls.
+    model_service_wait_s: float = Field(60.0, ge=0)
+    model_connection_max_age_s: float = Field(0.0, ge=0)
 
     @field_validator("api_keys", "cors_origins", "image_url_ports", mode="before")
     @classmethod

@@ -16,8 +16,8 @@ import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
-from contract.errors import Overloaded, PayloadTooLarge
-from operations.metrics import ADMITTED_MEMORY
+from contract.errors import SHED_MEMORY, Overloaded, PayloadTooLarge
+from operations.metrics import ADMITTED_MEMORY, REQUESTS_IN_FLIGHT
 from operations.resources import container_memory_limit
 from settings import Settings
 
@@ -57,10 +57,12 @@ class Admission:
                 headers={"Retry-After": str(REQUESTS_RETRY_AFTER_S)},
             )
         self.in_flight += 1
+        REQUESTS_IN_FLIGHT.inc()
         try:
             yield
         finally:
             self.in_flight -= 1
+            REQUESTS_IN_FLIGHT.dec()
 
     @asynccontextmanager
     async def memory(self, needed: int, wait_s: float | None = None) -> AsyncIterator[None]:
@@ -79,6 +81,7 @@ class Admission:
                 raise Overloaded(
                     "Not enough memory free for this image right now",
                     headers={"Retry-After": retry_after},
+                    shed_reason=SHED_MEMORY,
                 ) from None
             self._take(needed)
         try:

@@ -24,7 +24,7 @@ from application.files import read_upload, resolve_upload_path
 from application.inputs import decode_base64_image, decoded_or_none
 from application.models import ModelService
 from application.processing import ImageProcessor
-from application.redis_roles import limiter_and_store, redis_check
+from application.redis_roles import limiter_and_store, redis_check, redis_roles
 from application.replies import Caller, Reply, Upload, json_reply
 from application.results import (
     IMAGE,
@@ -47,7 +47,13 @@ from contract.errors import (
     Unavailable,
 )
 from operations import health
-from operations.metrics import CACHE_REQUESTS, COMPRESSION_RATIO, OUTPUT_BYTES, RATE_LIMITED
+from operations.metrics import (
+    CACHE_REQUESTS,
+    COMPRESSION_RATIO,
+    OUTPUT_BYTES,
+    RATE_LIMITED,
+    report_redis_roles,
+)
 from operations.retention import start_retention
 from optimizer import PRESETS, Options, Result, parse_options
 from optimizer.decode import identify_format
@@ -59,6 +65,7 @@ from settings import Settings
 ZIP = "application/zip"
 BATCH_ARCHIVE_NAME = "images_no_bg.zip"
 RETENTION_SWEEP_S = 600
+REDIS_PROBE_S = 10  # how often each Redis role is pinged for bg_remover_redis_up
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,17 @@ class Application:
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
         return start_retention(folders, self.settings.file_ttl_hours * 3600, RETENTION_SWEEP_S)
+
+    async def watch_redis(self, interval_s: float = REDIS_PROBE_S) -> None:
+        """Report whether each Redis role answers (`bg_remover_redis_up`) until cancelled, so
+        an outage shows even while no request arrives."""
+        while True:
+            report_redis_roles(await self.redis_roles())
+            await asyncio.sleep(interval_s)
+
+    async def redis_roles(self) -> dict[str, bool | None]:
+        """Each Redis role -> its Redis answers, or None where the role has no Redis."""
+        return await redis_roles(self.limiter, self.producer.store)
 
     async def remove_file(
         self, caller: Caller, upload: Upload | None, raw_options: Mapping[str, Any]

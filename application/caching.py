@@ -19,7 +19,7 @@ from cache.keys import LARGE_INPUT_BYTES
 from operations.metrics import CACHE_REQUESTS, CACHE_STORED_BYTES
 from optimizer import Options, OutputFormat, Result
 from optimizer.geometry import Bounds
-from optimizer.pipeline import mask_from_png, mask_to_png, memory_needed, output_id
+from optimizer.pipeline import mask_from_png, mask_id, mask_to_png, memory_needed, output_id
 from segmentation import CATALOG
 
 HIT, MASK, MISS = "hit", "mask", "miss"
@@ -53,7 +53,9 @@ class CachedProcessor:
         )
         model = options.model or self.processor.default_model
         spec = CATALOG.get(model)
-        return CacheKeys(digest, f"{model}:{spec.md5 if spec else ''}", output_id(options))
+        return CacheKeys(
+            digest, f"{model}:{spec.md5 if spec else ''}{mask_id(options)}", output_id(options)
+        )
 
     async def produce(self, data: bytes, options: Options, wait_s: float | None = None) -> Produced:
         keys = await self.keys(data, options)

@@ -3,8 +3,10 @@ that names the roles.
 
 `limits` (budgets) uses RATE_LIMIT_REDIS_URL, `cache` (results) CACHE_REDIS_URL, each REDIS_URL
 when unset. Roles on one URL share one client and its pool; each role has its own breaker, its
-own `bg_remover_redis_up{role}` and its own lines in the log. When the cache's Redis is also
-the budgets' Redis, the cache keeps below its memory mark there (cache/redis_store.py).
+own `bg_remover_redis_up{role}` (set by the breaker at once when Redis goes away or comes
+back, and by `redis_roles` probes while no request arrives) and its own lines in the log. When
+the cache's Redis is also the budgets' Redis, the cache keeps below its memory mark there
+(cache/redis_store.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 
 from cache import CacheStore, MemoryStore, RedisStore
 from operations import health
-from operations.metrics import RATELIMIT_FALLBACK, REDIS_UP
+from operations.metrics import RATELIMIT_FALLBACK, report_redis_roles
 from ratelimit import RateLimiter
 from redisroles import CACHE, LIMITS, RedisConnection, breaker_for, connect
 from settings import Settings
@@ -21,9 +23,18 @@ from settings import Settings
 
 def limiter_and_store(settings: Settings) -> tuple[RateLimiter, CacheStore | None]:
     connections = connect(_role_urls(settings), settings.redis_socket_timeout)
-    for role in connections:
-        REDIS_UP.labels(role=role).set(1)
+    report_redis_roles(dict.fromkeys(connections, True))
+    for budget in settings.hourly_limits:  # every series from 0, so that a rate() sees the first
+        RATELIMIT_FALLBACK.labels(endpoint=budget)
     return _limiter(settings, connections.get(LIMITS)), _store(settings, connections)
+
+
+async def redis_roles(limiter: RateLimiter, store: CacheStore | None) -> dict[str, bool | None]:
+    """Each role -> its Redis answers a probe (which also moves its breaker), or None where
+    the role has no Redis."""
+    limits = (await limiter.check_backend())[0] if limiter.uses_redis else None
+    cache = (await store.check())[0] if isinstance(store, RedisStore) else None
+    return {LIMITS: limits, CACHE: cache}
 
 
 async def redis_check(
@@ -60,7 +71,7 @@ def _limiter(settings: Settings, connection: RedisConnection | None) -> RateLimi
         socket_timeout=settings.redis_socket_timeout,
         retry_interval=settings.redis_retry_interval,
         connection=connection,
-        on_redis_change=lambda up: REDIS_UP.labels(role=LIMITS).set(int(up)),
+        on_redis_change=lambda up: report_redis_roles({LIMITS: up}),
         on_fallback=lambda endpoint: RATELIMIT_FALLBACK.labels(endpoint=endpoint).inc(),
     )
 
@@ -79,7 +90,7 @@ def _store(settings: Settings, connections: dict[str, RedisConnection]) -> Cache
         settings.redis_socket_timeout,
         settings.redis_retry_interval,
         "results not cached",
-        lambda up: REDIS_UP.labels(role=CACHE).set(int(up)),
+        lambda up: report_redis_roles({CACHE: up}),
     )
     return RedisStore(
         connection,

@@ -2,6 +2,12 @@
 output format: the figures behind `optimizer/memory.py`'s admission weights.
 
     .venv/bin/python bench/memory.py [--megapixels 8] [--repeat 2]
+    .venv/bin/python bench/memory.py --composition [--repeat 2]
+
+`--composition` measures what composition adds: per output pixel, a small photo placed on a
+4000x4000 canvas with a drop shadow, a background colour and decontaminated edges; per pixel of
+a background image, a 16 MP picture covering a small photo's output. Each against the same
+photo without composition, in fresh processes alike.
 
 Each measurement runs in a fresh process: the image is made and encoded (PNG, or 16-bit PNG
 for I;16), everything is imported and warmed up on a small image, the kernel's peak-RSS mark
@@ -12,6 +18,7 @@ with a synthetic mask; the peak (VmHWM) minus the resident size just before is t
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
@@ -109,12 +116,97 @@ def measure(mode: str, fmt: str, megapixels: float) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+COMPOSITION_CASES = {
+    # case -> (options, background side): what composition adds on top of a plain request
+    "plain": ({}, None),
+    "canvas": (
+        {"canvas": "4000x4000", "shadow": "drop", "bg_color": "#eeeeee", "edges": "decontaminate"},
+        None,
+    ),
+    "background": ({}, 4000),
+    "both": ({"canvas": "4000x4000", "shadow": "drop", "edges": "decontaminate"}, 4000),
+}
+COMPOSITION_PHOTO_SIDE = 500
+
+
+def measure_composition_one(case: str, fmt: str) -> dict[str, float]:
+    """In this (fresh) process: peak bytes of one request of `case`."""
+    from optimizer import decode_background, finish, parse_options, prepare
+
+    raw, background_side = COMPOSITION_CASES[case]
+    data = make_input("RGB", COMPOSITION_PHOTO_SIDE, COMPOSITION_PHOTO_SIDE)
+    background = make_input("RGB", background_side, background_side) if background_side else None
+    options = parse_options({**raw, "format": fmt}, background_digest="bg" if background else None)
+
+    def run(payload: bytes, backdrop: bytes | None) -> None:
+        prepared = prepare(payload, options, max_input_pixels=10**9, model_size=MODEL_SIZE)
+        picture = None
+        if backdrop is not None:
+            picture = decode_background(backdrop, max_input_pixels=10**9)
+        finish(prepared, ellipse_mask(), options, picture)
+
+    small = make_input("RGB", WARM_UP_SIDE, WARM_UP_SIDE)
+    run(small, small if background else None)
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    before = vm_kib("VmRSS")
+    run(data, background)
+    return {"bytes": (vm_kib("VmHWM") - before) * 1024}
+
+
+def composition_report(repeat: int) -> None:
+    from optimizer.memory import BACKGROUND_BYTES_PER_PIXEL, CANVAS_BYTES_PER_PIXEL
+
+    @functools.cache
+    def peak(case: str, fmt: str) -> float:
+        command = [sys.executable, __file__, "--composition-one", case, fmt]
+        runs = []
+        for _ in range(repeat):
+            out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1])["bytes"])
+        return max(runs)
+
+    pixels = {"canvas": 4000 * 4000, "background": 4000 * 4000}
+    print(
+        f"Composition's peak bytes per pixel over a plain {COMPOSITION_PHOTO_SIDE} px request, "
+        f"worst of {repeat} runs (weights used for admission in brackets)\n"
+    )
+    print("| per pixel of | " + " | ".join(FORMATS) + " |\n|---|" + "---:|" * len(FORMATS))
+    weights = {"canvas": CANVAS_BYTES_PER_PIXEL, "background": BACKGROUND_BYTES_PER_PIXEL}
+    extras: dict[str, dict[str, float]] = {}
+    for case in ("canvas", "background", "both"):
+        cells = []
+        for fmt in FORMATS:
+            extra = peak(case, fmt) - peak("plain", fmt)
+            extras.setdefault(case, {})[fmt] = extra
+            if case == "both":  # a canvas and a background of its size: what the sum predicts
+                predicted = pixels["canvas"] * CANVAS_BYTES_PER_PIXEL + pixels["background"] * (
+                    BACKGROUND_BYTES_PER_PIXEL
+                )
+                cells.append(
+                    f"{extra / pixels['canvas']:.1f} (weight {predicted / pixels['canvas']:.1f})"
+                )
+            else:
+                cells.append(f"{extra / pixels[case]:.1f}")
+        label = "canvas with a background of its size" if case == "both" else case
+        weight = f" ({weights[case]})" if case in weights else ""
+        print(f"| {label}{weight} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megapixels", type=float, default=8.0)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--one", nargs=3, metavar=("MODE", "FORMAT", "MP"), help=argparse.SUPPRESS)
+    parser.add_argument("--composition", action="store_true", help="composition's weights")
+    parser.add_argument("--composition-one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.composition_one:
+        print(json.dumps(measure_composition_one(*args.composition_one)))
+        return
+    if args.composition:
+        composition_report(args.repeat)
+        return
     if args.one:
         mode, fmt, megapixels = args.one
         print(json.dumps(measure_one(mode, fmt, float(megapixels))))

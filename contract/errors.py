@@ -9,16 +9,33 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+# Why a 503 shed the request (the `reason` of `bg_remover_shed_total`): the concurrency cap,
+# no memory free for the image in time, the model service's queue, a dependency down.
+SHED_OVERLOADED = "overloaded"
+SHED_MEMORY = "memory"
+SHED_MODEL_QUEUE = "model_queue"
+SHED_UNAVAILABLE = "unavailable"
+SHED_REASONS = (SHED_OVERLOADED, SHED_MEMORY, SHED_MODEL_QUEUE, SHED_UNAVAILABLE)
+
 
 class ServiceError(Exception):
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal error"
     solution: ClassVar[str] = "Please try again later"
+    shed_reason: str | None = None  # set on the errors that shed load (503)
 
-    def __init__(self, details: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        details: str,
+        *,
+        headers: dict[str, str] | None = None,
+        shed_reason: str | None = None,
+    ) -> None:
         super().__init__(details)
         self.details = details
         self.headers = headers or {}
+        if shed_reason is not None:
+            self.shed_reason = shed_reason
 
     def body(self) -> dict[str, Any]:
         return {
@@ -93,9 +110,11 @@ class Overloaded(ServiceError):
     code = "overloaded"
     title = "Service overloaded"
     solution = "Retry after the time given in Retry-After"
+    shed_reason = SHED_OVERLOADED
 
 
 class Unavailable(ServiceError):
     code = "unavailable"
     title = "Service unavailable"
     solution = "Retry later"
+    shed_reason = SHED_UNAVAILABLE

@@ -9,6 +9,7 @@ BATCH = "/remove-background-batch"
 READ_FILE = "/read-file"
 REMOVEBG = "/v1.0/removebg"
 ACCOUNT = "/v1.0/account"
+IMPROVE = "/v1.0/improve"
 PRESETS = "/presets"
 MODELS = "/models"
 HEALTH = "/health"
@@ -18,10 +19,15 @@ PLAYGROUND = "/playground"
 # Routes that run the model or read files: the concurrency cap applies to them.
 PROCESSING = (REMOVE, PREVIEW, BASE64, BATCH, READ_FILE, REMOVEBG)
 # Every route of ours (metrics and logs label requests by these; anything else is "other").
-SERVICE = (*PROCESSING, ACCOUNT, PRESETS, MODELS, HEALTH)
+SERVICE = (*PROCESSING, ACCOUNT, IMPROVE, PRESETS, MODELS, HEALTH)
 # BentoML's own routes.
 PROBES = ("/livez", "/readyz", "/healthz")
-DOCS = ("/", "/docs.json", "/schema.json")
+OPENAPI = "/docs.json"
+DOCS = ("/", OPENAPI, "/schema.json")
+# What a proxy in front (the Ingress, compose's nginx) routes: every route of ours, the OpenAPI
+# document and the playground; never /metrics or the probes.
+PUBLIC = (*SERVICE, OPENAPI, PLAYGROUND)
+PUBLIC_PREFIXES = (f"{PLAYGROUND}/",)
 # No API key needed: probes, health, metrics (guarded by METRICS_ALLOW), docs, the playground
 # page (which asks for a key for its API calls), Swagger UI's assets.
 OPEN = (HEALTH, METRICS, PLAYGROUND, *PROBES, *DOCS)

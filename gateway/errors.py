@@ -15,6 +15,7 @@ from starlette.types import Scope, Send
 
 from application.removebg import error_body as removebg_error_body
 from contract import errors
+from gateway.observe import note_shed
 from segmentation import UnknownModel
 
 log = logging.getLogger("bg_remover.errors")
@@ -77,6 +78,7 @@ def error_response(error: errors.ServiceError, path: str = "/") -> JSONResponse:
 
 async def send_error(scope: Scope, send: Send, error: errors.ServiceError) -> None:
     """Answer from middleware, before the application has seen the request."""
+    note_shed(scope, error)
     response = error_response(error, scope.get("path", "/"))
     await response(scope, _no_body, send)
 
@@ -86,7 +88,9 @@ async def _no_body() -> dict[str, object]:
 
 
 async def _render(request: Request, error: Exception) -> JSONResponse:
-    return error_response(as_service_error(error, request.url.path), request.url.path)
+    service_error = as_service_error(error, request.url.path)
+    note_shed(request.scope, service_error)
+    return error_response(service_error, request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:

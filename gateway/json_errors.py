@@ -1,6 +1,6 @@
 """Error responses that BentoML or Starlette wrote as plain text (an unknown path, a wrong
 method, a refused CORS preflight, /readyz before the model) become the JSON error of their
-status, keeping the status and the headers that matter (Allow, Retry-After)."""
+status, keeping the status and the headers that matter (Allow, Retry-After, X-Request-ID)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from gateway.errors import error_for_status, error_response
 
 
 class JsonErrors:
-    KEPT_HEADERS = ("allow", "retry-after")
+    KEPT_HEADERS = ("allow", "retry-after", "x-request-id")
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

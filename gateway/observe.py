@@ -5,19 +5,32 @@ Handlers add what only they know (sizes, stage timings) to `scope["state"]["log"
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterable
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contract import headers, routes
+from contract.errors import SHED_REASONS, SHED_UNAVAILABLE, ServiceError
 from operations.logs import log_request
-from operations.metrics import REQUEST_DURATION, REQUESTS
+from operations.metrics import REQUEST_DURATION, REQUESTS, SHED
 from ratelimit import short_hash
 
 UNLISTED_ENDPOINT = "other"  # keeps label cardinality bounded whatever paths clients try
-QUIET_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
+# The kubelet's probes and Prometheus' scrapes are counted apart, so they never dilute the
+# error ratio of `other` (or of anything else); they are not logged.
+PROBE_ENDPOINT = "probe"
+SCRAPE_ENDPOINT = "scrape"
+QUIET_ENDPOINTS = {
+    **dict.fromkeys(routes.PROBES, PROBE_ENDPOINT),
+    routes.METRICS: SCRAPE_ENDPOINT,
+}
+# An id from upstream (the ingress controller's, a proxy's or the client's) is kept when it is
+# short and plain, so one id follows a request through every log; anything else is replaced.
+UPSTREAM_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
 def request_log(scope: Scope) -> dict[str, object]:
@@ -25,17 +38,33 @@ def request_log(scope: Scope) -> dict[str, object]:
     return scope.setdefault("state", {}).setdefault("log", {})
 
 
+def note_shed(scope: Scope, error: ServiceError) -> None:
+    """Why an error sheds this request (503), for its log line and `bg_remover_shed_total`."""
+    if error.shed_reason is not None:
+        request_log(scope)["shed"] = error.shed_reason
+
+
+def request_id_of(scope: Scope) -> str:
+    """The upstream `X-Request-ID` when it is acceptable, else a new random id."""
+    upstream = Headers(scope=scope).get(headers.REQUEST_ID, "")
+    if UPSTREAM_REQUEST_ID.fullmatch(upstream):
+        return upstream
+    return uuid.uuid4().hex[:16]
+
+
 class RequestObserver:
     def __init__(self, app: ASGIApp, endpoints: Iterable[str]) -> None:
         self.app = app
         self.endpoints = frozenset(endpoints)
+        for reason in SHED_REASONS:  # at 0 from the start, so rate() sees the first one
+            SHED.labels(reason=reason)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex[:16]
+        request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 
@@ -43,7 +72,7 @@ class RequestObserver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                MutableHeaders(scope=message)[headers.REQUEST_ID] = request_id
             await send(message)
 
         try:
@@ -51,15 +80,22 @@ class RequestObserver:
         finally:
             self._record(scope, request_id, status, time.perf_counter() - started)
 
+    def endpoint_of(self, path: str) -> str:
+        if path in self.endpoints:
+            return path
+        return QUIET_ENDPOINTS.get(path, UNLISTED_ENDPOINT)
+
     def _record(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
         path = scope["path"]
-        endpoint = path if path in self.endpoints else UNLISTED_ENDPOINT
+        endpoint = self.endpoint_of(path)
         REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
         REQUEST_DURATION.labels(endpoint=endpoint).observe(seconds)
-        if path in QUIET_PATHS:
+        if path in QUIET_ENDPOINTS:
             return
-        state = scope.get("state", {})
-        client = state.get("client_key")
+        fields = request_log(scope)
+        if status == 503 and path != routes.HEALTH:  # /health's 503 reports, it sheds nothing
+            SHED.labels(reason=fields.setdefault("shed", SHED_UNAVAILABLE)).inc()
+        client = scope["state"].get("client_key")
         log_request(
             {
                 "request_id": request_id,
@@ -68,6 +104,6 @@ class RequestObserver:
                 "client": short_hash(client) if client else None,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 1),
-                **state.get("log", {}),
+                **fields,
             }
         )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import psutil
 
+from operations.resources import container_memory_limit, container_memory_working_set
+
 # A failing check in this set makes the service unhealthy; any other makes it degraded.
 CRITICAL_CHECKS = frozenset({"app", "model", "disk_space"})
 MIB = 1024 * 1024
@@ -46,6 +48,21 @@ def disk_space(folders: Iterable[Path], min_free_mb: int) -> Check:
     return Check(free_mb >= min_free_mb, detail)
 
 
-def memory(max_percent: float) -> Check:
-    used = psutil.virtual_memory().percent
-    return Check(used < max_percent, f"{used:.0f}% used (limit {max_percent:.0f}%)")
+def memory(max_percent: float, limit: int | None = None, working_set: int | None = None) -> Check:
+    """The container's working set against its memory limit (what an OOM kill compares), or
+    the machine's memory where the container has no limit."""
+    if limit is None:
+        limit = container_memory_limit()
+    if working_set is None and limit is not None:
+        working_set = container_memory_working_set()
+    if limit is None or working_set is None:
+        used = psutil.virtual_memory().percent
+        return Check(
+            used < max_percent, f"{used:.0f}% of the machine used (limit {max_percent:.0f}%)"
+        )
+    used = 100 * working_set / limit
+    detail = (
+        f"{used:.0f}% of the container's {limit // MIB} MiB used ({working_set // MIB} MiB; "
+        f"limit {max_percent:.0f}%)"
+    )
+    return Check(used < max_percent, detail)

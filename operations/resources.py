@@ -1,4 +1,4 @@
-"""What the container gives this process: its memory limit, from the cgroup files."""
+"""What the container gives this process: its memory limit and use, from the cgroup files."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ CGROUP_MEMORY_LIMITS = (
     Path("/sys/fs/cgroup/memory.max"),  # cgroup v2
     Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),  # cgroup v1
 )
+CGROUP_MEMORY_USAGE = (
+    Path("/sys/fs/cgroup/memory.current"),  # cgroup v2
+    Path("/sys/fs/cgroup/memory/memory.usage_in_bytes"),  # cgroup v1
+)
+# Page cache the kernel reclaims before it kills anything, in each version's memory.stat.
+INACTIVE_FILE = {"memory.current": "inactive_file", "memory.usage_in_bytes": "total_inactive_file"}
 UNLIMITED_ABOVE = 1 << 60  # cgroup v1 writes "no limit" as a number near 2**63
 
 
@@ -27,6 +33,21 @@ def container_memory_limit(files: tuple[Path, ...] = CGROUP_MEMORY_LIMITS) -> in
         except ValueError:
             continue
         return None if limit >= UNLIMITED_ABOVE else limit
+    return None
+
+
+def container_memory_working_set(files: tuple[Path, ...] = CGROUP_MEMORY_USAGE) -> int | None:
+    """The container's memory in use less its inactive page cache, in bytes: what the kubelet
+    calls the working set and compares with the limit. None where it cannot be read."""
+    for path in files:
+        try:
+            usage = int(path.read_text())
+            stat = (path.parent / "memory.stat").read_text()
+        except (OSError, ValueError):
+            continue
+        counters = dict(line.split(maxsplit=1) for line in stat.splitlines() if " " in line)
+        inactive = int(counters.get(INACTIVE_FILE[path.name], 0))
+        return max(0, usage - inactive)
     return None
 
 

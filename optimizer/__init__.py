@@ -1,10 +1,19 @@
-"""Image work around the model: options, decoding, fitting, compositing, encoding.
+"""Image work around the model: options, decoding, fitting, composing, encoding.
 
 Pure functions over Pillow images; imports nothing from BentoML.
 """
 
+from optimizer.decode import decode_background
 from optimizer.options import PRESETS, Options, OutputFormat, parse_options
-from optimizer.pipeline import PreparedImage, Result, finish, prepare
+from optimizer.pipeline import (
+    PreparedImage,
+    Result,
+    finish,
+    mask_id,
+    memory_needed,
+    output_size,
+    prepare,
+)
 
 __all__ = [
     "PRESETS",
@@ -12,7 +21,11 @@ __all__ = [
     "OutputFormat",
     "PreparedImage",
     "Result",
+    "decode_background",
     "finish",
+    "mask_id",
+    "memory_needed",
+    "output_size",
     "parse_options",
     "prepare",
 ]

@@ -8,13 +8,14 @@ Cost: a JPEG larger than the requested box is decoded at a reduced scale (`draft
 from __future__ import annotations
 
 import io
+import math
 import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from contract.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
-from optimizer.geometry import Box, fit_size
+from contract.errors import InvalidImage, InvalidParameter, PayloadTooLarge, UnsupportedMediaType
+from optimizer.geometry import Box, Size, fit_size
 
 DECODABLE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "AVIF")
 # libjpeg's luminance table at quality 50 (ITU T.81, Annex K) sums to this; other qualities
@@ -58,6 +59,42 @@ def decode_image(
     image = open_image(
         data, max_input_pixels=max_input_pixels, draft_box=draft_box, draft_area=draft_area
     )
+    return _load(image)
+
+
+def open_background(data: bytes, *, max_input_pixels: int) -> Image.Image:
+    """`open_image` for a background image (`bg_image`): one that is not an image we decode
+    is a bad value of that option."""
+    try:
+        return open_image(data, max_input_pixels=max_input_pixels)
+    except (InvalidImage, UnsupportedMediaType) as error:
+        raise InvalidParameter(f"bg_image is not a usable image: {error.details}") from None
+
+
+def decode_background(
+    data: bytes, *, max_input_pixels: int, canvas: Size | None = None
+) -> Image.Image:
+    """A background image, decoded under the same caps as the photo; a JPEG larger than what
+    covering `canvas` needs is decoded at a reduced scale."""
+    image = open_background(data, max_input_pixels=max_input_pixels)
+    if canvas is not None and image.format == "JPEG":
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+        stored = canvas[::-1] if orientation in SWAPS_AXES else canvas
+        # draft keeps both sides at least this large: enough to cover the canvas
+        image.draft(image.mode, _cover_size(image.size, stored))
+    try:
+        return _load(image)
+    except InvalidImage as error:
+        raise InvalidParameter(f"bg_image is not a usable image: {error.details}") from None
+
+
+def _cover_size(size: Size, canvas: Size) -> Size:
+    scale = max(canvas[0] / size[0], canvas[1] / size[1])
+    return max(1, math.ceil(size[0] * scale)), max(1, math.ceil(size[1] * scale))
+
+
+def _load(image: Image.Image) -> Image.Image:
+    """Decode, orient and normalise an opened image."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -44,6 +44,11 @@ MODE_FAMILIES = {
 }
 # What any request costs besides its pixels: buffers, the model input, Python objects.
 FIXED_BYTES = 8 * 1024 * 1024
+# Composition (a canvas, shadow, background, edges): peak bytes per output pixel beyond the
+# above, and per pixel of a decoded background image, the worst format of two runs plus 10 %:
+# `.venv/bin/python bench/memory.py --composition` (docs/operations.md, "Memory").
+CANVAS_BYTES_PER_PIXEL = 31.5
+BACKGROUND_BYTES_PER_PIXEL = 6.0
 
 
 def bytes_needed(size: tuple[int, int], mode: str, fmt: OutputFormat) -> int:
@@ -55,3 +60,12 @@ def bytes_needed(size: tuple[int, int], mode: str, fmt: OutputFormat) -> int:
         else max(row[fmt] for row in BYTES_PER_PIXEL.values())
     )
     return FIXED_BYTES + round(size[0] * size[1] * per_pixel)
+
+
+def composition_bytes(canvas: tuple[int, int], background: tuple[int, int] | None) -> int:
+    """What composition adds to `bytes_needed`: its layers on an output of `canvas` pixels,
+    and a background image of `background` pixels decoded and scaled to cover it."""
+    extra = round(canvas[0] * canvas[1] * CANVAS_BYTES_PER_PIXEL)
+    if background is not None:
+        extra += round(background[0] * background[1] * BACKGROUND_BYTES_PER_PIXEL)
+    return extra

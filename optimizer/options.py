@@ -1,90 +1,31 @@
-"""The processing options of the contract: parsing, validation, presets, defaults.
+"""The processing options of the contract: defaults, presets, and one frozen `Options`.
 
-Raw values arrive as form strings or JSON values; `parse_options` turns them into one frozen
-`Options` or raises `InvalidParameter` naming the first bad option.
+Raw values arrive as form strings or JSON values; `parse_options` turns them into `Options` or
+raises `InvalidParameter` naming the first bad option (each value's grammar:
+`optimizer/grammar.py`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from PIL import ImageColor
-
 from contract.errors import InvalidParameter
+from optimizer import grammar
+from optimizer.formats import OutputFormat, output_format
+from optimizer.geometry import Margin, Margins, Placement, Roi, Size
+from optimizer.grammar import Color
+from optimizer.presets import PRESETS
 
-Color = tuple[int, int, int, int]
+__all__ = ["PRESETS", "Color", "Margin", "Margins", "Options", "OutputFormat", "parse_options"]
 
-TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
-FALSE_WORDS = frozenset({"false", "0", "no", "off"})
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 QUALITY_RANGE = (10, 100)
 DIMENSION_RANGE = (100, 4000)
-MARGIN_PX_MAX = 500
-MARGIN_PERCENT_MAX = 50
 LOSSLESS_PNG_QUALITY = 95
-
-
-class OutputFormat(StrEnum):
-    PNG = "PNG"
-    JPEG = "JPEG"
-    WEBP = "WEBP"
-    AVIF = "AVIF"
-
-    @property
-    def extension(self) -> str:
-        return "jpg" if self is OutputFormat.JPEG else self.value.lower()
-
-    @property
-    def mimetype(self) -> str:
-        return f"image/{self.value.lower()}"
-
-    @property
-    def default_quality(self) -> int:
-        return 100 if self is OutputFormat.PNG else 80
-
-
-FORMAT_ALIASES = {"JPG": OutputFormat.JPEG}
-
-
-@dataclass(frozen=True)
-class Preset:
-    format: OutputFormat
-    quality: int
-    max_width: int | None = None
-    max_height: int | None = None
-
-    def as_options(self) -> dict[str, Any]:
-        return {
-            "format": self.format.value,
-            "quality": self.quality,
-            "max_width": self.max_width,
-            "max_height": self.max_height,
-        }
-
-
-PRESETS: dict[str, Preset] = {
-    "web": Preset(OutputFormat.JPEG, 80, 1200, 800),
-    "social": Preset(OutputFormat.PNG, 90, 1080, 1080),
-    "email": Preset(OutputFormat.JPEG, 75, 800, 600),
-    "thumbnail": Preset(OutputFormat.WEBP, 60, 300, 300),
-    "mobile": Preset(OutputFormat.WEBP, 70, 800, 600),
-    "desktop": Preset(OutputFormat.JPEG, 85, 1920, 1080),
-    "archival": Preset(OutputFormat.PNG, 95),
-    "print": Preset(OutputFormat.PNG, 95),
-}
-
-
-@dataclass(frozen=True)
-class Margin:
-    value: int = 0
-    percent: bool = False
-
-    def pixels(self, box_side: int) -> int:
-        return round(box_side * self.value / 100) if self.percent else self.value
+DEFAULT_MAX_CANVAS_SIDE = 4000  # the MAX_CANVAS_SIDE setting's default
+DEFAULT_SHADOW_OPACITY = 50
+CENTER = (50, 50)
 
 
 @dataclass(frozen=True)
@@ -95,31 +36,81 @@ class Options:
     max_height: int | None = None
     bg_color: Color | None = None
     crop: bool = False
-    crop_margin: Margin = field(default_factory=Margin)
+    crop_margin: Margins = field(default_factory=Margins)
     only_mask: bool = False
     model: str | None = None
     preset: str | None = None
     explicit: bool = False  # any option was given: the X-Optimization-Used header
     max_output_pixels: int | None = None  # not a contract option: remove.bg's `size`
+    # Composition, with its defaults applied: None keeps the subject's own size and place.
+    scale: int | None = None  # percent of the canvas
+    position: tuple[int, int] | None = None  # percent of the free room, x and y
+    canvas: Size | None = None
+    roi: Roi | None = None
+    bg_image: str | None = None  # the digest of the background image's bytes
+    shadow: bool = False
+    shadow_opacity: int = DEFAULT_SHADOW_OPACITY
+    decontaminate: bool = False  # edges=decontaminate
 
     @property
     def output_id(self) -> str:
         """Every option that changes the output's bytes (not `preset` or `explicit`, which
-        only change how the result is described)."""
-        return repr(
-            (
-                self.format.value,
-                self.quality,
-                self.max_width,
-                self.max_height,
-                self.bg_color,
-                self.crop,
-                self.crop_margin.value,
-                self.crop_margin.percent,
-                self.only_mask,
-                self.model,
-                self.max_output_pixels,
-            )
+        only change how the result is described). A request without composition keeps the
+        id it had before composition existed, so its cached results stay valid."""
+        margin = self.crop_margin.uniform
+        base = (
+            self.format.value,
+            self.quality,
+            self.max_width,
+            self.max_height,
+            self.bg_color,
+            self.crop,
+            *((margin.value, margin.percent) if margin else (repr(self.crop_margin), None)),
+            self.only_mask,
+            self.model,
+            self.max_output_pixels,
+        )
+        if not self.composes:
+            return repr(base)
+        composition = (
+            self.scale,
+            self.position,
+            self.canvas,
+            self.roi,
+            self.bg_image,
+            self.shadow_opacity if self.shadow else None,
+            self.decontaminate,
+        )
+        return repr((*base, composition))
+
+    @property
+    def mask_id(self) -> str:
+        """What besides the input and the model decides the model's mask: the region it ran
+        on. Part of the mask cache's key."""
+        return "" if self.roi is None else f"roi={self.roi!r}"
+
+    @property
+    def placement(self) -> Placement | None:
+        """None when the subject keeps its size and place in the (cropped) photo."""
+        if self.scale is None and self.position is None and self.canvas is None:
+            return None
+        return Placement(
+            scale=None if self.scale is None else self.scale / 100,
+            position=None
+            if self.position is None
+            else (self.position[0] / 100, self.position[1] / 100),
+            canvas=self.canvas,
+        )
+
+    @property
+    def composes(self) -> bool:
+        """Whether any composition option is in effect."""
+        return (
+            self.placement is not None
+            or self.roi is not None
+            or self.bg_image is not None
+            or self.shadow
+            or self.decontaminate
         )
 
     @property
@@ -147,31 +138,71 @@ OPTION_NAMES = frozenset(
         "crop_margin",
         "only_mask",
         "model",
+        "scale",
+        "position",
+        "canvas",
+        "roi",
+        "shadow",
+        "shadow_opacity",
+        "edges",
     }
 )
 
 
-def parse_options(raw: Mapping[str, Any]) -> Options:
+def parse_options(
+    raw: Mapping[str, Any],
+    *,
+    background_digest: str | None = None,
+    max_canvas_side: int = DEFAULT_MAX_CANVAS_SIDE,
+) -> Options:
+    """`background_digest`: the hash of the background image's bytes when one was sent
+    (`bg_image`, which arrives as a file or a URL rather than as an option value)."""
     given = {name: value for name, value in raw.items() if not _is_blank(value)}
     unknown = sorted(set(given) - OPTION_NAMES)
     if unknown:
         raise InvalidParameter(f"Unknown option(s): {', '.join(unknown)[:200]}")
     require_single_values(given)
+    if background_digest is not None and "bg_color" in given:
+        raise InvalidParameter("bg_color and bg_image cannot be used together: choose one")
     preset_name = _preset_name(given.get("preset"))
-    merged = {**(PRESETS[preset_name].as_options() if preset_name else {}), **given}
-    fmt = _format(merged.get("format", OutputFormat.PNG.value))
+    preset = PRESETS[preset_name].as_options() if preset_name else {}
+    if background_digest is not None:
+        preset.pop("bg_color", None)  # the background image given replaces the preset's colour
+    merged = {**preset, **given}
+    fmt = output_format(merged.get("format", OutputFormat.PNG.value))
+    canvas = grammar.canvas(merged.get("canvas"), max_canvas_side)
+    scale = grammar.scale(merged.get("scale"))
+    if canvas is not None and "scale" not in merged:
+        scale = 100  # a canvas is filled by the subject unless told otherwise
+    position = grammar.position(merged.get("position"))
+    if (scale is not None or canvas is not None) and "position" not in merged:
+        position = CENTER
     return Options(
         format=fmt,
-        quality=_int(merged, "quality", *QUALITY_RANGE, default=fmt.default_quality),
-        max_width=_int(merged, "max_width", *DIMENSION_RANGE),
-        max_height=_int(merged, "max_height", *DIMENSION_RANGE),
-        bg_color=_color(merged.get("bg_color")),
-        crop=_bool(merged, "crop"),
-        crop_margin=_margin(merged.get("crop_margin")),
-        only_mask=_bool(merged, "only_mask"),
-        model=_model(merged.get("model")),
+        quality=grammar.integer(merged, "quality", *QUALITY_RANGE, default=fmt.default_quality),
+        max_width=grammar.integer(merged, "max_width", *DIMENSION_RANGE),
+        max_height=grammar.integer(merged, "max_height", *DIMENSION_RANGE),
+        bg_color=grammar.color(merged.get("bg_color")),
+        crop=grammar.boolean(merged, "crop"),
+        crop_margin=grammar.margins(merged.get("crop_margin")),
+        only_mask=grammar.boolean(merged, "only_mask"),
+        model=grammar.model_name(merged.get("model")),
         preset=preset_name,
-        explicit=bool(given),
+        explicit=bool(given) or background_digest is not None,
+        scale=scale,
+        position=position,
+        canvas=canvas,
+        roi=grammar.roi(merged.get("roi")),
+        bg_image=background_digest,
+        shadow=grammar.shadow(merged.get("shadow")),
+        shadow_opacity=grammar.integer(
+            merged,
+            "shadow_opacity",
+            *grammar.OPACITY_RANGE,
+            default=DEFAULT_SHADOW_OPACITY,
+            label="shadow_opacity",
+        ),
+        decontaminate=grammar.edges(merged.get("edges")),
     )
 
 
@@ -192,86 +223,4 @@ def _preset_name(value: Any) -> str | None:
     name = str(value).strip().lower()
     if name not in PRESETS:
         raise InvalidParameter(f"Unknown preset '{value}'; presets: {', '.join(PRESETS)}")
-    return name
-
-
-def _format(value: Any) -> OutputFormat:
-    name = str(value).strip().upper()
-    try:
-        return FORMAT_ALIASES.get(name) or OutputFormat(name)
-    except ValueError:
-        raise InvalidParameter(
-            f"Format must be one of PNG, JPEG (JPG), WEBP, AVIF; got '{value}'"
-        ) from None
-
-
-def _int(
-    values: Mapping[str, Any], name: str, low: int, high: int, default: int | None = None
-) -> Any:
-    value = values.get(name)
-    if value is None:
-        return default
-    number = _as_int(value)
-    if number is None or not low <= number <= high:
-        label = name.replace("_", " ").capitalize()
-        raise InvalidParameter(f"{label} must be between {low}-{high}")
-    return number
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    return int(text) if re.fullmatch(r"[+-]?[0-9]{1,9}", text) else None
-
-
-def _bool(values: Mapping[str, Any], name: str) -> bool:
-    value = values.get(name)
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    word = str(value).strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise InvalidParameter(f"{name} must be a boolean (true/false, 1/0, yes/no, on/off)")
-
-
-def _color(value: Any) -> Color | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    try:
-        if len(text) > 64:
-            raise ValueError(text)
-        rgba = ImageColor.getrgb(text)
-    except ValueError:
-        raise InvalidParameter(
-            f"bg_color must be #rgb, #rrggbb, #rrggbbaa or a CSS colour name; got '{text[:64]}'"
-        ) from None
-    return (*rgba, 255)[:4] if len(rgba) == 3 else rgba
-
-
-def _margin(value: Any) -> Margin:
-    if value is None:
-        return Margin()
-    text = str(value).strip()
-    percent = text.endswith("%")
-    number = _as_int(text.removesuffix("%"))
-    limit = MARGIN_PERCENT_MAX if percent else MARGIN_PX_MAX
-    if number is None or not 0 <= number <= limit:
-        raise InvalidParameter(
-            f"crop_margin must be 0-{MARGIN_PX_MAX} px or 0-{MARGIN_PERCENT_MAX}%; got '{text}'"
-        )
-    return Margin(number, percent)
-
-
-def _model(value: Any) -> str | None:
-    if value is None:
-        return None
-    name = str(value).strip()
-    if not MODEL_NAME.fullmatch(name):
-        raise InvalidParameter(f"Invalid model name '{name[:64]}'")
     return name

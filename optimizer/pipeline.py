@@ -1,6 +1,8 @@
 """The two halves of one request around the model call: `prepare` before, `finish` after.
 
-Both are CPU-bound and synchronous; the service runs them in a worker thread.
+Both are CPU-bound and synchronous; the service runs them in a worker thread. The order of
+work (docs/api.md, "Composition"): decode -> region of interest -> model -> edges -> crop and
+margins -> scale and position on the canvas -> shadow -> background -> encode.
 """
 
 from __future__ import annotations
@@ -13,15 +15,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from optimizer.compose import cutout, on_background
-from optimizer.decode import decode_image, jpeg_quality, open_image
+from contract.errors import InvalidParameter
+from optimizer.compose import compose
+from optimizer.decode import decode_image, jpeg_quality, open_background, open_image
 from optimizer.encode import ENCODER_ID, encode
-from optimizer.geometry import Bounds, fit_size, subject_bounds
-from optimizer.memory import bytes_needed
-from optimizer.options import Margin, Options, OutputFormat
-
-RESAMPLE = Image.Resampling.LANCZOS
-REDUCING_GAP = 3.0  # box-reduce first, Lanczos the rest: same look, a fraction of the time
+from optimizer.geometry import Bounds, Size, fit_size, resolve_roi
+from optimizer.layers import shape
+from optimizer.memory import bytes_needed, composition_bytes
+from optimizer.options import Options, OutputFormat
 
 
 @dataclass
@@ -31,6 +32,7 @@ class PreparedImage:
     input_bytes: int
     timings_ms: dict[str, float] = field(default_factory=dict)
     source_jpeg_quality: float | None = None  # decides the PNG writer (optimizer/png.py)
+    region: Bounds | None = None  # the region of interest: what the model saw
 
 
 @dataclass
@@ -52,53 +54,87 @@ class Result:
         return f"{round((1 - self.output_bytes / self.input_bytes) * 100)}%"
 
 
-def model_input(image: Image.Image, size: int) -> np.ndarray:
-    """The uint8 HxWx3 array rembg feeds its model: RGB, Lanczos-resized to a square."""
+def model_input(image: Image.Image, size: int, region: Bounds | None = None) -> np.ndarray:
+    """The uint8 HxWx3 array rembg feeds its model: RGB, Lanczos-resized to a square; with a
+    region of interest, of that region alone (the model sees the subject larger)."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    rgb = rgb.resize((size, size), Image.Resampling.LANCZOS)
+    rgb = rgb.resize((size, size), Image.Resampling.LANCZOS, box=region)
     return np.asarray(rgb, dtype=np.uint8)
 
 
 def draft_limits(options: Options) -> dict[str, Any]:
-    """The output limits a JPEG may be decoded down to. Cropping needs full resolution
-    around the subject, so only an uncropped fit may draft."""
-    if options.limits_size and not options.crop:
+    """The output limits a JPEG may be decoded down to. Only an output that is the photo
+    fitted into them may draft: a crop, a placement or a region of interest needs the
+    photo's own pixels (and a region in pixels, the photo's own coordinates)."""
+    fitted_photo = not options.crop and options.placement is None and options.roi is None
+    if options.limits_size and fitted_photo:
         return {"draft_box": options.box, "draft_area": options.max_output_pixels}
     return {}
 
 
-def memory_needed(data: bytes, options: Options, *, max_input_pixels: int) -> int:
-    """Peak bytes `prepare` + `finish` will need for this input, from its header alone.
-    Raises what decoding would for a file that is not a servable image."""
+def memory_needed(
+    data: bytes, options: Options, *, max_input_pixels: int, background: bytes | None = None
+) -> int:
+    """Peak bytes `prepare` + `finish` will need for this input (and background image), from
+    the headers alone. Raises what decoding would for a file that is not a servable image."""
     image = open_image(data, max_input_pixels=max_input_pixels, **draft_limits(options))
-    return bytes_needed(image.size, image.mode, options.format)
+    needed = bytes_needed(image.size, image.mode, options.format)
+    if not options.composes and background is None:
+        return needed
+    backdrop = None
+    if background is not None:
+        backdrop = open_background(background, max_input_pixels=max_input_pixels).size
+    return needed + composition_bytes(output_size(image.size, options), backdrop)
+
+
+def output_size(size: Size, options: Options) -> Size:
+    """The largest output an image of `size` can give with these options (a crop only makes
+    it smaller)."""
+    return fit_size(options.canvas or size, options.box, options.max_output_pixels)
 
 
 def prepare(
     data: bytes, options: Options, *, max_input_pixels: int, model_size: int | None
 ) -> PreparedImage:
-    """Decode, and (unless `model_size` is None: the mask is cached) make the model input."""
+    """Decode, find the region of interest, and (unless `model_size` is None: the mask is
+    cached) make the model input. Raises `InvalidParameter` for a region outside the photo."""
     started = time.perf_counter()
     image = decode_image(data, max_input_pixels=max_input_pixels, **draft_limits(options))
     decoded = time.perf_counter()
-    quality = jpeg_quality(data)
-    if model_size is None:
-        return PreparedImage(
-            image, None, len(data), {"decode": _ms(started, decoded)}, source_jpeg_quality=quality
-        )
-    tensor = model_input(image, model_size)
-    return PreparedImage(
-        image=image,
-        model_input=tensor,
-        input_bytes=len(data),
-        timings_ms={"decode": _ms(started, decoded), "preprocess": _ms(decoded)},
-        source_jpeg_quality=quality,
+    prepared = PreparedImage(
+        image,
+        None,
+        len(data),
+        {"decode": _ms(started, decoded)},
+        source_jpeg_quality=jpeg_quality(data),
+        region=_region(options, image.size),
     )
+    if model_size is not None:
+        prepared.model_input = model_input(image, model_size, prepared.region)
+        prepared.timings_ms["preprocess"] = _ms(decoded)
+    return prepared
+
+
+def _region(options: Options, size: Size) -> Bounds | None:
+    if options.roi is None:
+        return None
+    region = resolve_roi(options.roi, size)
+    if region is None:
+        raise InvalidParameter(
+            f"roi must be a non-empty region inside the {size[0]}x{size[1]} image"
+        )
+    return region
 
 
 def output_id(options: Options) -> str:
     """What decides the output's bytes: the options and the encoder settings."""
     return f"{options.output_id}|{ENCODER_ID}"
+
+
+def mask_id(options: Options) -> str:
+    """What besides the input's bytes and the model decides the model's mask (the region of
+    interest it ran on): to be part of the mask cache's key."""
+    return options.mask_id
 
 
 def mask_to_png(mask: np.ndarray) -> bytes:
@@ -117,15 +153,17 @@ def mask_from_png(data: bytes, size: int) -> np.ndarray | None:
     return mask if mask.shape == (size, size) else None
 
 
-def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Result:
+def finish(
+    prepared: PreparedImage,
+    mask: np.ndarray,
+    options: Options,
+    background: Image.Image | None = None,
+) -> Result:
+    """The result from the photo and its mask (at model size; of the region of interest
+    when there is one). `background`: the decoded `bg_image` (`decode_background`), when
+    `options.bg_image` names one."""
     started = time.perf_counter()
-    image, alpha = shape_layers(prepared, mask, options)
-    if options.only_mask:
-        picture = alpha
-    else:
-        picture = cutout(image, alpha)
-        if options.bg_color is not None:
-            picture = on_background(picture, options.bg_color)
+    picture, foreground = make_picture(prepared, mask, options, background)
     composed = time.perf_counter()
     data = encode(
         picture,
@@ -142,29 +180,33 @@ def finish(prepared: PreparedImage, mask: np.ndarray, options: Options) -> Resul
         picture.height,
         prepared.input_bytes,
         timings,
-        subject_bounds(alpha, Margin()),
+        foreground,
     )
+
+
+def make_picture(
+    prepared: PreparedImage,
+    mask: np.ndarray,
+    options: Options,
+    background: Image.Image | None = None,
+) -> tuple[Image.Image, Bounds | None]:
+    """The output's pixels before encoding, and the subject's box in them."""
+    layers = shape(prepared.image, mask, options, prepared.region)
+    if options.only_mask:
+        return layers.alpha_on_canvas(), layers.foreground()
+    return compose(layers, options, background), layers.foreground()
 
 
 def shape_layers(
     prepared: PreparedImage, model_mask: np.ndarray, options: Options
 ) -> tuple[Image.Image, Image.Image]:
-    """The photo and its alpha at the output size: cropped (optional) and fitted alike.
-
-    The mask is scaled up only once, straight to the size it is needed at.
-    """
-    image, mask = prepared.image, Image.fromarray(model_mask, mode="L")
-    if options.crop:
-        mask = mask.resize(image.size, RESAMPLE)
-        bounds = subject_bounds(mask, options.crop_margin)
-        if bounds is not None:
-            image, mask = image.crop(bounds), mask.crop(bounds)
-    size = fit_size(image.size, options.box, options.max_output_pixels)
-    if size != image.size:
-        image = image.resize(size, RESAMPLE, reducing_gap=REDUCING_GAP)
-    if mask.size != size:
-        mask = mask.resize(size, RESAMPLE)
-    return image, mask
+    """The photo and its alpha over the whole output: cropped, fitted and placed alike."""
+    layers = shape(prepared.image, model_mask, options, prepared.region)
+    if layers.layout.fills_output:
+        return layers.image, layers.alpha
+    image = Image.new(layers.image.mode, layers.layout.size)
+    image.paste(layers.image, layers.offset)
+    return image, layers.alpha_on_canvas()
 
 
 def _ms(start: float, end: float | None = None) -> float:

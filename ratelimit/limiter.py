@@ -82,6 +82,11 @@ class RateLimiter:
         )
 
     @property
+    def uses_redis(self) -> bool:
+        """Budgets are counted in Redis (when it answers)."""
+        return self.enabled and self._connection is not None
+
+    @property
     def degraded(self) -> bool:
         """Redis is configured but limits are currently kept in process."""
         return self._backend.degraded

@@ -2,10 +2,12 @@
 # Build the service's OCI image from its Bento with podman, tagged
 # localhost/bg-remover:<Bento version> and localhost/bg-remover:latest, and print its size.
 #
-# Usage: scripts/build-image.sh [--force]
+# Usage: scripts/build-image.sh [--force] [--tag TAG]...
 #   Does nothing but print the size when :latest was built from the same inputs (the Bento's
 #   sources, bentofile.yaml, deploy/container/ and this script, hashed into the image label
-#   bg-remover.inputs-sha256); --force rebuilds anyway.
+#   bg-remover.inputs-sha256); --force rebuilds anyway. --tag adds tags of the same image, e.g.
+#   `--tag dev` for what the dev overlay runs (localhost/bg-remover:dev, loaded into a local
+#   cluster: k8s/README.md, "Local cluster").
 # Environment:
 #   IMAGE          image name without tag (default localhost/bg-remover)
 #   BASE_IMAGE     base image to use as is (default: docker.io/library/python:3.11-slim when a
@@ -30,7 +32,20 @@ EXTRA_CA_DIR=${EXTRA_CA_DIR:-/usr/local/share/ca-certificates}
 HASH_LABEL=bg-remover.inputs-sha256
 WORK=build/container
 force=false
-[[ "${1:-}" == "--force" ]] && force=true
+extra_tags=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --force) force=true ;;
+    --tag)
+      [[ $# -ge 2 && "$2" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] \
+        || { echo "--tag needs a tag (letters, digits, _ . -)" >&2; exit 2; }
+      extra_tags+=("$2")
+      shift
+      ;;
+    *) echo "usage: $0 [--force] [--tag TAG]..." >&2; exit 2 ;;
+  esac
+  shift
+done
 
 started=$SECONDS
 log() { printf '[build-image %4ss] %s\n' "$((SECONDS - started))" "$*" >&2; }
@@ -69,6 +84,14 @@ for path in sorted(p for p in files if p.is_file() and "__pycache__" not in p.pa
     digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
 print(digest.hexdigest())
 EOF
+}
+
+tag_extra() {
+  local tag
+  for tag in "${extra_tags[@]}"; do
+    podman tag "$IMAGE:latest" "$IMAGE:$tag"
+    log "tagged $IMAGE:$tag"
+  done
 }
 
 print_size() {
@@ -146,6 +169,7 @@ hash=$(inputs_hash)
 if ! $force && [[ $(podman image inspect --format "{{index .Labels \"$HASH_LABEL\"}}" \
     "$IMAGE:latest" 2>/dev/null) == "$hash" ]]; then
   log "$IMAGE:latest is up to date (inputs $hash)"
+  tag_extra
   print_size
   exit 0
 fi
@@ -186,9 +210,11 @@ podman build --network host --secret "id=extra-ca,src=$extra_ca" \
   || { tail -n 40 "$WORK/podman-build.log" >&2; exit 1; }
 rm -rf "$WORK/context" "$WORK/bento.tar" "$extra_ca"
 log "tagged $IMAGE:$version and $IMAGE:latest"
-# Earlier builds' tags only hold space (the build stage stays cached for the next build).
+# Earlier builds' version tags only hold space (the build stage stays cached for the next
+# build); extra tags (--tag) are moved to the new image below.
 for old in $(podman images --format '{{.Repository}}:{{.Tag}}' "$IMAGE"); do
-  [[ "$old" == "$IMAGE:$version" || "$old" == "$IMAGE:latest" ]] \
+  [[ "$old" == "$IMAGE:$version" || "$old" == "$IMAGE:latest" || ! "${old##*:}" =~ ^[a-z0-9]{16}$ ]] \
     || podman rmi "$old" >/dev/null 2>&1 || true
 done
+tag_extra
 print_size

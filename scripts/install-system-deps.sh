@@ -2,8 +2,9 @@
 # System packages the tests use: redis-server (own instances for the fault tests) and Debian's
 # chromium (driven by Playwright in the playground tests; Playwright's own browser download is
 # never used), podman with runc and debootstrap (tests/container build and run the image with
-# scripts/build-image.sh). Installs with apt-get when missing and we are root; otherwise says
-# what to install.
+# scripts/build-image.sh), and Debian's prometheus (a real Prometheus server scraping a real
+# service in tests/e2e/test_prometheus.py, and promtool for the alert rules' unit tests).
+# Installs with apt-get when missing and we are root; otherwise says what to install.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -11,6 +12,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
+command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   apt-get update -qq

@@ -133,14 +133,15 @@ class Container:
 
 @pytest.fixture(scope="session")
 def image() -> str:
-    """The service's image, built (or found up to date) by scripts/build-image.sh."""
+    """The service's image, built (or found up to date) by scripts/build-image.sh, also tagged
+    as the dev overlay names it (`--tag dev`)."""
     if shutil.which("podman") is None and os.geteuid() != 0:
         pytest.skip(
             "podman is not installed and only root may install it "
             "(apt-get install podman runc debootstrap)"
         )
     built = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "build-image.sh")],
+        ["bash", str(ROOT / "scripts" / "build-image.sh"), "--tag", "dev"],
         cwd=ROOT,
         capture_output=True,
         text=True,

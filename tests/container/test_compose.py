@@ -32,6 +32,7 @@ from PIL import Image
 
 from tests import images
 from tests.container.conftest import ROOT, free_port, podman, podman_env, wait_ready
+from tests.k8s.test_manifests import public_paths
 
 pytestmark = pytest.mark.slow
 
@@ -248,3 +249,17 @@ def test_the_budget_holds_after_the_cache_redis_is_filled(stack: Stack, image: s
     answers = [httpx.post(f"{stack.url}/remove-background-preview", files=fresh, timeout=120)]
     answers.append(httpx.post(f"{stack.url}/remove-background-preview", files=fresh, timeout=120))
     assert [answer.headers.get("x-cache") for answer in answers] == ["miss", "hit"]
+
+
+def test_every_public_route_reaches_the_service(stack: Stack) -> None:
+    """Answered by the service (which sets X-Request-ID on every answer), not by nginx."""
+    for path in sorted(public_paths()):
+        response = httpx.get(f"{stack.url}{path}", timeout=60)
+        assert "x-request-id" in response.headers, (path, response.status_code)
+
+
+def test_request_ids_pass_through_nginx(stack: Stack) -> None:
+    sent = httpx.get(f"{stack.url}/presets", headers={"X-Request-ID": "trace-42"}, timeout=30)
+    assert sent.headers["x-request-id"] == "trace-42"
+    made = httpx.get(f"{stack.url}/presets", timeout=30).headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made), made  # nginx's $request_id, kept by the service

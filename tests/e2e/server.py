@@ -41,7 +41,11 @@ class BentoServer:
         env: dict[str, str] | None = None,
         target: str = "service:BackgroundRemover",
         cwd: Path = ROOT,
+        service_name: str | None = None,
+        depends: dict[str, str] | None = None,
     ) -> None:
+        """`service_name`: serve that service alone, as a container of a split deployment
+        does (BentoML's `start-http-server`), reaching `depends` (service -> URL)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"bentoml-{self.port}.log"
@@ -56,28 +60,32 @@ class BentoServer:
         }
         self.target = target
         self.cwd = cwd
+        self.service_name = service_name
+        self.depends = depends or {}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> BentoServer:
-        bentoml = Path(sys.executable).with_name("bentoml")
+    def command(self) -> list[str]:
+        where = ["--host", "127.0.0.1", "--port", str(self.port)]
+        if self.service_name is None:
+            return [str(Path(sys.executable).with_name("bentoml")), "serve", self.target, *where]
+        depends = [f"--depends={name}={url}" for name, url in self.depends.items()]
+        return [
+            *(sys.executable, "-m", "bentoml_cli._internal.start", "start-http-server"),
+            *(self.target, "--service-name", self.service_name, *depends, *where),
+        ]
+
+    def start(self, wait: bool = True) -> BentoServer:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    str(bentoml),
-                    "serve",
-                    self.target,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
+                self.command(),
                 cwd=self.cwd,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.wait_ready()
+        if wait:
+            self.wait_ready()
         return self
 
     def wait_ready(self) -> None:

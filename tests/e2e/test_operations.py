@@ -208,3 +208,12 @@ def test_model_queue_overflow_is_overloaded_json(tmp_path: Path) -> None:
             assert response.json()["code"] == "overloaded"
             assert int(response.headers["retry-after"]) >= 1
         assert any(r.status_code == 200 for r in responses)  # the queue head is served
+        # Counted as shed by the model service's queue (once each answer has gone out), apart
+        # from the concurrency cap.
+        deadline = time.monotonic() + LOG_WAIT_S
+        while (
+            counted := total(scrape(server), "bg_remover_shed_total", reason="model_queue")
+        ) < len(overloaded) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert counted == len(overloaded)
+        assert total(scrape(server), "bg_remover_shed_total", reason="overloaded") == 0

@@ -1,7 +1,10 @@
 """monitoring/grafana-dashboard.json: parses, every panel queries, and only known metrics.
 
 The metric names are the service's contract with its dashboard (docs/api.md, "Metrics"); a query
-on a name the service does not export would draw an empty panel without any error.
+on a name the service does not export would draw an empty panel without any error. The names the
+service exports come from operations/metrics.py, which tests/e2e/test_saturation.py checks
+against a real `/metrics`; the cluster's own (cAdvisor, kube-state-metrics) are listed in
+tests/k8s/known_metrics.py.
 """
 
 from __future__ import annotations
@@ -13,25 +16,18 @@ from typing import Any
 
 import pytest
 
+from tests.k8s.known_metrics import (
+    BENTOML_METRICS,
+    KUBERNETES_METRICS,
+    family,
+    metric_names,
+    service_metrics,
+)
+
 DASHBOARD = Path(__file__).resolve().parents[2] / "monitoring" / "grafana-dashboard.json"
 
 
-def exported_names() -> set[str]:
-    """Every series name the service's own metrics (operations/metrics.py) export."""
-    from prometheus_client import Counter, Histogram
-
-    from operations import metrics
-
-    suffixes = {Counter: ("_total",), Histogram: ("_bucket", "_sum", "_count")}
-    return {
-        metric._name + suffix
-        for metric in vars(metrics).values()
-        if isinstance(metric, (Counter, Histogram))
-        for suffix in suffixes[type(metric)]
-    }
-
-
-KNOWN_METRICS = exported_names() | {"bentoml_service_adaptive_batch_size_bucket"}
+KNOWN_METRICS = service_metrics() | BENTOML_METRICS | KUBERNETES_METRICS
 
 # What a dashboard must show, as (metric, a word of the panel title).
 REQUIRED = [
@@ -41,37 +37,26 @@ REQUIRED = [
     ("bg_remover_requests_total", "error"),
     ("bg_remover_inference_batch_size_bucket", "batch size"),
     ("bentoml_service_adaptive_batch_size_bucket", "batch size"),
+    ("bg_remover_inference_duration_seconds_bucket", "inference time"),
     ("bg_remover_output_bytes_sum", "output bytes"),
     ("bg_remover_compression_ratio_bucket", "compression ratio"),
     ("bg_remover_cache_requests_total", "hit ratio"),
+    ("bg_remover_cache_stored_bytes", "cache size"),
 ]
-
-PROMQL_WORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool",
-    "and", "or", "unless", "inf", "nan",
-}  # fmt: skip
-IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (a small tokenizer, not a parser)."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)  # string literals
-    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
-    text = re.sub(r"\[[^\]]*\]", " ", text)  # range and subquery windows
-    # label lists of by/without/on/ignoring/group_left/group_right
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    text = re.sub(r"\$\{?\w+\}?", " ", text)  # Grafana variables
-    text = re.sub(r"\b\d[\w.]*", " ", text)  # numbers and durations (0.95, 1e-9, 5m)
-    names = set()
-    for match in IDENT.finditer(text):
-        word = match.group()
-        following = text[match.end() :].lstrip()
-        if following.startswith("("):  # a function call
-            continue
-        if word.lower() in PROMQL_WORDS:
-            continue
-        names.add(word)
-    return names
+# The saturation row: (metric, a word of the panel title).
+SATURATION = [
+    ("bg_remover_requests_in_flight", "in flight"),
+    ("bg_remover_admitted_memory_bytes", "admitted memory"),
+    ("bg_remover_shed_total", "shed"),
+    ("bg_remover_redis_up", "redis"),
+    ("container_cpu_cfs_throttled_periods_total", "throttling"),
+    ("container_memory_working_set_bytes", "memory against the limit"),
+    ("kube_pod_container_resource_limits", "memory against the limit"),
+    ("kube_pod_container_status_restarts_total", "restarts"),
+    ("kube_horizontalpodautoscaler_status_current_replicas", "replicas"),
+    ("kube_horizontalpodautoscaler_spec_max_replicas", "replicas"),
+    ("bg_remover_build_info", "build"),
+]
 
 
 def variable_query_metrics(query: str) -> set[str]:
@@ -133,9 +118,9 @@ def test_only_known_metrics(dashboard: dict[str, Any]) -> None:
         query = variable.get("query")
         text = query.get("query", "") if isinstance(query, dict) else str(query or "")
         assert variable_query_metrics(text) <= KNOWN_METRICS, variable["name"]
-    families = {re.sub(r"_(total|bucket|sum|count)$", "", name) for name in KNOWN_METRICS}
-    shown = {re.sub(r"_(total|bucket|sum|count)$", "", name) for name in used}
-    assert shown == families, f"metrics never shown: {families - shown}"
+    exported = {family(name) for name in service_metrics()}
+    shown = {family(name) for name in used}
+    assert exported <= shown, f"metrics of the service never shown: {exported - shown}"
 
 
 def test_required_panels(dashboard: dict[str, Any]) -> None:
@@ -171,3 +156,33 @@ def test_required_panels(dashboard: dict[str, Any]) -> None:
 )  # fmt: skip
 def test_metric_name_extraction(expr: str, expected: set[str]) -> None:
     assert metric_names(expr) == expected
+
+
+def row_panels(dashboard: dict[str, Any], title: str) -> list[dict[str, Any]]:
+    """The panels under the row called `title`, in reading order."""
+    ordered = sorted(dashboard["panels"], key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]))
+    start = next(i for i, p in enumerate(ordered) if p["type"] == "row" and p["title"] == title)
+    end = next((i for i, p in enumerate(ordered) if i > start and p["type"] == "row"), None)
+    return ordered[start + 1 : end]
+
+
+def test_saturation_row(dashboard: dict[str, Any]) -> None:
+    row = row_panels(dashboard, "Saturation")
+    for metric, word in SATURATION:
+        assert any(
+            word in panel["title"].lower()
+            and any(metric in metric_names(t["expr"]) for t in panel["targets"])
+            for panel in row
+        ), f"the saturation row has no panel titled with {word!r} querying {metric}"
+    exprs = " ".join(t["expr"] for panel in row for t in panel["targets"])
+    assert "by (reason)" in exprs and "by (role)" in exprs
+    # The autoscaler's own signal is drawn: the 1-minute average of the gauge.
+    assert "avg_over_time(bg_remover_requests_in_flight" in exprs
+    ours = {name for name in metric_names(exprs) if name.startswith("bg_remover_")}
+    assert ours and ours <= service_metrics(), ours - service_metrics()
+
+
+def test_error_ratio_leaves_probes_and_scrapes_out(dashboard: dict[str, Any]) -> None:
+    (panel,) = [p for p in panels(dashboard) if p["title"] == "Error ratio"]
+    for target in panel["targets"]:
+        assert target["expr"].count('endpoint!~"probe|scrape|other"') == 2, target["expr"]

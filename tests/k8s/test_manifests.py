@@ -27,6 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
+from contract import routes
+from operations.metrics import REQUESTS_IN_FLIGHT
+from settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 CHECKOV_CONFIG = K8S / ".checkov.yaml"
@@ -35,7 +39,7 @@ CHECKOV_BIN = ROOT / ".venv-policy" / "bin" / "checkov"
 # Oldest Kubernetes minor we claim to support; kubernetes-validate ships its schemas.
 KUBE_VERSION = "1.30.0"
 # Custom resources: no schema in kubernetes-validate, validated by their operator's CRD.
-CRD_KINDS = {"ServiceMonitor"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
 
 TARGETS = {
     "base": K8S / "base",
@@ -47,7 +51,15 @@ OVERLAYS = ("dev", "prod")
 # base in a throw-away kustomization so that they are checked too.
 COMPONENTS_TARGET = "base+components"
 COMPONENTS = ("redis-external", "servicemonitor")
-ALL_TARGETS = (*TARGETS, COMPONENTS_TARGET)
+# Optional components enabled in prod as k8s/README.md says (listed first among its
+# components), in a throw-away copy of the prod overlay; k8s/validate.sh renders them alike.
+PROD_WITH = ("keda", "model-pool")
+ALL_TARGETS = (*TARGETS, COMPONENTS_TARGET, *PROD_WITH)
+PROD_LIKE = ("prod", *PROD_WITH)
+
+# Paths of contract/routes.py that no proxy in front may route.
+INTERNAL_PATHS = {routes.METRICS, *routes.PROBES, "/", "/schema.json"}
+MAX_CONCURRENCY = Settings.model_fields["max_concurrency"].default
 
 API_LABELS = {"app.kubernetes.io/name": "bg-remover", "app.kubernetes.io/component": "api"}
 # Redis role (the workload is redis-<role>) -> the setting that points the API at it.
@@ -76,7 +88,22 @@ def _render_text(target: str) -> str:
     kubectl = _kubectl()
     if target == COMPONENTS_TARGET:
         return _render_components(kubectl)
+    if target in PROD_WITH:
+        return _render_prod_with(kubectl, target)
     return _kustomize(kubectl, TARGETS[target], target)
+
+
+def _render_prod_with(kubectl: str, component: str) -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=f".with-{component}-", dir=K8S / "overlays") as tmp:
+        for path in TARGETS["prod"].iterdir():
+            shutil.copy(path, tmp)
+        kustomization = Path(tmp) / "kustomization.yaml"
+        config = yaml.safe_load(kustomization.read_text())
+        config["components"].insert(0, f"../../components/{component}")
+        kustomization.write_text(yaml.safe_dump(config, sort_keys=False))
+        return _kustomize(kubectl, tmp, f"prod with {component}")
 
 
 def _kustomize(kubectl: str, folder: Path | str, label: str) -> str:
@@ -145,6 +172,26 @@ def api_config(docs: list[dict[str, Any]]) -> dict[str, str]:
     return one(docs, "ConfigMap", refs[0]).get("data", {})
 
 
+def contract_paths() -> set[str]:
+    """Every path contract/routes.py names (prefixes, which end with "/", apart)."""
+    found: set[str] = set()
+    for name, value in vars(routes).items():
+        if name.isupper():
+            values = value if isinstance(value, tuple) else (value,)
+            found |= {v for v in values if isinstance(v, str) and v.startswith("/")}
+    return {path for path in found if path == "/" or not path.endswith("/")}
+
+
+def public_paths() -> set[str]:
+    """What a proxy must route: every path of the contract that is not internal. Derived, so
+    a route added to contract/routes.py is checked here without anyone listing it."""
+    return contract_paths() - INTERNAL_PATHS
+
+
+def internal_paths() -> set[str]:
+    return INTERNAL_PATHS
+
+
 def workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] in {"Deployment", "StatefulSet", "DaemonSet"}]
 
@@ -198,6 +245,16 @@ def _checkov_skips() -> list[str]:
     return list(yaml.safe_load(CHECKOV_CONFIG.read_text())["skip-check"])
 
 
+# Checks that do not apply to one target (k8s/.checkov.yaml says why):
+TARGET_SKIPS = {
+    # The base is a template whose image is `bg-remover:latest` until an overlay pins a tag.
+    "base": "CKV_K8S_14",
+    COMPONENTS_TARGET: "CKV_K8S_14",
+    # The dev image is built and loaded locally, never pulled ("Image Pull Policy Always").
+    "dev": "CKV_K8S_15",
+}
+
+
 @pytest.mark.parametrize("target", ALL_TARGETS)
 def test_checkov(target: str, tmp_path: Path) -> None:
     if not CHECKOV_BIN.exists():
@@ -218,11 +275,9 @@ def test_checkov(target: str, tmp_path: Path) -> None:
         "--output",
         "json",
     ]
-    if target in {"base", COMPONENTS_TARGET}:
-        # The base is a template whose image is `bg-remover:latest` until an overlay pins a
-        # tag; only here "Image Tag should be fixed" does not apply. A CLI --skip-check
-        # replaces the config file's list, so repeat that list.
-        command += ["--skip-check", ",".join([*_checkov_skips(), "CKV_K8S_14"])]
+    if target in TARGET_SKIPS:
+        # A CLI --skip-check replaces the config file's list, so repeat that list.
+        command += ["--skip-check", ",".join([*_checkov_skips(), TARGET_SKIPS[target]])]
     proc = subprocess.run(
         command,
         capture_output=True,
@@ -275,7 +330,8 @@ def test_rolling_update_and_drain(target: str) -> None:
     strategy = deployment["spec"]["strategy"]
     assert strategy["type"] == "RollingUpdate"
     assert strategy["rollingUpdate"]["maxUnavailable"] == 0
-    assert strategy["rollingUpdate"]["maxSurge"] == 1
+    surge = strategy["rollingUpdate"]["maxSurge"]
+    assert isinstance(surge, str) and surge.endswith("%") and 0 < int(surge[:-1]) <= 50
     # The HPA owns the replica count.
     assert "replicas" not in deployment["spec"]
     pod = deployment["spec"]["template"]["spec"]
@@ -284,7 +340,10 @@ def test_rolling_update_and_drain(target: str) -> None:
     assert pod["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + 30
     # bentoml's own drain must end before the kubelet kills the container.
     args = pod["containers"][0]["args"]
-    assert args[0] == "serve"
+    if target == "model-pool":  # the API service alone (k8s/components/model-pool)
+        assert args[:3] == ["start-http-server", "--service-name", "bg_remover"]
+    else:
+        assert args[0] == "serve"
     drain = int(args[args.index("--timeout-graceful-shutdown") + 1])
     assert int(pre_stop[1]) + drain < pod["terminationGracePeriodSeconds"]
 
@@ -382,7 +441,7 @@ def test_api_keys_from_secret(target: str) -> None:
     assert ref == {"name": "bg-remover-secrets", "key": "API_KEYS"}
     assert "value" not in env["API_KEYS"]
     secrets = [s for s in by_kind(docs, "Secret") if s["metadata"]["name"] == ref["name"]]
-    if target == "prod":
+    if target in PROD_LIKE:
         # Production never ships the placeholder: the Secret is created out of band.
         assert not secrets
     else:
@@ -415,6 +474,18 @@ def test_service_and_metrics_scraping(target: str) -> None:
         assert annotations["prometheus.io/scrape"] == "true"
 
 
+def routed(path: str, paths: list[dict[str, Any]]) -> bool:
+    """Whether an Ingress rule's paths send `path` to a backend (Kubernetes' matching rules)."""
+    for rule in paths:
+        if rule["pathType"] == "Exact" and path == rule["path"]:
+            return True
+        if rule["pathType"] == "Prefix":
+            prefix = rule["path"].rstrip("/").split("/")
+            if path.rstrip("/").split("/")[: len(prefix)] == prefix:
+                return True
+    return False
+
+
 @pytest.mark.parametrize("target", ALL_TARGETS)
 def test_ingress(target: str) -> None:
     docs = render(target)
@@ -425,9 +496,12 @@ def test_ingress(target: str) -> None:
     for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
         assert int(annotations[f"nginx.ingress.kubernetes.io/{timeout}"]) >= 60
     paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
-    routed = {p["path"] for p in paths}
-    assert "/remove-background" in routed
-    assert not routed & {"/", "/metrics", "/livez", "/readyz"}, "internal endpoints routed"
+    for path in public_paths():
+        assert routed(path, paths), f"{path} is a public route the Ingress does not route"
+    for prefix in routes.PUBLIC_PREFIXES:
+        assert routed(f"{prefix}playground.js", paths), prefix
+    for path in internal_paths():
+        assert not routed(path, paths), f"{path} must not be reachable through the Ingress"
     for p in paths:
         assert p["backend"]["service"] == {"name": "bg-remover", "port": {"name": "http"}}
 
@@ -435,6 +509,14 @@ def test_ingress(target: str) -> None:
 @pytest.mark.parametrize("target", ALL_TARGETS)
 def test_hpa_and_pdb(target: str) -> None:
     docs = render(target)
+    pod_labels = api_deployment(docs)["spec"]["template"]["metadata"]["labels"]
+    pdb = one(docs, "PodDisruptionBudget", "bg-remover")
+    assert selects(pdb["spec"]["selector"]["matchLabels"], pod_labels)
+    # One pod at a time whatever the fleet's size, and never a blocked drain.
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    if target == "keda":
+        assert not by_kind(docs, "HorizontalPodAutoscaler"), "KEDA owns the HPA"
+        return
     hpa = one(docs, "HorizontalPodAutoscaler", "bg-remover")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {
@@ -442,21 +524,25 @@ def test_hpa_and_pdb(target: str) -> None:
         "kind": "Deployment",
         "name": "bg-remover",
     }
-    (metric,) = hpa["spec"]["metrics"]
-    assert metric["resource"]["name"] == "cpu"
-    assert 50 <= metric["resource"]["target"]["averageUtilization"] <= 80
-    minimum, maximum = hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]
-    assert minimum == (1 if target == "dev" else 3 if target == "prod" else 2)
-    assert maximum > minimum
-    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
-
-    pdb = one(docs, "PodDisruptionBudget", "bg-remover")
-    pod_labels = api_deployment(docs)["spec"]["template"]["metadata"]["labels"]
-    assert selects(pdb["spec"]["selector"]["matchLabels"], pod_labels)
-    if target == "dev":
-        assert pdb["spec"]["maxUnavailable"] == 1  # one replica: never block a drain
+    metrics = {metric["type"]: metric for metric in hpa["spec"]["metrics"]}
+    cpu = metrics["Resource"]["resource"]
+    assert cpu["name"] == "cpu" and 50 <= cpu["target"]["averageUtilization"] <= 80
+    if target in PROD_LIKE:
+        assert set(metrics) == {"Pods", "Resource"}
+        in_flight = metrics["Pods"]["pods"]
+        assert in_flight["metric"]["name"] == REQUESTS_IN_FLIGHT._name
+        assert in_flight["target"]["type"] == "AverageValue"
+        assert 1 <= float(in_flight["target"]["averageValue"]) < MAX_CONCURRENCY
     else:
-        assert 1 <= pdb["spec"]["minAvailable"] < minimum
+        assert set(metrics) == {"Resource"}  # no metrics pipeline assumed
+    minimum, maximum = hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]
+    assert minimum == (1 if target == "dev" else 3 if target in PROD_LIKE else 2)
+    assert maximum > minimum
+    behavior = hpa["spec"]["behavior"]
+    assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0  # up fast
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300  # down slowly
+    assert max(p["value"] for p in behavior["scaleUp"]["policies"] if p["type"] == "Percent") >= 100
+    assert [p["value"] for p in behavior["scaleDown"]["policies"]] == [1]
 
 
 @pytest.mark.parametrize("target", ALL_TARGETS)
@@ -470,8 +556,9 @@ def test_labels(target: str) -> None:
             assert labels.get("app.kubernetes.io/part-of") == "bg-remover", name
             assert "app.kubernetes.io/component" in labels, name
             assert doc["metadata"].get("namespace"), f"{name} has no namespace"
-        if target in OVERLAYS:
-            assert labels.get("app.kubernetes.io/instance") == f"bg-remover-{target}", name
+        if target in OVERLAYS or target in PROD_WITH:
+            instance = "bg-remover-dev" if target == "dev" else "bg-remover-prod"
+            assert labels.get("app.kubernetes.io/instance") == instance, name
     for workload in workloads(docs):
         template_labels = workload["spec"]["template"]["metadata"]["labels"]
         assert selects(workload["spec"]["selector"]["matchLabels"], template_labels)
@@ -480,9 +567,15 @@ def test_labels(target: str) -> None:
 
 @pytest.mark.parametrize("target", ALL_TARGETS)
 def test_image(target: str) -> None:
-    image = api_container(render(target))["image"]
-    if target in OVERLAYS:
+    container = api_container(render(target))
+    image = container["image"]
+    if target == "dev":
+        # What `scripts/build-image.sh --tag dev` tags, loaded into a local cluster.
+        assert image == "localhost/bg-remover:dev"
+        assert container["imagePullPolicy"] == "IfNotPresent"
+    elif target in PROD_LIKE:
         assert not image.endswith(":latest"), "overlays pin the image tag"
+        assert container["imagePullPolicy"] == "Always"
     else:
         assert image == "bg-remover:latest"
 

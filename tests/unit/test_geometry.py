@@ -1,4 +1,5 @@
-"""fit_size (fit in a box, never upscale) and subject_bounds (crop box of the mask)."""
+"""Geometry on numbers: fit_size (fit in a box, never upscale), subject_bounds (crop box of the
+mask), margins, the region of interest, placement on the canvas and covering it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from optimizer.geometry import SUBJECT_ALPHA_THRESHOLD, fit_size, subject_bounds
+from optimizer.geometry import (
+    SUBJECT_ALPHA_THRESHOLD,
+    Layout,
+    Length,
+    Margins,
+    Placement,
+    Roi,
+    clip,
+    cover_box,
+    fit_frame,
+    fit_size,
+    grow,
+    original_position,
+    place,
+    resolve_roi,
+    subject_bounds,
+)
 from optimizer.options import Margin
 
 # --- fit_size ------------------------------------------------------------------------------
@@ -152,3 +169,189 @@ def test_subject_bounds_counts_pixels_just_above_the_threshold() -> None:
 def test_subject_bounds_full_mask_is_the_whole_image() -> None:
     mask = rect_mask((37, 23), (0, 0, 37, 23))
     assert subject_bounds(mask, Margin()) == (0, 0, 37, 23)
+
+
+def test_subject_bounds_takes_four_margins() -> None:
+    mask = rect_mask((200, 100), (50, 20, 90, 70))  # 40 x 50: larger side 50
+    margins = Margins(Length(1), Length(2), Length(3), Length(10, percent=True))
+    assert subject_bounds(mask, margins) == (45, 19, 92, 73)
+
+
+# --- margins -------------------------------------------------------------------------------
+
+
+def test_grow_moves_each_side_by_its_margin() -> None:
+    margins = Margins(Length(10), Length(20), Length(30), Length(40))
+    assert grow((100, 100, 200, 150), margins) == (60, 90, 220, 180)
+
+
+def test_grow_percentages_are_of_the_larger_side() -> None:
+    margins = Margins.all(Length(10, percent=True))
+    assert grow((0, 0, 300, 100), margins) == (-30, -30, 330, 130)
+
+
+def test_grow_is_not_clipped_clip_is() -> None:
+    grown = grow((0, 0, 10, 10), Margins.all(Length(5)))
+    assert grown == (-5, -5, 15, 15)
+    assert clip(grown, (12, 8)) == (0, 0, 12, 8)
+
+
+def test_uniform_margins() -> None:
+    assert Margins.all(Length(3)).uniform == Length(3)
+    assert Margins(Length(3), Length(4), Length(3), Length(4)).uniform is None
+
+
+# --- region of interest --------------------------------------------------------------------
+
+
+def px(value: int) -> Length:
+    return Length(value)
+
+
+def pc(value: int) -> Length:
+    return Length(value, percent=True)
+
+
+@pytest.mark.parametrize(
+    ("roi", "bounds"),
+    [
+        (Roi(px(10), px(20), px(110), px(220)), (10, 20, 110, 220)),
+        (Roi(pc(0), pc(0), pc(100), pc(100)), (0, 0, 400, 300)),
+        (Roi(pc(25), pc(10), pc(75), pc(90)), (100, 30, 300, 270)),
+        (Roi(px(0), pc(50), px(400), pc(100)), (0, 150, 400, 300)),
+    ],
+)
+def test_resolve_roi(roi: Roi, bounds: tuple) -> None:
+    assert resolve_roi(roi, (400, 300)) == bounds
+
+
+@pytest.mark.parametrize(
+    "roi",
+    [
+        Roi(px(10), px(20), px(401), px(220)),  # beyond the right edge
+        Roi(px(10), px(20), px(110), px(301)),  # beyond the bottom
+        Roi(px(200), px(0), pc(50), pc(100)),  # x1 == x2 once resolved
+        Roi(pc(60), px(0), px(100), pc(100)),  # x1 > x2 once resolved
+    ],
+)
+def test_resolve_roi_refuses_empty_and_outside_regions(roi: Roi) -> None:
+    assert resolve_roi(roi, (400, 300)) is None
+
+
+# --- placement -----------------------------------------------------------------------------
+
+FRAME = (0, 0, 1000, 800)
+
+
+def test_fit_frame_is_the_frame_fitted_into_the_limits() -> None:
+    layout = fit_frame((100, 50, 500, 250), (200, None), None)
+    assert layout == Layout((200, 100), (100, 50, 500, 250), (0, 0, 200, 100))
+    assert layout.fills_output
+
+
+def test_original_position_is_where_the_box_sits_in_the_frame() -> None:
+    assert original_position(FRAME, (0, 0, 100, 100)) == (0.0, 0.0)
+    assert original_position(FRAME, (900, 700, 1000, 800)) == (1.0, 1.0)
+    assert original_position(FRAME, (450, 350, 550, 450)) == (0.5, 0.5)
+    assert original_position(FRAME, FRAME) == (0.5, 0.5)  # no room: centred
+
+
+def test_original_scale_and_position_change_nothing() -> None:
+    layout = place(FRAME, (200, 100, 400, 500), Placement(), (None, None), None)
+    assert layout == Layout((1000, 800), FRAME, FRAME)
+
+
+def test_scale_makes_the_larger_relative_side_that_share_of_the_canvas() -> None:
+    subject = (100, 100, 300, 500)  # 200 x 400: height is the larger relative side
+    layout = place(FRAME, subject, Placement(scale=0.5, position=(0.5, 0.5)), (None, None), None)
+    assert layout.size == (1000, 800)
+    # factor 400/400 = 1.0 (0.5 * 800 = 400): the subject is 200 x 400, centred
+    left, top = (1000 - 200) / 2, (800 - 400) / 2
+    assert layout.target[0] == round(left - 100)
+    assert layout.target[1] == round(top - 100)
+
+
+@pytest.mark.parametrize(
+    ("position", "subject_on_canvas"),
+    [
+        ((0.0, 0.0), (0, 0, 500, 500)),
+        ((1.0, 1.0), (500, 500, 1000, 1000)),
+        ((0.5, 0.5), (250, 250, 750, 750)),
+        ((0.0, 1.0), (0, 500, 500, 1000)),
+    ],
+)
+def test_position_shares_of_the_free_room(position: tuple, subject_on_canvas: tuple) -> None:
+    frame = (0, 0, 100, 100)  # the subject is the whole frame: where it lands is the target
+    placement = Placement(scale=0.5, position=position, canvas=(1000, 1000))
+    layout = place(frame, frame, placement, (None, None), None)
+    assert layout.target == subject_on_canvas
+    assert layout.source == (0, 0, 100, 100)
+
+
+def test_canvas_is_the_output_size_and_the_frame_is_clipped_to_it() -> None:
+    # a 1000 x 800 photo whose 200 x 200 subject fills 100 % of a 400 x 400 canvas
+    subject = (400, 300, 600, 500)
+    placement = Placement(scale=1.0, position=(0.5, 0.5), canvas=(400, 400))
+    layout = place(FRAME, subject, placement, (None, None), None)
+    assert layout.size == (400, 400)
+    assert layout.target == (0, 0, 400, 400)
+    assert layout.source == pytest.approx(subject)  # factor 2: the subject alone fills it
+
+
+def test_a_canvas_larger_than_the_photo_leaves_room_around_it() -> None:
+    photo = (0, 0, 100, 50)
+    placement = Placement(scale=None, position=(0.5, 0.5), canvas=(300, 300))
+    layout = place(photo, photo, placement, (None, None), None)
+    assert layout.size == (300, 300)
+    assert layout.target == (100, 125, 200, 175)
+    assert not layout.fills_output
+
+
+def test_the_canvas_is_fitted_into_the_output_limits() -> None:
+    photo = (0, 0, 100, 100)
+    placement = Placement(scale=1.0, position=(0.5, 0.5), canvas=(2000, 1000))
+    layout = place(photo, photo, placement, (500, None), None)
+    assert layout.size == (500, 250)
+    assert layout.target == (125, 0, 375, 250)
+
+
+def test_the_canvas_is_fitted_into_the_pixel_cap() -> None:
+    photo = (0, 0, 100, 100)
+    placement = Placement(scale=1.0, position=(0.5, 0.5), canvas=(2000, 2000))
+    assert place(photo, photo, placement, (None, None), 10_000).size == (100, 100)
+
+
+def test_margins_beyond_the_photo_are_room_on_the_canvas() -> None:
+    # the subject touches the photo's bottom; its 10 px margins still frame it on the canvas
+    photo = (0, 0, 100, 100)
+    placed = (10, 50, 90, 110)  # subject (20, 60, 80, 100) grown by 10 px
+    placement = Placement(scale=1.0, position=(0.5, 0.5), canvas=(120, 120))
+    layout = place(photo, placed, placement, (None, None), None)
+    # 80 x 60 -> factor 1.5: 120 x 90, centred at top 15; the photo ends 15 px above its box
+    assert layout.target == (0, 0, 120, 90)
+
+
+def test_a_subject_scaled_past_the_canvas_is_clipped() -> None:
+    frame = (0, 0, 100, 100)
+    placement = Placement(scale=None, position=(0.5, 0.5), canvas=(50, 50))
+    layout = place(frame, frame, placement, (None, None), None)
+    assert layout.target == (0, 0, 50, 50)
+    assert layout.source == (25, 25, 75, 75)
+
+
+# --- covering the canvas -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "canvas", "box"),
+    [
+        ((1000, 1000), (1000, 1000), (0, 0, 1000, 1000)),
+        ((2000, 1000), (1000, 1000), (500, 0, 1500, 1000)),
+        ((1000, 2000), (500, 500), (0, 500, 1000, 1500)),
+        ((400, 300), (800, 300), (0, 75, 400, 225)),
+    ],
+)
+def test_cover_box_is_centred_with_the_canvas_aspect(
+    size: tuple, canvas: tuple, box: tuple
+) -> None:
+    assert cover_box(size, canvas) == pytest.approx(box)

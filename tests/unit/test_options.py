@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contract.errors import InvalidParameter
-from optimizer.options import PRESETS, Margin, Options, OutputFormat, parse_options
+from optimizer.options import PRESETS, Margin, Margins, Options, OutputFormat, parse_options
 
 
 def rejects(raw: dict) -> InvalidParameter:
@@ -131,6 +131,7 @@ CONTRACT_PRESETS = {
     "desktop": (OutputFormat.JPEG, 85, 1920, 1080),
     "archival": (OutputFormat.PNG, 95, None, None),
     "print": (OutputFormat.PNG, 95, None, None),
+    "product": (OutputFormat.JPEG, 90, None, None),
 }
 
 
@@ -256,16 +257,16 @@ def test_bg_color_defaults_to_none() -> None:
     ],
 )
 def test_crop_margin_px_and_percent(given: object, expected: Margin) -> None:
-    assert parse_options({"crop_margin": given}).crop_margin == expected
+    assert parse_options({"crop_margin": given}).crop_margin == Margins.all(expected)
 
 
-@pytest.mark.parametrize("given", ["501", "-1", "51%", "-5%", "abc", "10px", "%", "1.5", "10 %%"])
+@pytest.mark.parametrize("given", ["501", "-1", "51%", "-5%", "abc", "10pt", "%", "1.5", "10 %%"])
 def test_crop_margin_out_of_range_rejected(given: str) -> None:
     rejects({"crop_margin": given})
 
 
 def test_crop_margin_default_is_zero_px() -> None:
-    assert parse_options({}).crop_margin == Margin(0, False)
+    assert parse_options({}).crop_margin == Margins.all(Margin(0, False))
 
 
 @pytest.mark.parametrize(

@@ -66,10 +66,8 @@ def test_colours_with_and_without_hash_and_names() -> None:
 )
 def test_crop_margin(margin: str, pixels: int, percent: bool) -> None:
     options = parse(crop="true", crop_margin=margin).options
-    assert options.crop and (options.crop_margin.value, options.crop_margin.percent) == (
-        pixels,
-        percent,
-    )
+    side = options.crop_margin.uniform
+    assert options.crop and side is not None and (side.value, side.percent) == (pixels, percent)
 
 
 def test_channels_alpha_is_the_mask() -> None:
