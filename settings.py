@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     rate_limit_read_file_per_hour: int = Field(15, ge=0)
     rate_limit_batch_per_hour: int = Field(50, ge=0)
     rate_limit_fail_open: bool = True
+    # LOADTEST_KEYS: API keys whose budgets are set apart, each endpoint's at this rate
+    rate_limit_loadtest_per_hour: int = Field(1_000_000, ge=0)
     rate_limit_strategy: Literal["moving-window", "fixed-window", "sliding-window-counter"] = (
         "moving-window"
     )
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
     # Client identity and access
     trusted_proxies: NetworkList = []
     api_keys: CommaList = []
+    loadtest_keys: CommaList = []  # accepted like API_KEYS, with the load-test budgets
     cors_origins: CommaList = []
     metrics_allow: NetworkList = Field(
         default_factory=lambda: parse_networks(DEFAULT_METRICS_ALLOW)
@@ -126,7 +129,7 @@ class Settings(BaseSettings):
     model_service_wait_s: float = Field(60.0, ge=0)
     model_connection_max_age_s: float = Field(0.0, ge=0)
 
-    @field_validator("api_keys", "cors_origins", "image_url_ports", mode="before")
+    @field_validator("api_keys", "loadtest_keys", "cors_origins", "image_url_ports", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_commas(value)

@@ -48,19 +48,11 @@ def make_input(mode: str, width: int, height: int) -> bytes:
     from skimage import data
 
     photo = Image.fromarray(data.astronaut()).resize((width, height), Image.Resampling.BILINEAR)
+    image = photo.quantize(256) if mode == "P" else photo.convert("L" if mode == "I;16" else mode)
     if mode == "RGBA":
-        alpha = Image.linear_gradient("L").resize((width, height))
-        image = photo.convert("RGBA")
-        image.putalpha(alpha)
-    elif mode == "L":
-        image = photo.convert("L")
+        image.putalpha(Image.linear_gradient("L").resize((width, height)))
     elif mode == "I;16":
-        grey = np.asarray(photo.convert("L"), dtype=np.uint16) * 257
-        image = Image.fromarray(grey)  # uint16: mode I;16
-    elif mode == "P":
-        image = photo.quantize(256)
-    else:
-        image = photo
+        image = Image.fromarray(np.asarray(image, dtype=np.uint16) * 257)  # uint16: mode I;16
     buffer = io.BytesIO()
     image.save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()
@@ -73,10 +65,8 @@ def ellipse_mask(size: int = MODEL_SIZE) -> np.ndarray:
 
 
 def vm_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
 
 
 def measure_one(mode: str, fmt: str, megapixels: float) -> dict[str, float]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import sys
 import threading
@@ -25,6 +24,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ratelimit import RateLimiter
+from tests.serving import free_port  # nothing listens there once it is returned
 
 LIMITS = {"remove": "1000000/hour"}  # never refused: we time the accepted path
 
@@ -42,12 +42,6 @@ async def timings(limiter: RateLimiter, count: int) -> list[float]:
 def report(label: str, samples: list[float]) -> None:
     cut = statistics.quantiles(samples, n=100)
     print(f"{label:<34} median {statistics.median(samples):7.0f} µs   p95 {cut[94]:7.0f} µs")
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def count_round_trips(url: str, prefix: str, hits: int) -> float:
@@ -83,13 +77,9 @@ def count_round_trips(url: str, prefix: str, hits: int) -> float:
 
 
 def delete_keys(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
+    with redis.Redis.from_url(url) as client:
+        if keys := list(client.scan_iter(match=f"{prefix}:*", count=1000)):
             client.delete(*keys)
-    finally:
-        client.close()
 
 
 def main() -> None:
@@ -100,7 +90,7 @@ def main() -> None:
     prefix = f"bench-ratelimit-{uuid.uuid4().hex[:8]}"
 
     report("in-process (MemoryStorage)", asyncio.run(timings(RateLimiter(LIMITS), args.n)))
-    dead = RateLimiter(LIMITS, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+    dead = RateLimiter(LIMITS, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     report("Redis down, fail-open fallback", asyncio.run(timings(dead, args.n)))
     try:
         redis_limiter = RateLimiter(LIMITS, redis_url=args.redis_url, key_prefix=prefix)

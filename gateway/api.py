@@ -79,6 +79,7 @@ def middleware(settings: Settings) -> list[Middleware]:
                 "open_paths": routes.OPEN,
                 "open_prefixes": routes.OPEN_PREFIXES,
                 "ipv6_prefix": settings.client_ipv6_prefix,
+                "loadtest_keys": settings.loadtest_keys,
             },
         ),
         (MetricsAccess, {"allow": settings.metrics_allow}),

@@ -10,21 +10,16 @@ process and cached, so every locust user shares the same bytes.
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import math
 import random
 import sys
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache
 from pathlib import Path
-from typing import Generic, TypeVar
 
 from PIL import Image
-
-T = TypeVar("T")
 
 PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket")
 # Bucket label -> megapixels. Small images are what most clients send: weigh them more.
@@ -65,10 +60,6 @@ class Sample:
     def megapixels(self) -> float:
         return self.width * self.height / 1e6
 
-    @cached_property
-    def base64(self) -> str:
-        return base64.b64encode(self.data).decode("ascii")
-
 
 def target_size(width: int, height: int, megapixels: float) -> tuple[int, int]:
     """The size with `width`:`height`'s aspect ratio and (about) `megapixels` pixels."""
@@ -106,12 +97,7 @@ def sample(photo: str, bucket: str, fmt: str) -> Sample:
 
 def corpus(buckets: Iterable[str] = BUCKETS) -> list[Sample]:
     """Every photo x bucket x upload format (built on the first call, then cached)."""
-    return [
-        sample(photo, bucket, fmt)
-        for bucket in buckets
-        for photo in PHOTO_NAMES
-        for fmt in UPLOAD_FORMATS
-    ]
+    return [sample(p, b, fmt) for b in buckets for p in PHOTO_NAMES for fmt in UPLOAD_FORMATS]
 
 
 def _weighted(rng: random.Random, weights: dict[str, int]) -> str:
@@ -123,30 +109,6 @@ def pick(rng: random.Random, buckets: Sequence[str] | None = None) -> Sample:
     UPLOAD_FORMATS, photo uniformly."""
     allowed = {name: BUCKET_WEIGHTS[name] for name in (buckets or BUCKETS)}
     return sample(rng.choice(PHOTO_NAMES), _weighted(rng, allowed), _weighted(rng, UPLOAD_FORMATS))
-
-
-def fresh_bytes(data: bytes, rng: random.Random) -> bytes:
-    """The same image under bytes never sent before, so the service's result cache cannot
-    know it: decoders stop at the end-of-image marker and ignore what follows."""
-    return data + b"\0" + rng.randbytes(16)
-
-
-class RecentRequests(Generic[T]):
-    """The last requests sent, for sending one of them again exactly (the same bytes and
-    options): a retry after a timeout, a re-uploaded catalogue, a second client asking for
-    the same picture."""
-
-    def __init__(self, size: int = 32) -> None:
-        self.items: deque[T] = deque(maxlen=size)
-
-    def remember(self, item: T) -> None:
-        self.items.append(item)
-
-    def replay(self, rng: random.Random, share: float) -> T | None:
-        """One of them with probability `share` (once any was sent), else None."""
-        if self.items and rng.random() < share:
-            return rng.choice(self.items)
-        return None
 
 
 def upload_samples() -> list[Sample]:
@@ -161,14 +123,10 @@ def read_file_paths() -> list[str]:
 
 def write_uploads(upload_dir: Path) -> list[Path]:
     """Write the /read-file samples under `upload_dir`/loadtest/ (idempotent)."""
-    folder = upload_dir / UPLOAD_SUBDIR
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    (upload_dir / UPLOAD_SUBDIR).mkdir(parents=True, exist_ok=True)
     for item in upload_samples():
-        path = folder / item.filename
-        path.write_bytes(item.data)
-        written.append(path)
-    return written
+        (upload_dir / UPLOAD_SUBDIR / item.filename).write_bytes(item.data)
+    return [upload_dir / path for path in read_file_paths()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,10 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {len(paths)} samples to {args.upload_dir / UPLOAD_SUBDIR}")
     else:
         for item in corpus():
-            print(
-                f"{item.filename:28} {item.width:5}x{item.height:<5} "
-                f"{item.megapixels:6.2f} MP {len(item.data) / 1e6:7.2f} MB"
-            )
+            size = f"{item.width:5}x{item.height:<5} {item.megapixels:6.2f} MP"
+            print(f"{item.filename:28} {size} {len(item.data) / 1e6:7.2f} MB")
     return 0
 
 

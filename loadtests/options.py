@@ -17,14 +17,9 @@ from typing import Any
 
 from optimizer import PRESETS
 
-FORMAT_MIMETYPES = {
-    "PNG": "image/png",
-    "JPEG": "image/jpeg",
-    "WEBP": "image/webp",
-    "AVIF": "image/avif",
-}
 # Output formats asked for explicitly; AVIF is the slowest encoder and the rarest ask.
 FORMAT_WEIGHTS = {"PNG": 4, "JPEG": 3, "WEBP": 2, "AVIF": 1}
+FORMAT_MIMETYPES = {fmt: f"image/{fmt.lower()}" for fmt in FORMAT_WEIGHTS}
 # The service's preset table (the one in optimizer/options.py): preset -> output format.
 PRESET_FORMATS = {name: preset.format.value for name, preset in PRESETS.items()}
 QUALITIES = (60, 75, 85, 95)
@@ -38,10 +33,7 @@ INTEGER_OPTIONS = ("quality", "max_width", "max_height")
 P_PRESET, P_FORMAT_WITH_PRESET, P_QUALITY, P_BOX = 0.2, 0.3, 0.4, 0.3
 P_CROP, P_MARGIN, P_BG, P_MASK, P_LOWERCASE = 0.15, 0.5, 0.15, 0.05, 0.2
 
-MAGIC = {
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-}
+MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
 
 
 def random_options(rng: random.Random) -> dict[str, str]:
@@ -123,19 +115,23 @@ def multipart(
     return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
 
 
-# --- response checks: None when fine, else a stable failure message ------------------------
+# --- response checks: (headers, body) -> None when fine, else a stable failure message -------
 
 
 def error_kind(status: int, body: bytes) -> str:
     """`HTTP <status> <code>` for a non-2xx answer (`code` from the JSON error, or `-`)."""
-    code = "-"
     try:
         parsed = json.loads(body) if body else None
     except ValueError:
         parsed = None
-    if isinstance(parsed, dict):
-        code = str(parsed.get("code") or parsed.get("status") or "-")
+    code = (
+        str(parsed.get("code") or parsed.get("status") or "-") if isinstance(parsed, dict) else "-"
+    )
     return f"HTTP {status} {code}"
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return (headers.get("Content-Type") or "").split(";")[0].strip().lower()
 
 
 def _magic_ok(mimetype: str, data: bytes) -> bool:
@@ -146,35 +142,38 @@ def _magic_ok(mimetype: str, data: bytes) -> bool:
     return data.startswith(MAGIC[mimetype])
 
 
-def check_image(content_type: str | None, body: bytes, expected: str) -> str | None:
+def check_image(headers: Mapping[str, str], body: bytes, expected: str) -> str | None:
     """A 200 image answer: the expected Content-Type and matching magic bytes."""
-    actual = (content_type or "").split(";")[0].strip().lower()
-    if actual != expected:
+    if (actual := _media_type(headers)) != expected:
         return f"bad 200: content-type {actual or 'missing'}, expected {expected}"
-    if not _magic_ok(expected, body):
-        return f"bad 200: body is not {expected}"
-    return None
+    return None if _magic_ok(expected, body) else f"bad 200: body is not {expected}"
 
 
-def check_json_result(body: bytes, expected: str) -> str | None:
-    """A 200 JSON result (preview, base64): success, the expected mimetype, an image."""
+def _json(body: bytes) -> Any:
     try:
-        result = json.loads(body)
+        return json.loads(body)
     except ValueError:
-        return "bad 200: not JSON"
+        return None
+
+
+def check_json_result(
+    headers: Mapping[str, str], body: bytes, expected: str | None = None
+) -> str | None:
+    """A 200 JSON result (preview, base64, /read-file): success and an image of the expected
+    mimetype (any image/* when None)."""
+    result = _json(body)
     if not isinstance(result, dict) or result.get("success") is not True:
-        return "bad 200: success is not true"
-    if result.get("mimetype") != expected:
-        return f"bad 200: mimetype {result.get('mimetype')}, expected {expected}"
-    if not isinstance(result.get("image"), str) or not result["image"]:
-        return "bad 200: no image"
-    return None
+        return "bad 200: not JSON with success true"
+    mimetype = str(result.get("mimetype"))
+    if mimetype != expected if expected else not mimetype.startswith("image/"):
+        return f"bad 200: mimetype {mimetype}, expected {expected or 'an image'}"
+    return None if isinstance(result.get("image"), str) and result["image"] else "bad 200: no image"
 
 
-def check_batch(content_type: str | None, body: bytes, count: int) -> str | None:
+def check_batch(headers: Mapping[str, str], body: bytes, count: int) -> str | None:
     """A 200 batch answer: a zip whose manifest lists `count` files, all `ok`."""
-    if (content_type or "").split(";")[0].strip().lower() != "application/zip":
-        return f"bad 200: content-type {content_type}, expected application/zip"
+    if _media_type(headers) != "application/zip":
+        return f"bad 200: content-type {_media_type(headers)}, expected application/zip"
     try:
         with zipfile.ZipFile(io.BytesIO(body)) as archive:
             manifest = json.loads(archive.read("manifest.json"))
@@ -183,40 +182,18 @@ def check_batch(content_type: str | None, body: bytes, count: int) -> str | None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, list) or len(files) != count:
         return f"bad 200: manifest lists {len(files or [])} files, expected {count}"
-    errors = [entry for entry in files if entry.get("status") != "ok"]
-    if errors:
-        code = (errors[0].get("error") or {}).get("code", "-")
-        return f"bad 200: a batch file failed ({code})"
+    if errors := [entry for entry in files if entry.get("status") != "ok"]:
+        return f"bad 200: a batch file failed ({(errors[0].get('error') or {}).get('code', '-')})"
     return None
 
 
-def check_read_file(body: bytes) -> str | None:
-    try:
-        result = json.loads(body)
-    except ValueError:
-        return "bad 200: not JSON"
-    if not isinstance(result, dict) or result.get("success") is not True:
-        return "bad 200: success is not true"
-    if not str(result.get("mimetype", "")).startswith("image/") or not result.get("image"):
-        return "bad 200: no image"
-    return None
+def check_presets(headers: Mapping[str, str], body: bytes) -> str | None:
+    presets = _json(body)
+    ok = isinstance(presets, dict) and set(PRESET_FORMATS) <= set(presets)
+    return None if ok else "bad 200: presets missing"
 
 
-def check_presets(body: bytes) -> str | None:
-    try:
-        presets = json.loads(body)
-    except ValueError:
-        return "bad 200: not JSON"
-    if not isinstance(presets, dict) or not set(PRESET_FORMATS) <= set(presets):
-        return "bad 200: presets missing"
-    return None
-
-
-def check_health(body: bytes) -> str | None:
-    try:
-        status = json.loads(body).get("status")
-    except (ValueError, AttributeError):
-        return "bad 200: not JSON"
-    if status not in ("healthy", "degraded"):
-        return f"bad 200: status {status}"
-    return None
+def check_health(headers: Mapping[str, str], body: bytes) -> str | None:
+    health = _json(body)
+    status = health.get("status") if isinstance(health, dict) else None
+    return None if status in ("healthy", "degraded") else f"bad 200: status {status}"

@@ -6,10 +6,11 @@ and the exceptions into responses.
 """
 
 from .identity import IPNetwork, client_address, client_key, parse_networks, short_hash
-from .limiter import RateLimiter
+from .limiter import LOADTEST_CLIENT, RateLimiter
 from .status import RateLimitExceeded, RateLimitStatus, RedisUnavailable
 
 __all__ = [
+    "LOADTEST_CLIENT",
     "IPNetwork",
     "RateLimitExceeded",
     "RateLimitStatus",

@@ -18,6 +18,9 @@ from .backend import FailoverBackend, redis_storage
 from .status import RateLimitExceeded, RateLimitStatus
 from .strategy import DEFAULT_STRATEGY, peek, spend, strategy_class
 
+# Client keys of load-test identities (LOADTEST_KEYS): budgets apart, at their own limit.
+LOADTEST_CLIENT = "loadtest:"
+
 
 class RateLimiter:
     """Spend per-client budgets, shared through Redis when ``redis_url`` is set.
@@ -47,6 +50,7 @@ class RateLimiter:
         retry_interval: float = 5.0,
         key_prefix: str = "bg_remover",
         clock: Callable[[], float] = time.monotonic,
+        loadtest_limit: str | None = None,
         *,
         connection: RedisConnection | None = None,
         on_redis_change: Callable[[bool], None] | None = None,
@@ -65,6 +69,7 @@ class RateLimiter:
         self._items: dict[str, RateLimitItem] = {
             endpoint: parse(text) for endpoint, text in limits.items()
         }
+        self._loadtest_item = parse(loadtest_limit) if loadtest_limit else None
         self._on_fallback = on_fallback
         self._connection = connection
         if connection is None and redis_url:
@@ -102,7 +107,7 @@ class RateLimiter:
         when it exceeds the whole limit; RedisUnavailable when Redis is down and
         ``fail_open`` is False; ValueError when ``cost`` < 1.
         """
-        item = self._items.get(endpoint)
+        item = self._item(endpoint, client_key)
         if not self.enabled or item is None:
             return None
         if cost < 1:
@@ -121,12 +126,19 @@ class RateLimiter:
 
     async def peek(self, endpoint: str, client_key: str) -> RateLimitStatus | None:
         """The client's budget on ``endpoint`` without spending any; None when unlimited."""
-        item = self._items.get(endpoint)
+        item = self._item(endpoint, client_key)
         if not self.enabled or item is None:
             return None
         identifiers = (self._strategy, endpoint, client_key)
         status, _ = await self._backend.run(lambda strategy: peek(strategy, item, identifiers))
         return status
+
+    def _item(self, endpoint: str, client_key: str) -> RateLimitItem | None:
+        """The endpoint's limit; a load-test client's own limit on every limited endpoint."""
+        item = self._items.get(endpoint)
+        if item and self._loadtest_item and client_key.startswith(LOADTEST_CLIENT):
+            return self._loadtest_item
+        return item
 
     async def check_backend(self) -> tuple[bool, str]:
         """For /health: ``(True, "in-process limits")`` without Redis, ``(True,

@@ -5,6 +5,6 @@ model service and `import_model.py` wire it to the store.
 """
 
 from segmentation.catalog import CATALOG, ModelSpec, UnknownModel, get_spec
-from segmentation.session import SegmentationSession
+from segmentation.session import SegmentationSession, normalize
 
-__all__ = ["CATALOG", "ModelSpec", "SegmentationSession", "UnknownModel", "get_spec"]
+__all__ = ["CATALOG", "ModelSpec", "SegmentationSession", "UnknownModel", "get_spec", "normalize"]

@@ -89,27 +89,28 @@ class SegmentationSession:
         return np.concatenate([self._run(session, images[i : i + self.run_batch]) for i in chunks])
 
     def _run(self, session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
-        outputs = session.run([self._mask_output], {self._input_name: self.normalize(images)})
+        outputs = session.run([self._mask_output], {self._input_name: normalize(images, self.spec)})
         return to_masks(outputs[0][:, 0, :, :])
 
-    def normalize(self, images: np.ndarray) -> np.ndarray:
-        """rembg's normalisation, each image scaled by its own maximum (not the batch's):
-        (pixel / peak - mean) / std, as one multiply-add per channel straight into the
-        model's N x 3 x S x S float32 layout (docs/performance.md, "Smaller choices")."""
-        count, height, width, _ = images.shape
-        mean = np.asarray(self.spec.mean, np.float32)
-        std = np.asarray(self.spec.std, np.float32)
-        peaks = np.maximum(images.max(axis=(1, 2, 3)), 1).astype(np.float32)
-        scale = 1.0 / (peaks[:, np.newaxis] * std)  # per image and channel
-        normalized = np.empty((count, 3, height, width), np.float32)
-        for channel in range(3):
-            np.multiply(
-                images[..., channel],
-                scale[:, channel, np.newaxis, np.newaxis],
-                out=normalized[:, channel],
-            )
-            normalized[:, channel] -= mean[channel] / std[channel]
-        return normalized
+
+def normalize(images: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """rembg's normalisation of N x S x S x 3 uint8 photos, each image scaled by its own maximum
+    (not the batch's): (pixel / peak - mean) / std, as one multiply-add per channel straight
+    into the model's N x 3 x S x S float32 layout (docs/performance.md, "Smaller choices")."""
+    count, height, width, _ = images.shape
+    mean = np.asarray(spec.mean, np.float32)
+    std = np.asarray(spec.std, np.float32)
+    peaks = np.maximum(images.max(axis=(1, 2, 3)), 1).astype(np.float32)
+    scale = 1.0 / (peaks[:, np.newaxis] * std)  # per image and channel
+    normalized = np.empty((count, 3, height, width), np.float32)
+    for channel in range(3):
+        np.multiply(
+            images[..., channel],
+            scale[:, channel, np.newaxis, np.newaxis],
+            out=normalized[:, channel],
+        )
+        normalized[:, channel] -= mean[channel] / std[channel]
+    return normalized
 
 
 def to_masks(predictions: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ and is cached, so unit and end-to-end tests can call them freely. Import them as
 from __future__ import annotations
 
 import io
-import os
 import struct
 import zlib
 from functools import cache
@@ -16,6 +15,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from tests.serving import fresh as fresh  # the same image under new bytes
 
 ORIENTATION_TAG = 0x0112
 PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket")
@@ -209,9 +210,3 @@ def large_jpeg(orientation: int | None = None) -> bytes:
     image = photo_image("coffee").resize(LARGE_SIZE, Image.Resampling.BILINEAR)
     extra = {"exif": _with_orientation(orientation)} if orientation else {}
     return encode(image, "JPEG", quality=85, **extra)
-
-
-def fresh(data: bytes) -> bytes:
-    """The same image under bytes never sent before (a result-cache miss): decoders stop at
-    the end-of-image marker and ignore what follows."""
-    return data + b"\0" + os.urandom(16)

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from tests.serving import GENEROUS_LIMITS, Connect, free_port, fresh_address
+from tests.serving import (
+    GENEROUS_LIMITS,
+    ROOT,
+    Connect,
+    ServerProcess,
+    bentoml_serve,
+    free_port,
+    fresh_address,
+)
 
 __all__ = ["BentoServer", "Connect", "fresh_address"]
 
-ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT_S = 180
+
+def split_service(port: int, target: str, service: str, depends: dict[str, str]) -> list[str]:
+    """One service of the Bento alone, reaching its dependencies at the given URLs."""
+    where = ["--host", "127.0.0.1", "--port", str(port)]
+    reach = [f"--depends={name}={url}" for name, url in depends.items()]
+    start = [sys.executable, "-m", "bentoml_cli._internal.start", "start-http-server"]
+    return [*start, target, "--service-name", service, *reach, *where]
 
 
 def own_bentoml_home(home: Path) -> Path:
@@ -32,8 +40,8 @@ def own_bentoml_home(home: Path) -> Path:
     return home
 
 
-class BentoServer:
-    """One `bentoml serve` process group, its port and its log."""
+class BentoServer(ServerProcess):
+    """One `bentoml serve` process group with limits tests never meet, its port and its log."""
 
     def __init__(
         self,
@@ -46,76 +54,30 @@ class BentoServer:
     ) -> None:
         """`service_name`: serve that service alone, as a container of a split deployment
         does (BentoML's `start-http-server`), reaching `depends` (service -> URL)."""
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"bentoml-{self.port}.log"
-        self.env = {
+        port = free_port()
+        env = {
             **os.environ,
-            "BENTOML_HOME": str(own_bentoml_home(workdir / f"bentoml-home-{self.port}")),
+            "BENTOML_HOME": str(own_bentoml_home(workdir / f"bentoml-home-{port}")),
             "BENTOML_DO_NOT_TRACK": "true",
             "UPLOAD_DIR": str(workdir / "uploads"),
             "OUTPUT_DIR": str(workdir / "outputs"),
             **GENEROUS_LIMITS,
             **(env or {}),
         }
-        self.target = target
-        self.cwd = cwd
-        self.service_name = service_name
-        self.depends = depends or {}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        where = ["--host", "127.0.0.1", "--port", str(self.port)]
-        if self.service_name is None:
-            return [str(Path(sys.executable).with_name("bentoml")), "serve", self.target, *where]
-        depends = [f"--depends={name}={url}" for name, url in self.depends.items()]
-        return [
-            *(sys.executable, "-m", "bentoml_cli._internal.start", "start-http-server"),
-            *(self.target, "--service-name", self.service_name, *depends, *where),
-        ]
+        log_path = workdir / f"bentoml-{port}.log"
+        command = bentoml_serve(port, target)
+        if service_name is not None:
+            command = split_service(port, target, service_name, depends or {})
+        super().__init__(command, env, log_path, port, cwd=cwd)
 
     def start(self, wait: bool = True) -> BentoServer:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command(),
-                cwd=self.cwd,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        """Start, and (unless `wait` is False) wait until /readyz answers."""
         if wait:
-            self.wait_ready()
+            super().start()
+        else:
+            self.spawn()
         return self
 
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"not ready after {READY_TIMEOUT_S}s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
     def __enter__(self) -> BentoServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.start()
+        return self

@@ -20,7 +20,6 @@ from prometheus_client import REGISTRY
 from operations.metrics import report_redis_roles
 from tests import images
 from tests.integration.api_server import InProcessServer
-from tests.integration.conftest import Run
 from tests.redis_server import RedisServer
 from tests.serving import Connect, free_port
 
@@ -129,22 +128,27 @@ def redis_up(role: str) -> float | None:
 
 
 def test_each_redis_role_reports_whether_its_redis_answers(
-    tmp_path_factory: pytest.TempPathFactory, run: Run
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     redis = RedisServer(tmp_path_factory.mktemp("redis"))
     redis.start()
     try:
-        application = InProcessServer(
-            tmp_path_factory.mktemp("roles"), {"REDIS_URL": redis.url}
-        ).application
-        try:  # one loop: the roles' connections belong to it, and are closed on it
-            assert run(application.redis_roles()) == {"limits": True, "cache": True}
+        server = InProcessServer(tmp_path_factory.mktemp("roles"), {"REDIS_URL": redis.url})
+        application = server.application
+
+        async def up_then_down() -> list[dict[str, bool | None]]:
+            seen = [await application.redis_roles()]
             redis.stop()
-            assert run(application.redis_roles()) == {"limits": False, "cache": False}
-        finally:
-            run(application.limiter.aclose())
+            seen.append(await application.redis_roles())
+            await application.limiter.aclose()  # its clients belong to this loop
             if application.producer.store is not None:
-                run(application.producer.store.aclose())
+                await application.producer.store.aclose()
+            return seen
+
+        assert asyncio.run(up_then_down()) == [
+            {"limits": True, "cache": True},
+            {"limits": False, "cache": False},
+        ]
     finally:
         redis.stop()
     report_redis_roles({"limits": False, "cache": True})

@@ -50,7 +50,7 @@ OVERLAYS = ("dev", "prod")
 # Optional components that no overlay of ours uses (redis-external): rendered on top of the
 # base in a throw-away kustomization so that they are checked too.
 COMPONENTS_TARGET = "base+components"
-COMPONENTS = ("redis-external", "servicemonitor")
+COMPONENTS = ("redis-external", "servicemonitor", "loadtest")
 # Optional components enabled in prod as k8s/README.md says (listed first among its
 # components), in a throw-away copy of the prod overlay; k8s/validate.sh renders them alike.
 PROD_WITH = ("keda", "model-pool")

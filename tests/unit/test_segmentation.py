@@ -18,7 +18,7 @@ from optimizer.pipeline import model_input
 from segmentation import sources
 from segmentation.batch_axis import has_dynamic_batch, make_batch_dynamic
 from segmentation.catalog import CATALOG, ModelSpec, UnknownModel, get_spec
-from segmentation.session import SegmentationSession, to_masks
+from segmentation.session import SegmentationSession, normalize, to_masks
 from tests import images
 
 U2NETP = get_spec("u2netp")
@@ -32,13 +32,6 @@ def photo_batch(count: int = 4) -> np.ndarray:
 @pytest.fixture(scope="module")
 def dynamic_session(stored_model_path: Path) -> SegmentationSession:
     return SegmentationSession(stored_model_path, U2NETP, run_batch=8)
-
-
-def maths_only_session(spec: ModelSpec = U2NETP) -> SegmentationSession:
-    """A session object for its pure methods (`normalize`): no ONNX file is loaded."""
-    session = SegmentationSession.__new__(SegmentationSession)
-    session.spec = spec
-    return session
 
 
 # --- the real model ------------------------------------------------------------------------
@@ -126,19 +119,19 @@ def brightness_batch() -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["u2netp", "isnet-general-use", "isnet-anime"])
 def test_normalising_a_batch_equals_normalising_each_image(name: str) -> None:
-    session = maths_only_session(get_spec(name))
+    spec = get_spec(name)
     batch = brightness_batch()
-    together = session.normalize(batch)
+    together = normalize(batch, spec)
     assert together.shape == (4, 3, 320, 320)
     assert together.dtype == np.float32
     for index in range(len(batch)):
-        alone = session.normalize(batch[index : index + 1])
+        alone = normalize(batch[index : index + 1], spec)
         assert np.array_equal(together[index], alone[0]), f"image {index}"
 
 
 def test_normalisation_scales_each_image_by_its_own_peak() -> None:
     batch = brightness_batch()
-    normalised = maths_only_session().normalize(batch).astype(np.float64)
+    normalised = normalize(batch, U2NETP).astype(np.float64)
     mean = np.array(U2NETP.mean).reshape(1, 3, 1, 1)
     std = np.array(U2NETP.std).reshape(1, 3, 1, 1)
     scaled = normalised * std + mean  # back to pixel / peak
@@ -155,7 +148,7 @@ def test_normalisation_matches_rembgs_formula_for_one_image() -> None:
     expected = np.stack(
         [(pixels[:, :, c] - U2NETP.mean[c]) / U2NETP.std[c] for c in range(3)]
     ).astype(np.float32)
-    assert np.allclose(maths_only_session().normalize(image[None])[0], expected, atol=1e-6)
+    assert np.allclose(normalize(image[None], U2NETP)[0], expected, atol=1e-6)
 
 
 def test_to_masks_stretches_each_prediction_on_its_own() -> None:
