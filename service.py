@@ -24,7 +24,8 @@ from bentoml._internal.configuration.containers import BentoMLContainer
 
 from application import Application
 from contract.errors import SHED_MODEL_QUEUE, Overloaded, Unavailable
-from gateway.api import create_api, middleware
+from gateway.api import create_api, inner_middleware, outer_middleware, wrapped
+from gateway.header_timeout import install_header_timeout
 from gateway.model_link import recycle_connections, require_model_service
 from operations.logs import configure_logging
 from operations.metrics import INFERENCE_BATCH_SIZE, INFERENCE_DURATION, report_build
@@ -38,6 +39,8 @@ settings = get_settings()
 # uvicorn (started by BentoML) trusts X-Forwarded-For from 127.0.0.1 unless told otherwise;
 # who the client is must be decided by TRUSTED_PROXIES alone (gateway/identity.py).
 os.environ["FORWARDED_ALLOW_IPS"] = ""
+# uvicorn (started by BentoML) puts no deadline on request headers; this gives it one.
+install_header_timeout(settings.header_timeout_s)
 configure_logging(settings.log_level, settings.log_format, settings.log_file)
 SEGMENTER = "segmenter"  # the model service's name: --depends and the runner map use it
 MODEL_QUEUE_RETRY_AFTER_S = "5"
@@ -161,7 +164,27 @@ class ModelServiceClient:
 api = create_api()
 
 
-@bentoml.service(name="bg_remover", workers=1, traffic={"timeout": settings.request_timeout_s})
+class EdgeService(bentoml.Service):
+    """A BentoML service whose ASGI app, BentoML's middleware included, is wrapped in the
+    service's outer middleware (gateway/api.py): BentoML's own answers (its 504 after the
+    request timeout) get the contract's JSON, headers and metrics, and BentoML's traffic
+    metrics see bounded path labels."""
+
+    __slots__ = ()
+
+    def to_asgi(self, is_main: bool = True) -> object:
+        return wrapped(super().to_asgi(is_main), outer_middleware(settings))
+
+
+@bentoml.service(
+    name="bg_remover",
+    workers=1,
+    traffic={"timeout": settings.request_timeout_s},
+    # The service writes one log line per request itself (operations/logs.py); BentoML's
+    # access log would print raw paths and decode Content-Type strictly, after the response
+    # started (a byte 0xFF broke the answer).
+    logging={"access": {"enabled": False}},
+)
 @bentoml.asgi_app(api, path="/")
 class BackgroundRemover:
     segmenter = bentoml.depends(Segmenter)
@@ -194,6 +217,7 @@ class BackgroundRemover:
         self.redis_watch.cancel()
 
 
-for middleware_class, options in middleware(settings):
+for middleware_class, options in inner_middleware(settings):
     # mypy keeps a decorated class's own type: BackgroundRemover is a bentoml.Service here.
     BackgroundRemover.add_asgi_middleware(middleware_class, **options)  # type: ignore[attr-defined]
+BackgroundRemover.__class__ = EdgeService  # type: ignore[method-assign]

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     # BODY_MIN_BYTES_PER_S on average; slower is 408.
     body_timeout_s: float = Field(60.0, gt=0)
     body_min_bytes_per_s: int = Field(32_768, ge=0)
+    # A connection must send a complete request head (request line and headers) this fast.
+    header_timeout_s: float = Field(10.0, gt=0)
     # Decoded-image memory one API worker admits at once; None: from the container's limit.
     memory_budget_mb: int | None = Field(None, gt=0)
     memory_wait_s: float = Field(5.0, ge=0)  # how long work over the budget waits for room
@@ -94,6 +96,9 @@ class Settings(BaseSettings):
     cache_ttl_s: int = Field(86_400, gt=0)
     cache_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
     cache_max_item_bytes: int = Field(8 * 1024 * 1024, ge=0)
+    # shared: one cache for every client (X-Cache tells a client whether anyone sent the same
+    # image before); client: each client (API key or address) has a cache of its own.
+    cache_scope: Literal["shared", "client"] = "shared"
 
     # Logging
     log_level: str = "INFO"

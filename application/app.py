@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -20,7 +21,8 @@ from application import removebg
 from application.admission import Admission, memory_budget_bytes
 from application.batch import BatchEntry, batch_archive, unique_names
 from application.caching import CachedProcessor, Produced
-from application.files import read_upload, resolve_upload_path
+from application.files import read_upload
+from application.image_work import Cancellation, ImageWorkers
 from application.inputs import decode_base64_image, decoded_or_none
 from application.models import ModelService
 from application.processing import ImageProcessor
@@ -31,8 +33,8 @@ from application.results import (
     REMOVEBG_JSON,
     content_disposition,
     download_name,
-    etag_matches,
     json_representation,
+    matched_tag,
     result_headers,
     result_json,
     server_timing,
@@ -57,11 +59,11 @@ from operations.metrics import (
 from operations.retention import start_retention
 from optimizer import PRESETS, Options, Result, parse_options
 from optimizer.decode import identify_format
-from optimizer.pipeline import memory_needed
-from ratelimit import RateLimiter, RateLimitExceeded, RedisUnavailable
+from ratelimit import RateLimiter, RateLimitExceeded, RedisUnavailable, short_hash
 from segmentation import CATALOG
 from settings import Settings
 
+log = logging.getLogger("bg_remover.application")
 ZIP = "application/zip"
 BATCH_ARCHIVE_NAME = "images_no_bg.zip"
 RETENTION_SWEEP_S = 600
@@ -89,7 +91,10 @@ class Application:
         self.settings = settings
         self.limiter = limiter
         self.clock = clock
-        self.processor = ImageProcessor(models, settings.model, settings.max_image_pixels, clock)
+        self.workers = ImageWorkers()
+        self.processor = ImageProcessor(
+            models, settings.model, settings.max_image_pixels, clock, self.workers
+        )
         self.admission = Admission(
             settings.max_concurrency, memory_budget_bytes(settings), settings.memory_wait_s
         )
@@ -205,7 +210,7 @@ class Application:
         if unchanged := await self._unchanged(
             caller,
             removebg.sent_image_bytes(fields, upload),
-            lambda: removebg.parse_removebg(fields).options,
+            lambda: removebg.parse_removebg(fields).tagged,
             lambda _: representation,
         ):
             return unchanged
@@ -235,24 +240,31 @@ class Application:
     async def read_file(self, caller: Caller, body: Mapping[str, Any]) -> Reply:
         """An image from UPLOAD_DIR, in base64."""
         async with self._request(caller, routes.READ_FILE):
-            path = resolve_upload_path(self.settings.upload_dir, body.get("path"))
-            data = await asyncio.to_thread(read_upload, path, self.settings.max_content_length)
-            image_format = identify_format(data)
+            found = await asyncio.to_thread(
+                read_upload,
+                self.settings.upload_dir,
+                body.get("path"),
+                self.settings.max_content_length,
+            )
+            image_format = await self.workers.run(Cancellation(), identify_format, found.data)
             return await asyncio.to_thread(
                 lambda: json_reply(
                     {
                         "success": True,
-                        "filename": path.name,
+                        "filename": found.name,
                         "mimetype": f"image/{image_format.lower()}",
-                        "size": len(data),
-                        "image": base64.b64encode(data).decode("ascii"),
+                        "size": len(found.data),
+                        "image": base64.b64encode(found.data).decode("ascii"),
                     }
                 )
             )
 
     async def account(self, caller: Caller) -> Reply:
         """remove.bg's account call: the remaining /remove-background budget as credits."""
-        status = await self.limiter.peek(routes.BUDGETS[routes.REMOVE], caller.client)
+        try:
+            status = await self.limiter.peek(routes.BUDGETS[routes.REMOVE], caller.client)
+        except RedisUnavailable:
+            raise Unavailable("The budget cannot be read: Redis is unreachable") from None
         credits = status.remaining if status is not None else removebg.UNLIMITED_CREDITS
         return json_reply(removebg.account(credits))
 
@@ -288,6 +300,7 @@ class Application:
             ),
             "disk_space": health.disk_space(folders, self.settings.disk_min_free_mb),
             "memory": health.memory(self.settings.memory_max_percent),
+            "image_work": self.workers.check(),
         }
         return HealthReport(health.report(checks))
 
@@ -327,7 +340,7 @@ class Application:
     async def _produce(
         self, caller: Caller, data: bytes, options: Options, wait_s: float | None = None
     ) -> Produced:
-        produced = await self.producer.produce(data, options, wait_s)
+        produced = await self.producer.produce(data, options, wait_s, self._namespace(caller))
         self._observe(caller, produced)
         if self.settings.save_outputs:
             await asyncio.to_thread(self._save, caller, produced.result)
@@ -337,20 +350,25 @@ class Application:
         self,
         caller: Caller,
         data: bytes | None,
-        options_of: Callable[[], Options],
+        options_of: Callable[[], Options | None],
         representation: Callable[[Options], str],
     ) -> Reply | None:
         """304 when the client already holds exactly this result: no model run and no budget
-        spent (the ETag follows from the input and the options alone)."""
+        spent (the ETag follows from the input and the options alone; `*` matches only a
+        result that exists, in the cache). `options_of` gives None for an answer without an
+        ETag."""
         if caller.if_none_match is None or data is None:
             return None
         try:
             options = options_of()
         except ServiceError:
             return None  # the request fails later, in the contract's order
-        keys = await self.producer.keys(data, options)
+        if options is None:
+            return None
+        keys = await self.producer.keys(data, options, self._namespace(caller))
         etag = keys.etag(representation(options))
-        if not etag_matches(caller.if_none_match, etag):
+        match = matched_tag(caller.if_none_match, etag)
+        if match is None or (match == "*" and not await self.producer.has_result(keys)):
             return None
         CACHE_REQUESTS.labels(result="not_modified").inc()
         return Reply(b"", "", {headers.ETAG: etag, **self._cache_control()}, not_modified=True)
@@ -371,6 +389,9 @@ class Application:
                 )
         except ServiceError as error:  # that file's alone
             entry.error = error
+        except Exception as error:  # a fault with this file must not fail the others
+            log.error("batch file %s failed", caller.request_id, exc_info=error)
+            entry.error = ServiceError("This file could not be processed; the error was logged")
         else:
             entry.data, entry.mimetype = produced.result.data, produced.result.format.mimetype
             entry.etag, entry.cache = produced.keys.etag(IMAGE), produced.cache
@@ -378,10 +399,13 @@ class Application:
 
     async def _removebg_zip(self, data: bytes, options: Options, json_wanted: bool) -> Reply:
         """remove.bg's zip format: the colours and the matte as two files (not cached)."""
-        needed = memory_needed(data, options, max_input_pixels=self.settings.max_image_pixels)
-        async with self.admission.memory(needed):
-            prepared, mask = await self.processor.infer(data, options)
-            zipped = await asyncio.to_thread(removebg.zip_result, prepared, mask, options)
+        cancellation = Cancellation()
+        source = await self.processor.read(data, options, cancellation)
+        async with self.admission.memory(source.bytes_needed(options)):
+            prepared, mask = await self.processor.infer(source, options, cancellation)
+            zipped = await self.workers.run(
+                cancellation, removebg.zip_result, prepared, mask, options
+            )
         reply_headers = removebg.response_headers(zipped.size, zipped.foreground)
         if json_wanted:
             return await asyncio.to_thread(
@@ -422,6 +446,10 @@ class Application:
             }
         )
         return reply_headers
+
+    def _namespace(self, caller: Caller) -> str:
+        """Whose cache a request uses: everyone's, or (CACHE_SCOPE=client) its client's."""
+        return short_hash(caller.client) if self.settings.cache_scope == "client" else ""
 
     def _cache_control(self) -> dict[str, str]:
         return {headers.CACHE_CONTROL: f"private, max-age={self.settings.cache_ttl_s}"}

@@ -2,6 +2,9 @@
 skips the model (`mask`), anything else runs in full (`miss`) and is remembered.
 
 Memory is admitted only for work that decodes pixels; a hit costs a lookup and no admission.
+A cached mask is reused only when it was made from a decode at the same scale (a JPEG decoded
+at a reduced scale for a small box gives a slightly different mask than a full decode), so a
+result's bytes never depend on what was asked before: one ETag, one set of bytes.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from application.admission import Admission
+from application.image_work import Cancellation
 from application.processing import ImageProcessor
 from cache import CacheKeys, CacheStore, Lookup, input_digest
 from cache.keys import LARGE_INPUT_BYTES
 from operations.metrics import CACHE_REQUESTS, CACHE_STORED_BYTES
 from optimizer import Options, OutputFormat, Result
 from optimizer.geometry import Bounds
-from optimizer.pipeline import mask_from_png, mask_id, mask_to_png, memory_needed, output_id
+from optimizer.pipeline import mask_from_png, mask_id, mask_to_png, output_id
 from segmentation import CATALOG
 
 HIT, MASK, MISS = "hit", "mask", "miss"
@@ -45,7 +49,8 @@ class CachedProcessor:
         self.store = store
         self.max_input_pixels = max_input_pixels
 
-    async def keys(self, data: bytes, options: Options) -> CacheKeys:
+    async def keys(self, data: bytes, options: Options, namespace: str = "") -> CacheKeys:
+        """`namespace`: whose cache this is (empty: shared by every client)."""
         digest = (
             await asyncio.to_thread(input_digest, data)
             if len(data) > LARGE_INPUT_BYTES
@@ -53,40 +58,57 @@ class CachedProcessor:
         )
         model = options.model or self.processor.default_model
         spec = CATALOG.get(model)
-        return CacheKeys(
-            digest, f"{model}:{spec.md5 if spec else ''}{mask_id(options)}", output_id(options)
-        )
+        model_id = f"{model}:{spec.md5 if spec else ''}{mask_id(options)}"
+        return CacheKeys(digest, model_id, output_id(options), namespace)
 
-    async def produce(self, data: bytes, options: Options, wait_s: float | None = None) -> Produced:
-        keys = await self.keys(data, options)
+    async def has_result(self, keys: CacheKeys) -> bool:
+        """Whether the finished result is cached (what `If-None-Match: *` asks)."""
+        if self.store is None:
+            return False
+        return (await self.store.lookup(keys)).result is not None
+
+    async def produce(
+        self, data: bytes, options: Options, wait_s: float | None = None, namespace: str = ""
+    ) -> Produced:
+        keys = await self.keys(data, options, namespace)
         found = await self.store.lookup(keys) if self.store is not None else Lookup()
         cached = _cached_result(found.result, len(data)) if found.result is not None else None
         if cached is not None:
             produced = Produced(cached, HIT, keys)
         else:
-            needed = memory_needed(data, options, max_input_pixels=self.max_input_pixels)
-            async with self.admission.memory(needed, wait_s):
-                mask = await self._cached_mask(found, options)
-                result, made_mask = await self.processor.process(data, options, mask)
+            cancellation = Cancellation()
+            source = await self.processor.read(data, options, cancellation)
+            async with self.admission.memory(source.bytes_needed(options), wait_s):
+                mask = await self._cached_mask(found, options, source.decode_scale)
+                result, made_mask = await self.processor.process(
+                    source, options, cancellation, mask
+                )
             produced = Produced(result, MISS if mask is None else MASK, keys)
-            await self._remember(keys, result, made_mask if mask is None else None)
+            mask_made = made_mask if mask is None else None
+            await self._remember(keys, result, mask_made, source.decode_scale)
         CACHE_REQUESTS.labels(result=produced.cache).inc()
         return produced
 
-    async def _cached_mask(self, found: Lookup, options: Options) -> np.ndarray | None:
-        if found.mask is None:
+    async def _cached_mask(
+        self, found: Lookup, options: Options, decode_scale: int
+    ) -> np.ndarray | None:
+        """The cached mask, if it was made from a decode at this scale."""
+        if found.mask is None or found.mask[0].get("decode_scale") != decode_scale:
             return None
         size = await self.processor.model_size(options.model)
         return mask_from_png(found.mask[1], size)
 
-    async def _remember(self, keys: CacheKeys, result: Result, mask: np.ndarray | None) -> None:
+    async def _remember(
+        self, keys: CacheKeys, result: Result, mask: np.ndarray | None, decode_scale: int
+    ) -> None:
         if self.store is None:
             return
         entries: list[tuple[str, dict[str, Any], bytes]] = [
             (keys.result, _result_metadata(result), result.data)
         ]
         if mask is not None:
-            entries.append((keys.mask, {}, await asyncio.to_thread(mask_to_png, mask)))
+            png = await asyncio.to_thread(mask_to_png, mask)
+            entries.append((keys.mask, {"decode_scale": decode_scale}, png))
         await self.store.save(entries)
         if self.store.stored_bytes is not None:
             CACHE_STORED_BYTES.set(self.store.stored_bytes)

@@ -1,17 +1,20 @@
 """Fetching a client-named image URL without becoming a proxy into the private network.
 
-Off unless ALLOW_IMAGE_URL is set. Only http(s) on the allowed ports (80 and 443 by default);
-the host is resolved once, every address it resolves to must be public (IPv4 addresses inside
-IPv6 ones are unwrapped and checked too), and the connection goes to that checked address
-(pinned, so a DNS answer cannot change between check and use); no redirects; no compressed
-bodies (a small gzip can inflate to gigabytes), so the byte cap counts what is transferred;
-one deadline for the whole fetch.
+Off unless ALLOW_IMAGE_URL is set. Only http(s) on the allowed ports (80 and 443 by default;
+an explicit port, 0 included, is never replaced by the default); the host is resolved once,
+every address it resolves to must be public (IPv4 addresses inside IPv6 ones are unwrapped and
+checked too, and the special-purpose ranges this Python's `is_global` predates are listed
+here), and the connection goes to that checked address (pinned, so a DNS answer cannot change
+between check and use); no redirects; no compressed bodies (a small gzip can inflate to
+gigabytes), so the byte cap counts what is transferred; one deadline for the whole fetch. A
+URL that does not parse is a 400, whatever part of it is malformed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Collection
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -25,12 +28,23 @@ Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 DEFAULT_PORTS = {"http": 80, "https": 443}
 IDENTITY_ENCODINGS = frozenset({"", "identity"})
 # IPv6 ranges that carry an IPv4 address in their last 32 bits (RFC 4291 IPv4-compatible,
-# RFC 6052 NAT64 well-known and local-use prefixes).
+# RFC 6052 NAT64 well-known and local-use prefixes, RFC 6145 SIIT IPv4-translated).
 EMBEDDING_LAST_32_BITS = (
     ipaddress.ip_network("::/96"),
     ipaddress.ip_network("64:ff9b::/96"),
     ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
 )
+# IANA special-purpose ranges that are not globally reachable but that `is_global` of some
+# Python versions (3.11.7 among them) calls global.
+NOT_GLOBAL = (
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments (192.0.0.8: dummy)
+    ipaddress.ip_network("fec0::/10"),  # deprecated site-local
+    ipaddress.ip_network("3fff::/20"),  # documentation (RFC 9637)
+    ipaddress.ip_network("5f00::/16"),  # segment routing SIDs (RFC 9602)
+)
+# Spaces and control characters have no place in a URL; some parsers silently drop them.
+UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f]")
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
@@ -54,6 +68,8 @@ def is_public(address: IPAddress) -> bool:
         inner = embedded_ipv4(address)
         if inner:
             return all(is_public(ipv4) for ipv4 in inner)
+    if any(address in network for network in NOT_GLOBAL if network.version == address.version):
+        return False
     return address.is_global and not address.is_multicast
 
 
@@ -71,19 +87,25 @@ async def fetch_image_url(
     resolver: Resolver = resolve,
     allowed: Callable[[IPAddress], bool] = is_public,
 ) -> bytes:
-    parts = urlsplit(url)
+    if UNSAFE_IN_URL.search(url):
+        raise InvalidParameter("image_url must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        explicit_port = parts.port
+    except ValueError:
+        raise InvalidParameter("image_url is not a valid URL") from None
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         raise InvalidParameter("image_url must be an http or https URL")
     if parts.username or parts.password:
         raise InvalidParameter("image_url must not carry credentials")
-    try:
-        host, port = parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
-    except ValueError:
-        raise InvalidParameter("image_url has an invalid port") from None
+    host = parts.hostname
+    port = DEFAULT_PORTS[parts.scheme] if explicit_port is None else explicit_port
     if port not in ports:
         raise InvalidParameter(f"image_url may only use port {', '.join(map(str, ports))}")
     try:
         addresses = await asyncio.wait_for(resolver(host, port), timeout)
+    except ValueError:  # the name cannot be encoded (an empty label: `a..b`)
+        raise InvalidParameter("image_url has an invalid host name") from None
     except (OSError, TimeoutError):
         raise InvalidImage(f"image_url host '{host}' could not be resolved") from None
     if not addresses or not all(allowed(address) for address in addresses):
@@ -128,6 +150,8 @@ async def _download(url: str, host: str, host_header: str, max_bytes: int, timeo
                 if received > max_bytes:
                     raise PayloadTooLarge(f"image_url is larger than {max_bytes} bytes")
                 chunks.append(chunk)
+    except httpx.InvalidURL:
+        raise InvalidParameter("image_url is not a valid URL") from None
     except httpx.HTTPError as exc:
         raise InvalidImage(f"image_url could not be fetched: {type(exc).__name__}") from None
     return b"".join(chunks)

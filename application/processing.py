@@ -1,21 +1,25 @@
-"""One image through the model: decode and shrink, segment, compose and encode.
+"""One image through the model: read its header, decode and shrink, segment, compose and
+encode.
 
-CPU-bound halves run in worker threads; the model call goes to the model service. The
-processor also knows the models' input sizes and whether the model service answers.
+CPU-bound steps run in the image work threads (`application.image_work`), each with the
+request's `Cancellation`; the model call goes to the model service. The processor also knows
+the models' input sizes and whether the model service answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
 
+from application.image_work import Cancellation, ImageWorkers
 from application.models import ModelService
 from contract.errors import InvalidParameter
 from operations.health import Check
-from optimizer import Options, PreparedImage, Result, finish, prepare
+from optimizer import Options, PreparedImage, Result, Source, finish, prepare, read_source
 from segmentation import get_spec
 
 T = TypeVar("T")
@@ -31,35 +35,57 @@ class ImageProcessor:
         default_model: str,
         max_input_pixels: int,
         clock: Callable[[], float],
+        workers: ImageWorkers | None = None,
     ) -> None:
         self.models = models
         self.default_model = default_model
         self.max_input_pixels = max_input_pixels
         self.clock = clock
+        self.workers = workers or ImageWorkers()
         self.model_sizes: dict[str, int] = {}
         self.model_answered_at = -MODEL_RECENTLY_S
 
+    async def read(self, data: bytes, options: Options, cancellation: Cancellation) -> Source:
+        """The input's header, read once per request (off the event loop, bounded)."""
+        return await self.workers.run(
+            cancellation,
+            partial(
+                read_source,
+                data,
+                options,
+                max_input_pixels=self.max_input_pixels,
+                cancelled=cancellation,
+            ),
+        )
+
     async def process(
-        self, data: bytes, options: Options, mask: np.ndarray | None = None
+        self,
+        source: Source,
+        options: Options,
+        cancellation: Cancellation,
+        mask: np.ndarray | None = None,
     ) -> tuple[Result, np.ndarray]:
         """The result, and the mask it was made with (`mask` when given: no model run)."""
         if mask is None:
-            prepared, mask = await self.infer(data, options)
+            prepared, mask = await self.infer(source, options, cancellation)
         else:
-            prepared = await asyncio.to_thread(
-                prepare, data, options, max_input_pixels=self.max_input_pixels, model_size=None
+            prepared = await self.workers.run(
+                cancellation,
+                partial(prepare, source, options, model_size=None, cancelled=cancellation),
             )
-        return await asyncio.to_thread(finish, prepared, mask, options), mask
+        result = await self.workers.run(
+            cancellation, partial(finish, prepared, mask, options, cancelled=cancellation)
+        )
+        return result, mask
 
-    async def infer(self, data: bytes, options: Options) -> tuple[PreparedImage, np.ndarray]:
+    async def infer(
+        self, source: Source, options: Options, cancellation: Cancellation
+    ) -> tuple[PreparedImage, np.ndarray]:
         """Decode and run the model: the photo as prepared, and its mask at model size."""
         model_size = await self.model_size(options.model)
-        prepared = await asyncio.to_thread(
-            prepare,
-            data,
-            options,
-            max_input_pixels=self.max_input_pixels,
-            model_size=model_size,
+        prepared = await self.workers.run(
+            cancellation,
+            partial(prepare, source, options, model_size=model_size, cancelled=cancellation),
         )
         assert prepared.model_input is not None  # prepared with a model size
         started = self.clock()

@@ -61,6 +61,11 @@ class RemoveBgRequest:
     options: Options
     archive: bool  # format=zip: color.jpg + alpha.png
 
+    @property
+    def tagged(self) -> Options | None:
+        """The options its ETag is made for; None for the zip, which has no ETag."""
+        return None if self.archive else self.options
+
 
 def parse_removebg(fields: Mapping[str, Any]) -> RemoveBgRequest:
     """remove.bg's form or JSON fields (image sources excluded) -> our options."""
@@ -206,20 +211,24 @@ def error_body(error: ServiceError) -> dict[str, Any]:
 
 
 def sent_image_bytes(fields: Mapping[str, Any], upload: Upload | None) -> bytes | None:
-    """The image bytes the request carries itself (an image_url is never fetched just to
-    answer a revalidation)."""
+    """The image bytes the request carries itself, when it names exactly one source (an
+    image_url is never fetched just to answer a revalidation)."""
+    sent = _sources(fields, upload)
     if upload is not None:
-        return upload.data
-    return decoded_or_none(fields.get("image_file_b64"))
+        return upload.data if len(sent) == 1 else None
+    return decoded_or_none(fields.get("image_file_b64")) if sent == {"image_file_b64"} else None
+
+
+def _sources(fields: Mapping[str, Any], upload: Upload | None) -> set[str]:
+    sent = {name for name in IMAGE_SOURCES if fields.get(name) not in (None, "")}
+    return sent | {"image_file"} if upload is not None else sent
 
 
 async def image_bytes(
     fields: Mapping[str, Any], upload: Upload | None, settings: Settings
 ) -> bytes:
     """The one image source the request names: an upload, base64, or (when allowed) a URL."""
-    sent = {name for name in IMAGE_SOURCES if fields.get(name) not in (None, "")}
-    if upload is not None:
-        sent.add("image_file")
+    sent = _sources(fields, upload)
     if len(sent) != 1:
         raise InvalidParameter("Send exactly one of image_file, image_file_b64, image_url")
     if upload is not None:

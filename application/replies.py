@@ -44,6 +44,8 @@ class Reply:
 
 
 def json_reply(body: Any, headers: dict[str, str] | None = None) -> Reply:
-    """A compact UTF-8 JSON reply (call it off the event loop for large bodies)."""
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    """A compact UTF-8 JSON reply (call it off the event loop for large bodies). A lone
+    surrogate in a string is written as its JSON escape instead of failing to encode."""
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    data = text.encode("utf-8", "backslashreplace")
     return Reply(data, JSON, headers or {})

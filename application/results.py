@@ -21,8 +21,10 @@ def download_name(uploaded_name: str | None, options: Options) -> str:
 
 
 def safe_stem(uploaded_name: str | None) -> str:
-    """The upload's stem without any path, control or quoting characters."""
-    name = (uploaded_name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    """The upload's stem without any path, control or quoting characters (nor anything that
+    is not text: a lone surrogate)."""
+    name = (uploaded_name or "").encode("utf-8", "replace").decode("utf-8")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
     stem = name.rsplit(".", 1)[0] if "." in name.strip(".") else name
     stem = UNSAFE_IN_NAME.sub("_", stem).strip(" ._")[:MAX_STEM_LENGTH]
     return stem or FALLBACK_STEM
@@ -106,5 +108,12 @@ def json_representation(options: Options) -> str:
 
 def etag_matches(if_none_match: str, etag: str) -> bool:
     """RFC 9110 If-None-Match: `*`, or any listed tag equal under the weak comparison."""
+    return matched_tag(if_none_match, etag) is not None
+
+
+def matched_tag(if_none_match: str, etag: str) -> str | None:
+    """What in If-None-Match matches `etag`: the tag itself, `*`, or nothing (None)."""
     tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-    return "*" in tags or etag in tags
+    if etag in tags:
+        return etag
+    return "*" if "*" in tags else None

@@ -87,7 +87,7 @@ def session():  # type: ignore[no-untyped-def]
 
 def steps(repeat: int) -> None:
     from cache import input_digest
-    from optimizer import decode_background, parse_options, prepare
+    from optimizer import decode_background, parse_options, prepare, read_source
     from optimizer.edges import decontaminate
     from optimizer.encode import encode
     from optimizer.pipeline import make_picture, model_input
@@ -96,7 +96,11 @@ def steps(repeat: int) -> None:
     columns: dict[str, dict[str, float]] = {}
     for label, size in SIZES.items():
         data = encoded(photo("coffee", size))
-        plain = prepare(data, parse_options({}), max_input_pixels=10**9, model_size=MODEL_SIZE)
+        plain = prepare(
+            read_source(data, parse_options({}), max_input_pixels=10**9),
+            parse_options({}),
+            model_size=MODEL_SIZE,
+        )
         mask = model.predict(plain.model_input[np.newaxis])[0]
         others = {
             "canvas": encoded(photo("rocket", size)),
@@ -107,7 +111,9 @@ def steps(repeat: int) -> None:
             extra = others[background] if background else None
             digest = input_digest(extra) if extra else None
             options = parse_options(raw, background_digest=digest)
-            prepared = prepare(data, options, max_input_pixels=10**9, model_size=None)
+            prepared = prepare(
+                read_source(data, options, max_input_pixels=10**9), options, model_size=None
+            )
             image = None
             if extra is not None:
                 image = decode_background(extra, max_input_pixels=10**9, canvas=size)
@@ -160,7 +166,7 @@ def steps(repeat: int) -> None:
 def worker(root: str, repeat: int) -> None:
     """In a fresh process: the default request's finish CPU ms of the tree at `root`."""
     sys.path.insert(0, root)
-    from optimizer import finish, parse_options, prepare
+    from optimizer import finish, parse_options, prepare, read_source
 
     ellipse = np.zeros((MODEL_SIZE, MODEL_SIZE), np.uint8)
     y, x = np.ogrid[:MODEL_SIZE, :MODEL_SIZE]
@@ -169,7 +175,9 @@ def worker(root: str, repeat: int) -> None:
     for label, size in SIZES.items():
         options = parse_options({})
         data = encoded(photo("coffee", size))
-        prepared = prepare(data, options, max_input_pixels=10**9, model_size=None)
+        prepared = prepare(
+            read_source(data, options, max_input_pixels=10**9), options, model_size=None
+        )
         figures[label] = cpu_ms(partial(finish, prepared, ellipse, options), repeat)
     print(json.dumps(figures))
 

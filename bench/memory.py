@@ -73,7 +73,7 @@ def measure_one(mode: str, fmt: str, megapixels: float) -> dict[str, float]:
     """In this (fresh) process: peak bytes per decoded pixel of one image."""
     from application.replies import json_reply
     from application.results import result_json
-    from optimizer import finish, parse_options, prepare
+    from optimizer import finish, parse_options, prepare, read_source
     from optimizer.pipeline import memory_needed
 
     side = round(math.sqrt(megapixels * 1e6))
@@ -82,7 +82,9 @@ def measure_one(mode: str, fmt: str, megapixels: float) -> dict[str, float]:
     small = make_input(mode, WARM_UP_SIDE, WARM_UP_SIDE)
 
     def run(payload: bytes) -> int:
-        prepared = prepare(payload, options, max_input_pixels=10**9, model_size=MODEL_SIZE)
+        prepared = prepare(
+            read_source(payload, options, max_input_pixels=10**9), options, model_size=MODEL_SIZE
+        )
         result = finish(prepared, ellipse_mask(), options)
         reply = json_reply(result_json(result, options))
         return len(reply.body)
@@ -121,7 +123,7 @@ COMPOSITION_PHOTO_SIDE = 500
 
 def measure_composition_one(case: str, fmt: str) -> dict[str, float]:
     """In this (fresh) process: peak bytes of one request of `case`."""
-    from optimizer import decode_background, finish, parse_options, prepare
+    from optimizer import decode_background, finish, parse_options, prepare, read_source
 
     raw, background_side = COMPOSITION_CASES[case]
     data = make_input("RGB", COMPOSITION_PHOTO_SIDE, COMPOSITION_PHOTO_SIDE)
@@ -129,7 +131,9 @@ def measure_composition_one(case: str, fmt: str) -> dict[str, float]:
     options = parse_options({**raw, "format": fmt}, background_digest="bg" if background else None)
 
     def run(payload: bytes, backdrop: bytes | None) -> None:
-        prepared = prepare(payload, options, max_input_pixels=10**9, model_size=MODEL_SIZE)
+        prepared = prepare(
+            read_source(payload, options, max_input_pixels=10**9), options, model_size=MODEL_SIZE
+        )
         picture = None
         if backdrop is not None:
             picture = decode_background(backdrop, max_input_pixels=10**9)

@@ -19,18 +19,20 @@ def input_digest(data: bytes) -> str:
 @dataclass(frozen=True)
 class CacheKeys:
     """The keys of one request: `model_id` names the model and its file, `output_id` every
-    option and encoder setting that changes the output bytes.
+    option and encoder setting that changes the output bytes, `namespace` whose cache it is
+    (empty: one cache shared by every client).
 
-    Both keys carry one hash tag (`{…}`, from the photo and the model), so on a Redis Cluster
-    they live in one slot and one command can read or write both."""
+    Both keys carry one hash tag (`{…}`, from the namespace, the photo and the model), so on a
+    Redis Cluster they live in one slot and one command can read or write both."""
 
     digest: str
     model_id: str
     output_id: str
+    namespace: str = ""
 
     @property
     def tag(self) -> str:
-        return "{" + _hash(self.model_id, self.digest)[:32] + "}"
+        return "{" + _hash(*self._scoped(self.model_id, self.digest))[:32] + "}"
 
     @property
     def mask(self) -> str:
@@ -42,7 +44,10 @@ class CacheKeys:
 
     @property
     def result_id(self) -> str:
-        return _hash(self.model_id, self.output_id, self.digest)
+        return _hash(*self._scoped(self.model_id, self.output_id, self.digest))
+
+    def _scoped(self, *parts: str) -> tuple[str, ...]:
+        return (self.namespace, *parts) if self.namespace else parts
 
     def etag(self, representation: str) -> str:
         """A strong ETag for one representation of the result (the image, or a JSON body

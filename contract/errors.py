@@ -32,7 +32,8 @@ class ServiceError(Exception):
         shed_reason: str | None = None,
     ) -> None:
         super().__init__(details)
-        self.details = details
+        # Details may quote what a client sent: as text that encodes (no lone surrogates).
+        self.details = details.encode("utf-8", "backslashreplace").decode("utf-8")
         self.headers = headers or {}
         if shed_reason is not None:
             self.shed_reason = shed_reason
@@ -86,6 +87,12 @@ class RequestTimeout(ServiceError):
     code = "request_timeout"
     title = "Request timeout"
     solution = "Send the request body faster, or a smaller body"
+
+
+class ProcessingTimeout(ServiceError):
+    code = "timeout"
+    title = "Processing timeout"
+    solution = "Retry later, or send a smaller image"
 
 
 class PayloadTooLarge(ServiceError):

@@ -42,3 +42,15 @@ BUDGETS = {
     BATCH: "remove-background-batch",
     READ_FILE: "read-file",
 }
+
+# Every exact path something answers (ours and BentoML's), and the prefixes of static files.
+KNOWN = frozenset({*SERVICE, METRICS, PLAYGROUND, *PROBES, *DOCS})
+STATIC_PREFIXES = OPEN_PREFIXES
+OTHER = "/{other}"
+
+
+def label(path: str) -> str:
+    """A path as metrics and logs may name it: one of a bounded set, whatever clients send."""
+    if path in KNOWN:
+        return path
+    return next((prefix for prefix in STATIC_PREFIXES if path.startswith(prefix)), OTHER)

@@ -1,8 +1,9 @@
 """The HTTP edge assembled: the FastAPI app with the routes, and the middleware in front.
 
-`service.py` mounts the app on BentoML and adds the middleware with BentoML's
-`add_asgi_middleware`; `asgi_app` stacks the same middleware around the app for an in-process
-server (tests, benchmarks).
+`service.py` mounts the app on BentoML, adds the inner middleware with BentoML's
+`add_asgi_middleware` and wraps the outer middleware around the ASGI app BentoML builds, so
+that it sees every response, BentoML's own included; `asgi_app` stacks the same middleware
+around the app for an in-process server (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from starlette.types import ASGIApp
 from application import Application
 from contract import headers, routes
 from gateway.body_guard import BodyGuard
+from gateway.client_gone import ClientGone
+from gateway.edge import BoundedPath, RestorePath
 from gateway.errors import install_error_handlers
 from gateway.identity import ClientIdentity
 from gateway.json_errors import JsonErrors
@@ -49,10 +52,11 @@ def create_api() -> FastAPI:
     return api
 
 
-def middleware(settings: Settings) -> list[Middleware]:
-    """Outermost first. CORS answers preflights before any key is asked for; identity comes
-    before the body is read; the body guard watches the body as the routes read it (the
-    application takes its concurrency slot only once the body has arrived)."""
+def outer_middleware(settings: Settings) -> list[Middleware]:
+    """Outermost first: what must see every response, BentoML's own included (its 504 after
+    REQUEST_TIMEOUT_S): CORS answers preflights before any key is asked for; security headers,
+    JSON errors, the request id, metrics and the log line; then the path label BentoML's own
+    middleware may see (`gateway.edge`)."""
     stack: list[Middleware] = []
     if settings.cors_origins:
         stack.append(
@@ -71,6 +75,17 @@ def middleware(settings: Settings) -> list[Middleware]:
         (ResponseHeaders, {}),
         (JsonErrors, {}),
         (RequestObserver, {"endpoints": routes.SERVICE}),
+        (BoundedPath, {}),
+    ]
+
+
+def inner_middleware(settings: Settings) -> list[Middleware]:
+    """Outermost first, inside BentoML's middleware: the real path back; identity before the
+    body is read; the body guard watches the body as the routes read it (the application takes
+    its concurrency slot only once the body has arrived); a client that leaves afterwards gets
+    its work cancelled (`gateway.client_gone`)."""
+    return [
+        (RestorePath, {}),
         (
             ClientIdentity,
             {
@@ -83,6 +98,7 @@ def middleware(settings: Settings) -> list[Middleware]:
             },
         ),
         (MetricsAccess, {"allow": settings.metrics_allow}),
+        (ClientGone, {}),
         (
             BodyGuard,
             {
@@ -94,11 +110,14 @@ def middleware(settings: Settings) -> list[Middleware]:
     ]
 
 
+def wrapped(app: ASGIApp, stack: list[Middleware]) -> ASGIApp:
+    for cls, options in reversed(stack):
+        app = cls(app, **options)
+    return app
+
+
 def asgi_app(application: Application, settings: Settings) -> ASGIApp:
     """The whole HTTP edge over `application`, without BentoML."""
     api = create_api()
     api.state.application = application
-    app: ASGIApp = api
-    for cls, options in reversed(middleware(settings)):
-        app = cls(app, **options)
-    return app
+    return wrapped(wrapped(api, inner_middleware(settings)), outer_middleware(settings))

@@ -4,13 +4,16 @@ body in the shape of the API that was called (the contract's object, or remove.b
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, Response
 from starlette.types import Scope, Send
 
 from application.removebg import error_body as removebg_error_body
@@ -33,9 +36,22 @@ STATUS = {
     errors.RateLimited: 429,
     errors.Overloaded: 503,
     errors.Unavailable: 503,
+    errors.ProcessingTimeout: 504,
 }
 INTERNAL = 500
+# Recorded (metrics, log) for a request whose client went away: nginx's convention. The
+# client never sees it.
+CLIENT_CLOSED_REQUEST = 499
 REMOVEBG_PREFIX = "/v1.0/"
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON whose strings may hold anything a client sent: a lone surrogate is written as
+    its JSON escape instead of failing to encode."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
 
 
 def status_of(error: errors.ServiceError) -> int:
@@ -67,13 +83,17 @@ def as_service_error(error: Exception, path: str) -> errors.ServiceError:
         return error_for_status(
             error.status_code, f"{error.detail}: {path}", headers=dict(error.headers or {})
         )
-    log.error("unexpected error on %s", path, exc_info=error)
+    log.error("unexpected error on %r", path[:200], exc_info=error)
     return errors.ServiceError("An unexpected error occurred; it has been logged")
 
 
 def error_response(error: errors.ServiceError, path: str = "/") -> JSONResponse:
+    """The error's JSON. After a 500 the connection is closed, and the client is told so
+    (`Connection: close`) rather than finding out on its next request."""
     body = removebg_error_body(error) if path.startswith(REMOVEBG_PREFIX) else error.body()
-    return JSONResponse(body, status_code=status_of(error), headers=error.headers)
+    status = status_of(error)
+    headers = {**error.headers, **({"Connection": "close"} if status == INTERNAL else {})}
+    return SafeJSONResponse(body, status_code=status, headers=headers)
 
 
 async def send_error(scope: Scope, send: Send, error: errors.ServiceError) -> None:
@@ -93,7 +113,13 @@ async def _render(request: Request, error: Exception) -> JSONResponse:
     return error_response(service_error, request.url.path)
 
 
+async def _client_gone(request: Request, error: Exception) -> Response:
+    """The client disconnected while sending its body: nobody to answer, nothing to log."""
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     handler: Callable = _render
     for kind in (
         errors.ServiceError,

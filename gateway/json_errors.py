@@ -1,13 +1,18 @@
-"""Error responses that BentoML or Starlette wrote as plain text (an unknown path, a wrong
-method, a refused CORS preflight, /readyz before the model) become the JSON error of their
-status, keeping the status and the headers that matter (Allow, Retry-After, X-Request-ID)."""
+"""Error responses that BentoML or Starlette wrote themselves become the contract's JSON error
+of their status, keeping the status and the headers that matter (Allow, Retry-After,
+X-Request-ID): plain-text ones (an unknown path, a wrong method, a refused CORS preflight,
+/readyz before the model), and BentoML's 504 when a request outlives REQUEST_TIMEOUT_S (its
+JSON has no `code`; the service itself never answers 504)."""
 
 from __future__ import annotations
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import error_for_status, error_response
+from gateway.errors import CLIENT_CLOSED_REQUEST, error_for_status, error_response
+
+TIMEOUT = 504
+DETAILS = {TIMEOUT: "The request was not answered within the server's request timeout"}
 
 
 class JsonErrors:
@@ -28,7 +33,8 @@ class JsonErrors:
                 replaced = True
                 headers = Headers(raw=message["headers"])
                 kept = {name: headers[name] for name in self.KEPT_HEADERS if name in headers}
-                error = error_for_status(message["status"], f"{scope['path']}", kept)
+                status = message["status"]
+                error = error_for_status(status, DETAILS.get(status) or scope["path"], kept)
                 response = error_response(error, scope["path"])
                 response.status_code = message["status"]
                 await response(scope, receive, send)
@@ -40,4 +46,7 @@ class JsonErrors:
     @staticmethod
     def _plain_error(message: Message) -> bool:
         content_type = Headers(raw=message["headers"]).get("content-type", "")
-        return message["status"] >= 400 and not content_type.startswith("application/json")
+        status = message["status"]
+        if status < 400 or status == CLIENT_CLOSED_REQUEST:  # 499: no one will read it
+            return False
+        return status == TIMEOUT or not content_type.startswith("application/json")

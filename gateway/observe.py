@@ -66,6 +66,7 @@ class RequestObserver:
         started = time.perf_counter()
         request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        path = scope["path"]
         status = 500
 
         async def observed(message: Message) -> None:
@@ -78,15 +79,16 @@ class RequestObserver:
         try:
             await self.app(scope, receive, observed)
         finally:
-            self._record(scope, request_id, status, time.perf_counter() - started)
+            self._record(scope, path, request_id, status, time.perf_counter() - started)
 
     def endpoint_of(self, path: str) -> str:
         if path in self.endpoints:
             return path
         return QUIET_ENDPOINTS.get(path, UNLISTED_ENDPOINT)
 
-    def _record(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
-        path = scope["path"]
+    def _record(
+        self, scope: Scope, path: str, request_id: str, status: int, seconds: float
+    ) -> None:
         endpoint = self.endpoint_of(path)
         REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
         REQUEST_DURATION.labels(endpoint=endpoint).observe(seconds)

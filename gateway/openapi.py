@@ -20,17 +20,18 @@ ERROR_DESCRIPTIONS = {
     401: "API_KEYS is set and X-API-Key is missing or wrong (`unauthorized`)",
     403: "Outside UPLOAD_DIR (`forbidden`)",
     404: "No such file (`not_found`)",
-    408: "The request body arrived too slowly (`request_timeout`)",
+    408: "The request head or body arrived too slowly (`request_timeout`)",
     413: "Body over MAX_CONTENT_LENGTH or image over MAX_IMAGE_PIXELS (`payload_too_large`)",
     415: "Not an image in a format the service decodes (`unsupported_media_type`)",
     429: "Rate limit reached (`rate_limited`); see Retry-After",
     503: "Overloaded, or the model or Redis is unavailable (`overloaded`, `unavailable`)",
+    504: "Not answered within REQUEST_TIMEOUT_S (`timeout`); the work is cancelled",
 }
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "If-None-Match holds this result's ETag: no body, no budget spent"}
 }
 # Middleware answers every guarded processing route may give.
-GUARDED = (401, 408, 413, 503)
+GUARDED = (401, 408, 413, 503, 504)
 
 
 class ErrorBody(BaseModel):

@@ -1,64 +1,56 @@
-"""Reading what a request carries: multipart forms, JSON objects, uploads.
+"""Reading JSON bodies: checked cheaply before parsing, parsed off the event loop.
 
-Every failure becomes the contract's 400; a malformed body is refused before the rate limit
-is checked, and spends nothing.
+A JSON body here is one object of a few members (options, a base64 image, a path). Before
+parsing, the brackets and commas are counted (C speed): more than MAX_JSON_VALUES of them is
+refused, so a 16 MB `[[],[],...]` never becomes millions of Python objects. Large bodies are
+parsed in a worker thread. Every failure is the contract's 400, before the rate limit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
-from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from application import Upload
 from contract.errors import InvalidParameter
 
-UPLOAD_FIELDS = frozenset({"file", "files", "image_file"})
-
-
-async def form_of(request: Request) -> FormData:
-    form = await request.form()
-    # Parts over 1 MB are spooled to temporary files: closed once the answer is sent, as
-    # FastAPI does for the forms it parses itself (same exit stack).
-    request.scope["fastapi_middleware_astack"].push_async_callback(form.close)
-    return form
-
-
-def fields_of(form: FormData) -> dict[str, Any]:
-    """Every text field but the uploads; unknown ones included (the options refuse them)."""
-    return {
-        key: value
-        for key, value in form.multi_items()
-        if key not in UPLOAD_FIELDS and not isinstance(value, UploadFile)
-    }
-
-
-async def upload_of(value: UploadFile | str | None) -> Upload | None:
-    """A part where a file is expected; a text part counts as a file without a name (and
-    fails to decode as an image if it is not one)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return Upload(None, value.encode())
-    return Upload(value.filename, await value.read())
-
-
-async def uploads_of(form: FormData, field: str) -> list[Upload]:
-    return [upload for value in form.getlist(field) if (upload := await upload_of(value))]
+# Upper bound on the values one body may hold: every array, object and extra member needs a
+# bracket or a comma (base64 never contains either; a data URL holds one comma).
+MAX_JSON_VALUES = 1000
+INLINE_PARSE_BYTES = 64 * 1024  # smaller bodies parse in microseconds, on the loop
 
 
 async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; not JSON, nested too deep, or not an object: 400."""
+    """The body as a JSON object; not JSON, too many values, nested too deep, a member given
+    twice, or not an object: 400."""
     raw = await request.body()
+    values = raw.count(b"[") + raw.count(b"{") + raw.count(b",")
+    if values > MAX_JSON_VALUES:
+        raise InvalidParameter(
+            f"The JSON body holds more than {MAX_JSON_VALUES} values; send one flat object"
+        )
+    if len(raw) > INLINE_PARSE_BYTES:
+        return await asyncio.to_thread(parse_json_object, raw)
+    return parse_json_object(raw)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, object_pairs_hook=_unique_members)
     except (ValueError, RecursionError):
         raise InvalidParameter("The body is not valid JSON (or is nested too deeply)") from None
     if not isinstance(body, dict):
         raise InvalidParameter("The JSON body must be an object")
     return body
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise InvalidParameter("A JSON member was sent more than once")
+    return members
 
 
 def is_json(request: Request) -> bool:

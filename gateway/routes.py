@@ -10,7 +10,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from application import Application, Caller, Reply
 from contract import routes
 from gateway import openapi as docs
-from gateway.requests import fields_of, form_of, is_json, json_object, upload_of, uploads_of
+from gateway.forms import read_form
+from gateway.requests import is_json, json_object
 
 router = APIRouter()
 
@@ -51,8 +52,8 @@ def render(reply: Reply) -> Response:
     openapi_extra=docs.request_body(("multipart/form-data", docs.ONE_IMAGE)),
 )
 async def remove_background(request: Request, app: App, caller: Call) -> Response:
-    form = await form_of(request)
-    return render(await app.remove_file(caller, await upload_of(form.get("file")), fields_of(form)))
+    form = await read_form(request)
+    return render(await app.remove_file(caller, form.upload("file"), form.options()))
 
 
 @router.post(
@@ -62,8 +63,8 @@ async def remove_background(request: Request, app: App, caller: Call) -> Respons
     openapi_extra=docs.request_body(("multipart/form-data", docs.ONE_IMAGE)),
 )
 async def remove_background_preview(request: Request, app: App, caller: Call) -> Response:
-    form = await form_of(request)
-    return render(await app.preview(caller, await upload_of(form.get("file")), fields_of(form)))
+    form = await read_form(request)
+    return render(await app.preview(caller, form.upload("file"), form.options()))
 
 
 @router.post(
@@ -87,8 +88,8 @@ async def remove_background_base64(request: Request, app: App, caller: Call) -> 
     openapi_extra=docs.request_body(("multipart/form-data", docs.MANY_IMAGES)),
 )
 async def remove_background_batch(request: Request, app: App, caller: Call) -> Response:
-    form = await form_of(request)
-    return render(await app.remove_batch(caller, await uploads_of(form, "files"), fields_of(form)))
+    form = await read_form(request)
+    return render(await app.remove_batch(caller, form.uploads("files"), form.options()))
 
 
 @router.post(
@@ -130,9 +131,8 @@ async def removebg(request: Request, app: App, caller: Call) -> Response:
     if is_json(request):
         reply = await app.removebg(caller, await json_object(request), None, json_wanted)
     else:
-        form = await form_of(request)
-        upload = await upload_of(form.get("image_file"))
-        reply = await app.removebg(caller, fields_of(form), upload, json_wanted)
+        form = await read_form(request, urlencoded=True)
+        reply = await app.removebg(caller, form.options(), form.upload("image_file"), json_wanted)
     return render(reply)
 
 

@@ -91,6 +91,26 @@ RATELIMIT_FALLBACK = Counter(
     "Budget decisions made in process because the budgets' Redis was down (fail-open)",
     ["endpoint"],
 )
+IMAGE_WORK_BUSY = Gauge(
+    "bg_remover_image_work_busy_threads",
+    "Threads busy with image work (headers, decoding, compositing, encoding)",
+    multiprocess_mode="livesum",
+)
+IMAGE_WORK_WAITING = Gauge(
+    "bg_remover_image_work_waiting",
+    "Image work waiting for a thread",
+    multiprocess_mode="livesum",
+)
+IMAGE_WORK_WAIT = Histogram(
+    "bg_remover_image_work_wait_seconds",
+    "How long image work waited for a thread",
+    [],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+IMAGE_WORK_CANCELLED = Counter(
+    "bg_remover_image_work_cancelled",
+    "Image work stopped because its request was gone (client disconnected or timed out)",
+)
 
 
 def report_redis_roles(roles: Mapping[str, bool | None]) -> None:

@@ -8,11 +8,13 @@ from optimizer.options import PRESETS, Options, OutputFormat, parse_options
 from optimizer.pipeline import (
     PreparedImage,
     Result,
+    Source,
     finish,
     mask_id,
     memory_needed,
     output_size,
     prepare,
+    read_source,
 )
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "OutputFormat",
     "PreparedImage",
     "Result",
+    "Source",
     "decode_background",
     "finish",
     "mask_id",
@@ -28,4 +31,5 @@ __all__ = [
     "output_size",
     "parse_options",
     "prepare",
+    "read_source",
 ]

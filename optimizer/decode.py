@@ -1,7 +1,10 @@
 """Decoding untrusted image bytes into an upright RGB or RGBA picture, safely and cheaply.
 
-Safety: only the formats we serve are ever parsed, and the pixel count is checked from the
-header before a single pixel is decoded (Pillow itself only warns below twice its limit).
+Safety: only the formats we serve are ever parsed, their structure is walked first with bounds
+on scans, segments and header bytes (`optimizer.structure`), and the pixel count is checked
+from the header before a single pixel is decoded. No warnings filter is ever changed (filters
+are process-wide, and worker threads would leak them into each other). Pillow reads the file
+through a reader that stops the work once the caller no longer wants it (`cancelled`).
 Cost: a JPEG larger than the requested box is decoded at a reduced scale (`draft`).
 """
 
@@ -9,13 +12,14 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
+from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from contract.errors import InvalidImage, InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 from optimizer.geometry import Box, Size, fit_size
+from optimizer.structure import check_structure
 
 DECODABLE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "AVIF")
 # libjpeg's luminance table at quality 50 (ITU T.81, Annex K) sums to this; other qualities
@@ -23,8 +27,39 @@ DECODABLE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "AVIF")
 STANDARD_LUMINANCE_SUM = 3688
 ORIENTATION_TAG = 0x0112
 SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that rotate by 90 degrees
+TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Where Pillow reads an orientation from (EXIF, or XMP's tiff:Orientation).
+ORIENTATION_SOURCES = ("exif", "xmp", "XML:com.adobe.xmp")
+Cancelled = Callable[[], bool]
+BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 Image.init()
+
+
+class WorkCancelled(Exception):
+    """The caller stopped waiting for this image (its request is gone)."""
+
+
+class _Reader(io.BytesIO):
+    """The file as Pillow reads it, a block at a time; each read first asks whether the work
+    is still wanted."""
+
+    def __init__(self, data: bytes, cancelled: Cancelled | None) -> None:
+        super().__init__(data)
+        self._cancelled = cancelled
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._cancelled is not None and self._cancelled():
+            raise WorkCancelled()
+        return super().read(size)
 
 
 def open_image(
@@ -33,11 +68,12 @@ def open_image(
     max_input_pixels: int,
     draft_box: Box | None = None,
     draft_area: int | None = None,
+    cancelled: Cancelled | None = None,
 ) -> Image.Image:
-    """Read the header only: the format allow-list, the pixel cap, and the reduced JPEG scale
-    that `draft_box`/`draft_area` (the output's size limits) allow. No pixel is decoded, so
-    `size` and `mode` tell what decoding will cost."""
-    image = _open(data)
+    """Read the header only: the structure's bounds, the format allow-list, the pixel cap, and
+    the reduced JPEG scale that `draft_box`/`draft_area` (the output's size limits) allow. No
+    pixel is decoded, so `size` and `mode` tell what decoding will cost."""
+    image = _open(data, cancelled)
     width, height = image.size
     if width * height > max_input_pixels:
         raise PayloadTooLarge(
@@ -54,12 +90,17 @@ def decode_image(
     max_input_pixels: int,
     draft_box: Box | None = None,
     draft_area: int | None = None,
+    cancelled: Cancelled | None = None,
 ) -> Image.Image:
     """Decode, orient and normalise to RGB/RGBA (see `open_image` for the arguments)."""
     image = open_image(
-        data, max_input_pixels=max_input_pixels, draft_box=draft_box, draft_area=draft_area
+        data,
+        max_input_pixels=max_input_pixels,
+        draft_box=draft_box,
+        draft_area=draft_area,
+        cancelled=cancelled,
     )
-    return _load(image)
+    return load_image(image)
 
 
 def open_background(data: bytes, *, max_input_pixels: int) -> Image.Image:
@@ -78,12 +119,11 @@ def decode_background(
     covering `canvas` needs is decoded at a reduced scale."""
     image = open_background(data, max_input_pixels=max_input_pixels)
     if canvas is not None and image.format == "JPEG":
-        orientation = image.getexif().get(ORIENTATION_TAG, 1)
-        stored = canvas[::-1] if orientation in SWAPS_AXES else canvas
+        stored = canvas[::-1] if orientation(image) in SWAPS_AXES else canvas
         # draft keeps both sides at least this large: enough to cover the canvas
         image.draft(image.mode, _cover_size(image.size, stored))
     try:
-        return _load(image)
+        return load_image(image)
     except InvalidImage as error:
         raise InvalidParameter(f"bg_image is not a usable image: {error.details}") from None
 
@@ -93,27 +133,40 @@ def _cover_size(size: Size, canvas: Size) -> Size:
     return max(1, math.ceil(size[0] * scale)), max(1, math.ceil(size[1] * scale))
 
 
-def _load(image: Image.Image) -> Image.Image:
-    """Decode, orient and normalise an opened image."""
+def load_image(image: Image.Image) -> Image.Image:
+    """Decode the pixels of an image `open_image` returned, upright, in RGB or RGBA."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.load()
-            # In place: an image without a rotation is not copied.
-            ImageOps.exif_transpose(image, in_place=True)
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as exc:
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError, *BOMB) as exc:
         raise InvalidImage(f"Image could not be decoded: {exc}") from None
-    return to_rgb_or_rgba(image)
+    method = TRANSPOSE.get(orientation(image))
+    if method is None:
+        return to_rgb_or_rgba(image)
+    upright = image.transpose(method)
+    for key in ORIENTATION_SOURCES:  # upright now: nothing may turn it again
+        upright.info.pop(key, None)
+    return to_rgb_or_rgba(upright)
 
 
-def _open(data: bytes) -> Image.Image:
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1 when there is none, or when the EXIF block cannot be read: the
+    pixels decode all the same)."""
+    try:
+        value = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # Pillow raises whatever a malformed block makes its parser raise
+        return 1
+    return value if value in TRANSPOSE else 1
+
+
+def _open(data: bytes, cancelled: Cancelled | None = None) -> Image.Image:
     if not data:
         raise InvalidImage("The file is empty")
+    check_structure(data)
     try:
-        return Image.open(io.BytesIO(data), formats=DECODABLE_FORMATS)
+        return Image.open(_Reader(data, cancelled), formats=DECODABLE_FORMATS)
     except UnidentifiedImageError:
         pass
-    except Image.DecompressionBombError as exc:
+    except BOMB as exc:
         raise PayloadTooLarge(str(exc)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"Image header could not be read: {exc}") from None
@@ -136,8 +189,7 @@ def _looks_like_supported_format(data: bytes) -> bool:
 
 def _draft(image: Image.Image, box: Box, max_area: int | None) -> None:
     """Ask libjpeg for the smallest 1/2, 1/4 or 1/8 scale still covering the output size."""
-    orientation = image.getexif().get(ORIENTATION_TAG, 1)
-    stored_box = box[::-1] if orientation in SWAPS_AXES else box
+    stored_box = box[::-1] if orientation(image) in SWAPS_AXES else box
     target = fit_size(image.size, stored_box, max_area)
     if target != image.size:
         image.draft(image.mode, target)
@@ -179,9 +231,14 @@ def jpeg_quality(data: bytes) -> float | None:
     ones); None for anything that is not a readable JPEG. Reads the header only."""
     try:
         with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
-            tables = getattr(image, "quantization", None) or {}
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+            return jpeg_quality_of(image)
+    except (OSError, SyntaxError, ValueError, EOFError, *BOMB):
         return None
+
+
+def jpeg_quality_of(image: Image.Image) -> float | None:
+    """The same from an opened image's header (None unless it is a JPEG)."""
+    tables = (getattr(image, "quantization", None) or {}) if image.format == "JPEG" else {}
     if not tables:
         return None
     scale = 100 * sum(tables[min(tables)]) / STANDARD_LUMINANCE_SUM

@@ -11,6 +11,7 @@ import isal
 import PIL
 from PIL import Image
 
+from contract.errors import InvalidParameter
 from optimizer.compose import on_background
 from optimizer.options import OutputFormat
 from optimizer.png import (
@@ -29,6 +30,13 @@ PNG_STRATEGY = zlib.Z_RLE
 WEBP_METHOD = 2
 AVIF_SPEED = 8
 PALETTE_COLOURS = 256
+# The longest side each encoder writes (libjpeg, libwebp, libavif; PNG's is 2**31 - 1).
+MAX_SIDE = {
+    OutputFormat.PNG: 2**31 - 1,
+    OutputFormat.JPEG: 65500,
+    OutputFormat.WEBP: 16383,
+    OutputFormat.AVIF: 65536,
+}
 # Changes whenever an encoder setting or the library does: cached results keyed by it are
 # never served by a service that would encode differently.
 ENCODER_ID = (
@@ -36,6 +44,15 @@ ENCODER_ID = (
     f"-isal{isal.__version__}.up{DEFLATE_LEVEL}.{MOSTLY_TRANSPARENT}.jpeg{FINEST_JPEG_QUALITY}"
     f"-webp{WEBP_METHOD}-avif{AVIF_SPEED}-palette{PALETTE_COLOURS}"
 )
+
+
+def require_encodable(size: tuple[int, int], fmt: OutputFormat) -> None:
+    """Refuse an output the format cannot hold, before any work is spent on it."""
+    if max(size) > MAX_SIDE[fmt]:
+        raise InvalidParameter(
+            f"{fmt.value} holds at most {MAX_SIDE[fmt]} pixels per side; the result would be "
+            f"{size[0]}x{size[1]}. Set max_width/max_height or choose another format"
+        )
 
 
 def encode(
@@ -48,6 +65,7 @@ def encode(
 ) -> bytes:
     """`source_jpeg_quality`: the image came from a JPEG of that quality, whose lossless PNG
     may take the fast writer (optimizer/png.py)."""
+    require_encodable(image.size, fmt)
     buffer = io.BytesIO()
     if fmt is OutputFormat.PNG:
         _png(image, buffer, lossless_png, source_jpeg_quality)

@@ -75,9 +75,10 @@ def color(value: Any) -> Color | None:
         return None
     text = str(value).strip()
     try:
-        if len(text) > 64:
+        rgba = ImageColor.getrgb(text) if len(text) <= 64 else ()
+        # Pillow passes functional notations through unchecked (rgb(300,0,0), hsl(0,0%,999%)).
+        if not rgba or not all(0 <= channel <= 255 for channel in rgba):
             raise ValueError(text)
-        rgba = ImageColor.getrgb(text)
     except ValueError:
         raise InvalidParameter(
             f"bg_color must be #rgb, #rrggbb, #rrggbbaa or a CSS colour name; got '{text[:64]}'"

@@ -17,12 +17,40 @@ from PIL import Image
 
 from contract.errors import InvalidParameter
 from optimizer.compose import compose
-from optimizer.decode import decode_image, jpeg_quality, open_background, open_image
-from optimizer.encode import ENCODER_ID, encode
+from optimizer.decode import (
+    SWAPS_AXES,
+    Cancelled,
+    WorkCancelled,
+    jpeg_quality_of,
+    load_image,
+    open_background,
+    open_image,
+    orientation,
+)
+from optimizer.encode import ENCODER_ID, encode, require_encodable
 from optimizer.geometry import Bounds, Size, fit_size, resolve_roi
 from optimizer.layers import shape
 from optimizer.memory import bytes_needed, composition_bytes
 from optimizer.options import Options, OutputFormat
+
+
+@dataclass
+class Source:
+    """An input whose header was read, once per request: the opened image (drafted, no pixel
+    decoded yet) and what its header tells."""
+
+    image: Image.Image
+    input_bytes: int
+    jpeg_quality: float | None  # decides the PNG writer (optimizer/png.py)
+    decode_scale: int  # 1, or the reduced JPEG scale (2, 4, 8) the output's size allowed
+
+    def bytes_needed(self, options: Options, background: Size | None = None) -> int:
+        """Peak bytes `prepare` + `finish` will need for this input (and a background image
+        of size `background`)."""
+        needed = bytes_needed(self.image.size, self.image.mode, options.format)
+        if not options.composes and background is None:
+            return needed
+        return needed + composition_bytes(output_size(self.image.size, options), background)
 
 
 @dataclass
@@ -72,19 +100,36 @@ def draft_limits(options: Options) -> dict[str, Any]:
     return {}
 
 
+def read_source(
+    data: bytes, options: Options, *, max_input_pixels: int, cancelled: Cancelled | None = None
+) -> Source:
+    """Read the header (bounded, see `optimizer.structure`) and refuse what decoding or
+    encoding would refuse, before any pixel is decoded."""
+    image = open_image(
+        data, max_input_pixels=max_input_pixels, cancelled=cancelled, **draft_limits(options)
+    )
+    if not options.crop:  # the output's size is known already
+        upright = image.size[::-1] if orientation(image) in SWAPS_AXES else image.size
+        require_encodable(output_size(upright, options), options.format)
+    return Source(image, len(data), jpeg_quality_of(image), decode_scale(image))
+
+
+def decode_scale(image: Image.Image) -> int:
+    """The reduced scale `draft` chose for a JPEG (1: full size)."""
+    config = getattr(image, "decoderconfig", ())
+    return int(config[0]) if image.format == "JPEG" and config else 1
+
+
 def memory_needed(
     data: bytes, options: Options, *, max_input_pixels: int, background: bytes | None = None
 ) -> int:
     """Peak bytes `prepare` + `finish` will need for this input (and background image), from
     the headers alone. Raises what decoding would for a file that is not a servable image."""
-    image = open_image(data, max_input_pixels=max_input_pixels, **draft_limits(options))
-    needed = bytes_needed(image.size, image.mode, options.format)
-    if not options.composes and background is None:
-        return needed
+    source = read_source(data, options, max_input_pixels=max_input_pixels)
     backdrop = None
     if background is not None:
         backdrop = open_background(background, max_input_pixels=max_input_pixels).size
-    return needed + composition_bytes(output_size(image.size, options), backdrop)
+    return source.bytes_needed(options, backdrop)
 
 
 def output_size(size: Size, options: Options) -> Size:
@@ -94,19 +139,20 @@ def output_size(size: Size, options: Options) -> Size:
 
 
 def prepare(
-    data: bytes, options: Options, *, max_input_pixels: int, model_size: int | None
+    source: Source, options: Options, *, model_size: int | None, cancelled: Cancelled | None = None
 ) -> PreparedImage:
     """Decode, find the region of interest, and (unless `model_size` is None: the mask is
     cached) make the model input. Raises `InvalidParameter` for a region outside the photo."""
     started = time.perf_counter()
-    image = decode_image(data, max_input_pixels=max_input_pixels, **draft_limits(options))
+    image = load_image(source.image)
     decoded = time.perf_counter()
+    _stop_if(cancelled)
     prepared = PreparedImage(
         image,
         None,
-        len(data),
+        source.input_bytes,
         {"decode": _ms(started, decoded)},
-        source_jpeg_quality=jpeg_quality(data),
+        source_jpeg_quality=source.jpeg_quality,
         region=_region(options, image.size),
     )
     if model_size is not None:
@@ -158,6 +204,7 @@ def finish(
     mask: np.ndarray,
     options: Options,
     background: Image.Image | None = None,
+    cancelled: Cancelled | None = None,
 ) -> Result:
     """The result from the photo and its mask (at model size; of the region of interest
     when there is one). `background`: the decoded `bg_image` (`decode_background`), when
@@ -165,6 +212,7 @@ def finish(
     started = time.perf_counter()
     picture, foreground = make_picture(prepared, mask, options, background)
     composed = time.perf_counter()
+    _stop_if(cancelled)
     data = encode(
         picture,
         options.format,
@@ -207,6 +255,11 @@ def shape_layers(
     image = Image.new(layers.image.mode, layers.layout.size)
     image.paste(layers.image, layers.offset)
     return image, layers.alpha_on_canvas()
+
+
+def _stop_if(cancelled: Cancelled | None) -> None:
+    if cancelled is not None and cancelled():
+        raise WorkCancelled()
 
 
 def _ms(start: float, end: float | None = None) -> float:

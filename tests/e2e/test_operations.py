@@ -27,7 +27,12 @@ pytestmark = pytest.mark.slow
 PHOTO = images.photo("chelsea", "JPEG")
 PHOTO_B64 = base64.b64encode(PHOTO).decode()
 BASE64_LIMIT = 1  # on the `ops` server: a 429 is two requests away
-CHECKS = {"app", "model", "redis", "disk_space", "memory"}
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
+CHECKS = {"app", "model", "redis", "disk_space", "memory", "image_work"}
 
 
 def serve(workdir: Path, env: dict[str, str]) -> BentoServer:

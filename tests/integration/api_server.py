@@ -13,9 +13,11 @@ from pathlib import Path
 
 import uvicorn
 from prometheus_client import REGISTRY
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from application import Application, InProcessModels
 from gateway.api import asgi_app
+from gateway.header_timeout import with_header_timeout
 from operations.resources import return_freed_memory_promptly
 from segmentation import SegmentationSession, get_spec
 from settings import Settings
@@ -57,7 +59,8 @@ class InProcessServer:
         self.settings = settings_from(self.env)
         return_freed_memory_promptly()  # as the API worker does (service.py)
         self.application = Application.from_settings(self.settings, shared_models())
-        # As BentoML runs uvicorn: proxy headers are never trusted by uvicorn itself.
+        # As BentoML runs uvicorn: proxy headers are never trusted by uvicorn itself, and
+        # request heads have a deadline (service.py installs it in BentoML's uvicorn).
         config = uvicorn.Config(
             asgi_app(self.application, self.settings),
             host="127.0.0.1",
@@ -67,6 +70,7 @@ class InProcessServer:
             log_config=None,
             log_level="warning",
             server_header=False,
+            http=with_header_timeout(H11Protocol, self.settings.header_timeout_s),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name=f"api-{self.port}", daemon=True)

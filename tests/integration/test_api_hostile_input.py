@@ -5,6 +5,7 @@ wrong JSON shapes, images too heavy for the memory budget, spoofable identities.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import threading
@@ -31,9 +32,11 @@ JSON_ROUTES = ("/remove-background-base64", "/read-file", "/v1.0/removebg")
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
-    """Two requests in flight at most, bodies due within 3 s, a trusted proxy on loopback."""
+    """Two requests in flight at most, heads due within 2 s and bodies within 3 s, a trusted
+    proxy on loopback."""
     env = {
         "MAX_CONCURRENCY": "2",
+        "HEADER_TIMEOUT_S": "2",
         "BODY_TIMEOUT_S": "3",
         "TRUSTED_PROXIES": "127.0.0.1/32",
         "RATE_LIMIT_PREVIEW_PER_HOUR": "3",
@@ -95,6 +98,77 @@ def test_trickling_uploads_hold_no_slot_and_are_cut_with_408(
         assert head.startswith(b"http/1.1 408"), answer[:200]
         assert b"connection: close" in head
         assert b'"code":"request_timeout"' in answer.replace(b" ", b"")
+
+
+def slow_head(port: int, lines: list[bytes], pause_s: float) -> tuple[bytes, float]:
+    """Send a request head a line at a time (nothing at all for no lines); return what the
+    server answered and when the connection ended."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        started = time.monotonic()
+        answer = b""
+        sock.settimeout(pause_s)
+        for line in lines:
+            with contextlib.suppress(OSError):
+                sock.sendall(line)
+            try:
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            if answer:
+                break
+        sock.settimeout(30)
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [],
+        [b"GET /health HTTP/1.1\r\n"] + [b"X-Slow: %d\r\n" % n for n in range(20)],
+    ],
+    ids=["silent", "a header line every second"],
+)
+def test_a_slow_request_head_is_408_and_the_connection_closed(
+    guarded: InProcessServer, lines: list[bytes]
+) -> None:
+    answer, lasted = slow_head(guarded.port, lines, pause_s=1.0)
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 408"), answer[:200]
+    assert b"connection: close" in head
+    assert b'"code":"request_timeout"' in answer
+    assert lasted < 10  # HEADER_TIMEOUT_S is 2; without it the connection stayed open
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole response with a Content-Length, and nothing of the next."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_kept_alive_connection_gets_the_head_deadline_for_each_request(
+    guarded: InProcessServer,
+) -> None:
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=30) as sock:
+        sock.sendall(b"GET /presets HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = read_response(sock)
+        assert first.startswith(b"HTTP/1.1 200"), first[:100]
+        sock.sendall(b"GET /presets HTTP/1.1\r\n")  # and then no more
+        second = b""
+        while chunk := sock.recv(65536):
+            second += chunk
+    assert second.startswith(b"HTTP/1.1 408"), second[:100]
 
 
 @pytest.mark.parametrize("route", JSON_ROUTES)

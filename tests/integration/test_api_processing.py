@@ -225,8 +225,9 @@ class TestInputs:
         assert_error(post_file(client, "/remove-background", make()), status, code)
 
     def test_missing_file_is_400(self, client: httpx.Client) -> None:
+        form_without_file = {"format": (None, "PNG")}  # multipart, one text part
         assert_error(
-            client.post("/remove-background", data={"format": "PNG"}), 400, "invalid_image"
+            client.post("/remove-background", files=form_without_file), 400, "invalid_image"
         )
 
     @pytest.mark.parametrize(

@@ -179,6 +179,7 @@ def contract_paths() -> set[str]:
         if name.isupper():
             values = value if isinstance(value, tuple) else (value,)
             found |= {v for v in values if isinstance(v, str) and v.startswith("/")}
+    found.discard(routes.OTHER)  # the metrics label of every unknown path, not a path
     return {path for path in found if path == "/" or not path.endswith("/")}
 
 

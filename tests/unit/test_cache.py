@@ -35,7 +35,10 @@ def test_one_requests_keys_share_a_cluster_slot_and_photos_spread() -> None:
     slots = set()
     for number in range(50):
         keys = keys_for(f"photo {number}".encode(), format="WEBP")
-        assert key_slot(keys.result.encode()) == key_slot(keys.mask.encode())
+        scoped = CacheKeys(keys.digest, keys.model_id, keys.output_id, namespace="client-a")
+        for one in (keys, scoped):  # a client's own cache (CACHE_SCOPE=client) too
+            assert key_slot(one.result.encode()) == key_slot(one.mask.encode())
+        assert scoped.mask != keys.mask and scoped.etag("image") != keys.etag("image")
         slots.add(key_slot(keys.mask.encode()))
     assert len(slots) > 40  # one slot per photo, not one for everything
 

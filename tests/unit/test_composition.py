@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from contract.errors import InvalidParameter, PayloadTooLarge
-from optimizer import decode_background, finish, memory_needed, parse_options, prepare
+from optimizer import decode_background, finish, memory_needed, parse_options, prepare, read_source
 from optimizer.pipeline import model_input
 from tests import images
 
@@ -37,7 +37,9 @@ def run(
     digest = None if background is None else "bg"
     options = parse_options(raw, background_digest=digest)
     prepared = prepare(
-        data or images.photo_png(SQUARE), options, max_input_pixels=MAX_PIXELS, model_size=None
+        read_source(data or images.photo_png(SQUARE), options, max_input_pixels=MAX_PIXELS),
+        options,
+        model_size=None,
     )
     decoded = None
     if background is not None:
@@ -141,7 +143,9 @@ def test_only_mask_keeps_geometry_but_no_shadow_background_or_edges() -> None:
 def test_the_model_sees_the_region_alone() -> None:
     options = parse_options({"roi": "64px 128px 320px 512px"})
     prepared = prepare(
-        images.photo_png(SQUARE), options, max_input_pixels=MAX_PIXELS, model_size=MODEL_SIZE
+        read_source(images.photo_png(SQUARE), options, max_input_pixels=MAX_PIXELS),
+        options,
+        model_size=MODEL_SIZE,
     )
     assert prepared.region == (64, 128, 320, 512)
     expected = model_input(images.photo_image(SQUARE), MODEL_SIZE, (64, 128, 320, 512))
@@ -170,7 +174,11 @@ def test_the_regions_mask_covers_the_region() -> None:
 def test_a_region_outside_the_photo_is_refused(roi: str) -> None:
     options = parse_options({"roi": roi})
     with pytest.raises(InvalidParameter) as caught:
-        prepare(images.photo_png(SQUARE), options, max_input_pixels=MAX_PIXELS, model_size=320)
+        prepare(
+            read_source(images.photo_png(SQUARE), options, max_input_pixels=MAX_PIXELS),
+            options,
+            model_size=320,
+        )
     assert "roi" in caught.value.details
 
 
@@ -180,7 +188,9 @@ def test_a_region_outside_the_photo_is_refused(roi: str) -> None:
 def test_placement_and_regions_decode_at_full_resolution(raw: dict) -> None:
     options = parse_options({**raw, "max_width": 1200})
     prepared = prepare(
-        images.large_jpeg(), options, max_input_pixels=MAX_PIXELS, model_size=MODEL_SIZE
+        read_source(images.large_jpeg(), options, max_input_pixels=MAX_PIXELS),
+        options,
+        model_size=MODEL_SIZE,
     )
     assert prepared.image.size == images.LARGE_SIZE
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from optimizer import decode_background, finish, parse_options, prepare
+from optimizer import decode_background, finish, parse_options, prepare, read_source
 from segmentation import SegmentationSession, get_spec
 from tests import images
 
@@ -32,7 +32,9 @@ def through_the_model(
     background: bytes | None = None,
 ) -> tuple[Image.Image, tuple[int, int, int, int] | None]:
     options = parse_options(raw, background_digest=None if background is None else "bg")
-    prepared = prepare(data, options, max_input_pixels=MAX_PIXELS, model_size=320)
+    prepared = prepare(
+        read_source(data, options, max_input_pixels=MAX_PIXELS), options, model_size=320
+    )
     mask = session.predict(prepared.model_input[np.newaxis])[0]
     decoded = None
     if background is not None:

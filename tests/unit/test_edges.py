@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from optimizer import finish, parse_options, prepare
+from optimizer import finish, parse_options, prepare, read_source
 from optimizer.edges import decontaminate
 from tests import images
 
@@ -103,7 +103,9 @@ def test_through_the_pipeline_the_alpha_is_byte_identical_and_the_fringe_gone() 
     outputs = {}
     for edges in ("keep", "decontaminate"):
         options = parse_options({"edges": edges})
-        prepared = prepare(data, options, max_input_pixels=10**7, model_size=None)
+        prepared = prepare(
+            read_source(data, options, max_input_pixels=10**7), options, model_size=None
+        )
         result = finish(prepared, np.asarray(alpha), options)
         outputs[edges] = np.asarray(Image.open(io.BytesIO(result.data)).convert("RGBA"))
     kept, cleaned = outputs["keep"], outputs["decontaminate"]

@@ -99,6 +99,49 @@ def test_public_address() -> None:
 
 
 @pytest.mark.parametrize(
+    "address",
+    [
+        "::ffff:0:10.0.0.1",  # SIIT IPv4-translated
+        "::ffff:0:127.0.0.1",
+        "fec0::1",  # deprecated site-local
+        "192.0.0.8",  # IPv4 dummy address
+        "192.0.0.170",
+        "3fff::1",  # documentation
+    ],
+)
+def test_special_purpose_addresses_this_python_calls_global(address: str) -> None:
+    assert not is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("port", ["0", "00"])
+def test_an_explicit_port_0_is_not_the_default_port(port: str) -> None:
+    """`http://h:0/` used to be fetched on port 80 (0 is falsy)."""
+
+    async def public(host: str, port: int) -> list:
+        return [ipaddress.ip_address("93.184.216.34")]
+
+    with pytest.raises(InvalidParameter, match="port"):
+        fetch(f"http://example.com:{port}/a.png", resolver=public)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://[1.2.3.4]/a.png",
+        "http://a..b/a.png",
+        "http://a\x01b/a.png",
+        "http://exa mple.com/a.png",
+        "http://example.com/a\n.png",
+        "http://example.com:99999/a.png",
+    ],
+)
+def test_malformed_urls_are_invalid_parameters(url: str) -> None:
+    with pytest.raises(InvalidParameter):
+        fetch(url)
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "ftp://example.com/a.png",

@@ -237,6 +237,15 @@ def test_bg_color_garbage_rejected(given: str) -> None:
     rejects({"bg_color": given})
 
 
+@pytest.mark.parametrize(
+    "given",
+    ["rgba(0,0,0,99999999999)", "hsl(0,100%,99999999999%)", "rgb(300,0,0)", "hsv(0,100%,999%)"],
+)
+def test_bg_color_channels_out_of_range_are_rejected(given: str) -> None:
+    """Pillow returns these unchecked; a channel over 255 failed later, after the model ran."""
+    rejects({"bg_color": given})
+
+
 def test_bg_color_defaults_to_none() -> None:
     assert parse_options({}).bg_color is None
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from optimizer import Result, finish, parse_options, prepare
+from optimizer import Result, finish, parse_options, prepare, read_source
 from optimizer.options import OutputFormat
 from tests import images
 
@@ -35,7 +35,9 @@ def run(
     data: bytes, raw_options: dict, mask: np.ndarray | None = None
 ) -> tuple[Result, Image.Image]:
     options = parse_options(raw_options)
-    prepared = prepare(data, options, max_input_pixels=MAX_PIXELS, model_size=MODEL_SIZE)
+    prepared = prepare(
+        read_source(data, options, max_input_pixels=MAX_PIXELS), options, model_size=MODEL_SIZE
+    )
     result = finish(prepared, ellipse_mask() if mask is None else mask, options)
     image = Image.open(io.BytesIO(result.data))
     image.load()
@@ -45,7 +47,9 @@ def run(
 def test_prepare_gives_the_model_a_square_uint8_rgb() -> None:
     options = parse_options({})
     prepared = prepare(
-        images.photo_jpeg("coffee"), options, max_input_pixels=MAX_PIXELS, model_size=MODEL_SIZE
+        read_source(images.photo_jpeg("coffee"), options, max_input_pixels=MAX_PIXELS),
+        options,
+        model_size=MODEL_SIZE,
     )
     assert prepared.model_input.shape == (MODEL_SIZE, MODEL_SIZE, 3)
     assert prepared.model_input.dtype == np.uint8
@@ -87,7 +91,9 @@ def test_box_larger_than_the_image_does_not_upscale() -> None:
 def test_large_jpeg_with_a_box_is_drafted_and_fits_exactly() -> None:
     options = parse_options({"max_width": 1200})
     prepared = prepare(
-        images.large_jpeg(), options, max_input_pixels=MAX_PIXELS, model_size=MODEL_SIZE
+        read_source(images.large_jpeg(), options, max_input_pixels=MAX_PIXELS),
+        options,
+        model_size=MODEL_SIZE,
     )
     assert 1200 <= prepared.image.width < 4000
     result = finish(prepared, ellipse_mask(), options)
@@ -97,7 +103,9 @@ def test_large_jpeg_with_a_box_is_drafted_and_fits_exactly() -> None:
 def test_crop_disables_the_draft() -> None:
     options = parse_options({"max_width": 1200, "crop": "true"})
     prepared = prepare(
-        images.large_jpeg(), options, max_input_pixels=MAX_PIXELS, model_size=MODEL_SIZE
+        read_source(images.large_jpeg(), options, max_input_pixels=MAX_PIXELS),
+        options,
+        model_size=MODEL_SIZE,
     )
     assert prepared.image.size == images.LARGE_SIZE
 

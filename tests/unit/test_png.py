@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageChops
 
-from optimizer import OutputFormat, parse_options, prepare
+from optimizer import OutputFormat, parse_options, prepare, read_source
 from optimizer.compose import cutout
 from optimizer.encode import PNG_COMPRESS_LEVEL, PNG_STRATEGY, encode
 from optimizer.pipeline import finish, shape_layers
@@ -91,11 +91,9 @@ def test_real_cutouts_look_the_same_and_grow_at_most_10_percent(
 ) -> None:
     options = parse_options({})
     # The finest JPEGs that take the fast writer: the largest growth over Pillow's size.
+    source = images.photo(photo, "JPEG", quality=FINEST_JPEG_QUALITY)
     prepared = prepare(
-        images.photo(photo, "JPEG", quality=FINEST_JPEG_QUALITY),
-        options,
-        max_input_pixels=10**8,
-        model_size=320,
+        read_source(source, options, max_input_pixels=10**8), options, model_size=320
     )
     assert prepared.model_input is not None
     mask = session.predict(prepared.model_input[np.newaxis])[0]
@@ -124,7 +122,11 @@ def test_cutouts_of_fine_sources_keep_pillows_encoder(
     session: SegmentationSession, fmt: str, options: dict
 ) -> None:
     source = images.photo("coffee", fmt, **options)
-    prepared = prepare(source, parse_options({}), max_input_pixels=10**8, model_size=320)
+    prepared = prepare(
+        read_source(source, parse_options({}), max_input_pixels=10**8),
+        parse_options({}),
+        model_size=320,
+    )
     assert prepared.model_input is not None
     mask = session.predict(prepared.model_input[np.newaxis])[0]
     image, alpha = shape_layers(prepared, mask, parse_options({}))
