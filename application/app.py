@@ -26,7 +26,7 @@ from application.image_work import Cancellation, ImageWorkers
 from application.inputs import decode_base64_image, decoded_or_none
 from application.models import ModelService
 from application.processing import ImageProcessor
-from application.redis_roles import redis_roles
+from application.redis_roles import limiter_and_store, redis_check, redis_roles
 from application.replies import Caller, Reply, Upload, json_reply
 from application.results import (
     IMAGE,
@@ -39,7 +39,7 @@ from application.results import (
     result_json,
     server_timing,
 )
-from cache import CacheStore, open_store
+from cache import CacheStore
 from contract import headers, routes
 from contract.errors import (
     InvalidImage,
@@ -68,32 +68,6 @@ ZIP = "application/zip"
 BATCH_ARCHIVE_NAME = "images_no_bg.zip"
 RETENTION_SWEEP_S = 600
 REDIS_PROBE_S = 10  # how often each Redis role is pinged for bg_remover_redis_up
-
-
-def cache_store_for(settings: Settings) -> CacheStore | None:
-    if not settings.cache_enabled:
-        return None
-    return open_store(
-        settings.redis_url,
-        max_bytes=settings.cache_max_bytes,
-        max_item_bytes=settings.cache_max_item_bytes,
-        ttl_s=settings.cache_ttl_s,
-        timeout=settings.redis_socket_timeout,
-        retry_interval=settings.redis_retry_interval,
-    )
-
-
-def limiter_for(settings: Settings) -> RateLimiter:
-    return RateLimiter(
-        limits={budget: f"{amount}/hour" for budget, amount in settings.hourly_limits.items()},
-        redis_url=settings.redis_url,
-        strategy=settings.rate_limit_strategy,
-        fail_open=settings.rate_limit_fail_open,
-        enabled=settings.rate_limit_enabled,
-        socket_timeout=settings.redis_socket_timeout,
-        retry_interval=settings.redis_retry_interval,
-        loadtest_limit=f"{settings.rate_limit_loadtest_per_hour}/hour",
-    )
 
 
 @dataclass(frozen=True)
@@ -130,7 +104,8 @@ class Application:
 
     @classmethod
     def from_settings(cls, settings: Settings, models: ModelService) -> Application:
-        return cls(settings, models, limiter_for(settings), store=cache_store_for(settings))
+        limiter, store = limiter_and_store(settings)
+        return cls(settings, models, limiter, store=store)
 
     def start_housekeeping(self) -> threading.Event:
         """Create the file folders and sweep expired files until the returned event is set."""
@@ -148,7 +123,7 @@ class Application:
 
     async def redis_roles(self) -> dict[str, bool | None]:
         """Each Redis role -> its Redis answers, or None where the role has no Redis."""
-        return await redis_roles(self.settings, self.limiter, self.producer.check)
+        return await redis_roles(self.limiter, self.producer.store)
 
     async def remove_file(
         self, caller: Caller, upload: Upload | None, raw_options: Mapping[str, Any]
@@ -316,16 +291,12 @@ class Application:
         )
 
     async def health(self) -> HealthReport:
-        redis_ok, redis_detail = await self.limiter.check_backend()
-        cache = await self.producer.check()
-        if cache is not None and self.settings.redis_url and not cache[0]:
-            redis_ok, redis_detail = False, f"{redis_detail}; {cache[1]}"
         folders = [self.settings.upload_dir, self.settings.output_dir]
         checks = {
             "app": health.Check(True, "serving"),
             "model": await self.processor.model_check(),
-            "redis": health.Check(
-                redis_ok, redis_detail, critical=not self.settings.rate_limit_fail_open
+            "redis": await redis_check(
+                self.limiter, self.producer.store, self.settings.rate_limit_fail_open
             ),
             "disk_space": health.disk_space(folders, self.settings.disk_min_free_mb),
             "memory": health.memory(self.settings.memory_max_percent),

@@ -89,9 +89,6 @@ class CachedProcessor:
         CACHE_REQUESTS.labels(result=produced.cache).inc()
         return produced
 
-    async def check(self) -> tuple[bool, str] | None:
-        return await self.store.check() if self.store is not None else None
-
     async def _cached_mask(
         self, found: Lookup, options: Options, decode_scale: int
     ) -> np.ndarray | None:
