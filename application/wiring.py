@@ -1,6 +1,11 @@
 """What the request flow runs on, built from the settings: the rate limiter and the result
-cache store (each on Redis when REDIS_URL is set), the file folders and their retention sweep,
-and the watch that reports whether each Redis role answers (`bg_remover_redis_up`)."""
+cache store, each on its role's Redis when one is configured; the file folders and their
+retention sweep; the watch that reports whether each Redis role answers.
+
+Roles on one URL share one client and its pool; each role has its own breaker. When the
+cache's Redis is also the budgets' Redis, the cache keeps below its memory mark there
+(cache/redis_store.py).
+"""
 
 from __future__ import annotations
 
@@ -9,41 +14,75 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from application.redis_roles import redis_roles
-from cache import CacheStore, open_store
+from application.redis_roles import redis_check, redis_roles
+from cache import CacheStore, MemoryStore, RedisStore
 from operations import health
-from operations.metrics import report_redis_roles
+from operations.metrics import RATELIMIT_FALLBACK, report_redis_roles
 from operations.retention import start_retention
 from ratelimit import RateLimiter
+from redisroles import CACHE, LIMITS, RedisConnection, breaker_for, connect
 from settings import Settings
 
 RETENTION_SWEEP_S = 600
 REDIS_PROBE_S = 10  # how often each Redis role is pinged for bg_remover_redis_up
 
 
-def limiter_for(settings: Settings) -> RateLimiter:
+def limiter_and_store(settings: Settings) -> tuple[RateLimiter, CacheStore | None]:
+    connections = connect(_role_urls(settings), settings.redis_socket_timeout)
+    report_redis_roles(dict.fromkeys(connections, True))
+    for budget in settings.hourly_limits:  # every series from 0, so that a rate() sees the first
+        RATELIMIT_FALLBACK.labels(endpoint=budget)
+    return _limiter(settings, connections.get(LIMITS)), _store(settings, connections)
+
+
+def _role_urls(settings: Settings) -> dict[str, str]:
+    urls = {}
+    if settings.rate_limit_enabled and settings.limits_redis:
+        urls[LIMITS] = settings.limits_redis
+    if settings.cache_enabled and settings.cache_redis:
+        urls[CACHE] = settings.cache_redis
+    return urls
+
+
+def _limiter(settings: Settings, connection: RedisConnection | None) -> RateLimiter:
     return RateLimiter(
         limits={budget: f"{amount}/hour" for budget, amount in settings.hourly_limits.items()},
-        redis_url=settings.redis_url,
         strategy=settings.rate_limit_strategy,
         fail_open=settings.rate_limit_fail_open,
         enabled=settings.rate_limit_enabled,
         socket_timeout=settings.redis_socket_timeout,
         retry_interval=settings.redis_retry_interval,
         loadtest_limit=f"{settings.rate_limit_loadtest_per_hour}/hour",
+        connection=connection,
+        on_redis_change=lambda up: report_redis_roles({LIMITS: up}),
+        on_fallback=lambda endpoint: RATELIMIT_FALLBACK.labels(endpoint=endpoint).inc(),
     )
 
 
-def cache_store_for(settings: Settings) -> CacheStore | None:
+def _store(settings: Settings, connections: dict[str, RedisConnection]) -> CacheStore | None:
     if not settings.cache_enabled:
         return None
-    return open_store(
-        settings.redis_url,
-        max_bytes=settings.cache_max_bytes,
+    connection = connections.get(CACHE)
+    if connection is None:
+        return MemoryStore(
+            settings.cache_max_bytes, settings.cache_max_item_bytes, settings.cache_ttl_s
+        )
+    budgets = connections.get(LIMITS)
+    breaker = breaker_for(
+        CACHE,
+        settings.redis_socket_timeout,
+        settings.redis_retry_interval,
+        "results not cached",
+        lambda up: report_redis_roles({CACHE: up}),
+    )
+    return RedisStore(
+        connection,
+        breaker,
         max_item_bytes=settings.cache_max_item_bytes,
         ttl_s=settings.cache_ttl_s,
-        timeout=settings.redis_socket_timeout,
-        retry_interval=settings.redis_retry_interval,
+        budgets_here=budgets is not None and connection.address.shares_server_with(budgets.address),
+        memory_percent=settings.cache_redis_memory_percent,
+        unbounded_max_bytes=settings.cache_max_bytes,
     )
 
 
@@ -55,7 +94,7 @@ class Wiring:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Wiring:
-        return cls(settings, limiter_for(settings), cache_store_for(settings))
+        return cls(settings, *limiter_and_store(settings))
 
     @property
     def folders(self) -> list[Path]:
@@ -77,22 +116,14 @@ class Wiring:
 
     async def redis_roles(self) -> dict[str, bool | None]:
         """Each Redis role -> its Redis answers, or None where the role has no Redis."""
-        return await redis_roles(self.settings, self.limiter, self._store_check)
+        return await redis_roles(self.limiter, self.store)
 
     async def redis_check(self) -> health.Check:
-        """/health's `redis`: the limiter's Redis, and the cache's when it is down too. Down
-        while failing closed (RATE_LIMIT_FAIL_OPEN=false), the service is unhealthy."""
-        ok, detail = await self.limiter.check_backend()
-        cache = await self._store_check()
-        if cache is not None and self.settings.redis_url and not cache[0]:
-            ok, detail = False, f"{detail}; {cache[1]}"
-        return health.Check(ok, detail, critical=not self.settings.rate_limit_fail_open)
+        """/health's `redis`, a detail per role (`application.redis_roles`)."""
+        return await redis_check(self.limiter, self.store, self.settings.rate_limit_fail_open)
 
     async def aclose(self) -> None:
         """Close the Redis clients, from the event loop that used them."""
         await self.limiter.aclose()
         if self.store is not None:
             await self.store.aclose()
-
-    async def _store_check(self) -> tuple[bool, str] | None:
-        return await self.store.check() if self.store is not None else None

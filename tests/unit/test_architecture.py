@@ -1,7 +1,8 @@
 """The dependency rules of the code base, read from the source with `ast`.
 
 The graph is the README's: its Architecture section lists, in a `text` block of lines
-`part, part → part, part` (or `→ nothing`), all that each part imports of the project. The
+`part, part → part, part` (or `→ nothing`; a line without an arrow goes on with the one
+before), all that each part imports of the project. The
 code must import exactly that, edge for edge, and the graph must be acyclic. Only the HTTP edge
 (`gateway/`) and the BentoML wiring (`service.py`, `import_model.py`) may import a web framework
 or BentoML; the model code works on arrays and imports no image library.
@@ -15,6 +16,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ARROW = " → "
@@ -25,7 +27,12 @@ def readme_graph(readme: str) -> dict[str, set[str]]:
     """Part -> the parts it imports, from the dependency lines of the Architecture section."""
     section = readme.split("\n## Architecture\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"^```text\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
-    lines = [line for block in blocks for line in block.splitlines() if ARROW in line]
+    lines: list[str] = []
+    for line in (line for block in blocks for line in block.splitlines() if line.strip()):
+        if ARROW in line or not lines:
+            lines.append(line)
+        else:  # a wrapped line goes on with the parts imported
+            lines[-1] += " " + line.strip()
     graph: dict[str, set[str]] = {}
     for line in lines:
         left, right = line.split(ARROW)
@@ -94,11 +101,11 @@ def test_imports_are_the_graphs_edges(module: str) -> None:
 
 
 def test_the_graph_is_read_from_the_lines_of_the_block() -> None:
-    """The reader itself, on a block of its own: several parts on one line, `.py` dropped,
-    `nothing`, and prose arrows outside the block ignored."""
+    """The reader itself, on a block of its own: several parts on one line, a wrapped line,
+    `.py` dropped, `nothing`, and arrows outside the block ignored."""
     readme = (
         "# x\n\n## Architecture\n\n`a` → `b` in prose\n\n```text\n"
-        "a.py   → b, c\nb, c → nothing\n```\n\n## Next\n\n```text\nd → a\n```\n"
+        "a.py   → b,\n         c\nb, c → nothing\n```\n\n## Next\n\n```text\nd → a\n```\n"
     )
     assert readme_graph(readme) == {"a": {"b", "c"}, "b": set(), "c": set()}
 
@@ -116,3 +123,9 @@ def test_the_checker_sees_real_imports() -> None:
     """The walk must find what is plainly there, or every rule above passes vacuously."""
     assert {"bentoml", "application", "gateway"} <= imports_of("service")
     assert "onnxruntime" in imports_of("segmentation")
+
+
+def test_the_bento_ships_every_module_the_service_imports() -> None:
+    include = yaml.safe_load((ROOT / "bentofile.yaml").read_text())["include"]
+    shipped = {pattern.strip("/").split("/")[0].removesuffix(".py") for pattern in include}
+    assert ALLOWED.keys() - {"import_model"} <= shipped
