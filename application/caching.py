@@ -93,10 +93,16 @@ class CachedProcessor:
         return (await self.store.lookup(keys)).result is not None
 
     async def produce(
-        self, caller: Caller, data: bytes, options: Options, wait_s: float | None = None
+        self,
+        caller: Caller,
+        data: bytes,
+        options: Options,
+        wait_s: float | None = None,
+        background: bytes | None = None,
     ) -> Produced:
         """The caller's result: from the cache, or made with memory admitted for it (waited
-        for up to `wait_s`, MEMORY_WAIT_S by default)."""
+        for up to `wait_s`, MEMORY_WAIT_S by default). `background`: the bytes of the
+        `bg_image` that `options.bg_image` names by digest."""
         keys = await self.keys(data, options, caller.client)
         found = await self.store.lookup(keys) if self.store is not None else Lookup()
         cached = _cached_result(found.result, len(data)) if found.result is not None else None
@@ -105,10 +111,13 @@ class CachedProcessor:
         else:
             cancellation = Cancellation()
             source = await self.processor.read(data, options, cancellation)
-            async with self.admission.memory(source.bytes_needed(options), wait_s):
+            backdrop = None
+            if background is not None:
+                backdrop = await self.processor.background_size(background, cancellation)
+            async with self.admission.memory(source.bytes_needed(options, backdrop), wait_s):
                 known = await self._cached_mask(found, options, source.decode_scale)
                 result, segmentation = await self.processor.process(
-                    source, options, cancellation, known
+                    source, options, cancellation, known, background
                 )
             cache = MISS if known is None else MASK
             produced = Produced(result, segmentation.coverage, cache, keys)

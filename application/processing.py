@@ -20,7 +20,19 @@ from application.image_work import Cancellation, ImageWorkers
 from application.models import ModelService
 from contract.errors import InvalidParameter
 from operations.health import Check
-from optimizer import Options, PreparedImage, Result, Source, finish, prepare, read_source
+from optimizer import (
+    Options,
+    PreparedImage,
+    Result,
+    Source,
+    decode_background,
+    finish,
+    output_size,
+    prepare,
+    read_source,
+)
+from optimizer.decode import open_background
+from optimizer.geometry import Size
 from segmentation import CATALOG, Segmentation, UnknownModel, get_spec
 
 T = TypeVar("T")
@@ -65,9 +77,10 @@ class ImageProcessor:
         options: Options,
         cancellation: Cancellation,
         segmentation: Segmentation | None = None,
+        background: bytes | None = None,
     ) -> tuple[Result, Segmentation]:
         """The result, and the segmentation it was made with (`segmentation` when given: no
-        model run)."""
+        model run); `background`: the `bg_image`'s bytes."""
         if segmentation is None:
             prepared, segmentation = await self.segment(source, options, cancellation)
         else:
@@ -75,18 +88,30 @@ class ImageProcessor:
                 cancellation,
                 partial(prepare, source, options, model_size=None, cancelled=cancellation),
             )
+        backdrop = None
+        if background is not None:
+            backdrop = await self.workers.run(
+                cancellation,
+                partial(
+                    decode_background,
+                    background,
+                    max_input_pixels=self.max_input_pixels,
+                    canvas=output_size(source.image.size, options),
+                ),
+            )
         result = await self.workers.run(
             cancellation,
-            partial(finish, prepared, segmentation.mask, options, cancelled=cancellation),
+            partial(finish, prepared, segmentation.mask, options, backdrop, cancelled=cancellation),
         )
         return result, segmentation
 
-    async def infer(
-        self, source: Source, options: Options, cancellation: Cancellation
-    ) -> tuple[PreparedImage, np.ndarray]:
-        """Decode and run the model: the photo as prepared, and its mask at model size."""
-        prepared, segmentation = await self.segment(source, options, cancellation)
-        return prepared, segmentation.mask
+    async def background_size(self, background: bytes, cancellation: Cancellation) -> Size:
+        """A background image's size, from its header (a bad one: 400 for `bg_image`)."""
+        opened = await self.workers.run(
+            cancellation,
+            partial(open_background, background, max_input_pixels=self.max_input_pixels),
+        )
+        return opened.size
 
     async def segment(
         self, source: Source, options: Options, cancellation: Cancellation

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from application.redis_roles import redis_check, redis_roles
 from cache import CacheStore, MemoryStore, RedisStore
+from contract import routes
 from operations import health
 from operations.metrics import RATELIMIT_FALLBACK, report_redis_roles
 from operations.retention import start_retention
@@ -46,7 +47,10 @@ def _role_urls(settings: Settings) -> dict[str, str]:
 
 def _limiter(settings: Settings, connection: RedisConnection | None) -> RateLimiter:
     return RateLimiter(
-        limits={budget: f"{amount}/hour" for budget, amount in settings.hourly_limits.items()},
+        limits={
+            budget: f"{amount * routes.parts_of(budget)}/hour"
+            for budget, amount in settings.hourly_limits.items()
+        },
         strategy=settings.rate_limit_strategy,
         fail_open=settings.rate_limit_fail_open,
         enabled=settings.rate_limit_enabled,

@@ -139,13 +139,18 @@ def rounded(rect: Rect) -> Bounds:
 
 def resolve_roi(roi: Roi, size: Size) -> Bounds | None:
     """The region in pixels of an image of `size`; None when it is empty or leaves the image."""
+    bounds = roi_pixels(roi, size)
+    if is_empty(bounds) or clip(bounds, size) != bounds:
+        return None
+    return bounds
+
+
+def roi_pixels(roi: Roi, size: Size) -> Bounds:
+    """The region in pixels of an image of `size`, as written (possibly empty or outside)."""
     width, height = size
-    bounds = (
+    return (
         roi.left.pixels(width),
         roi.top.pixels(height),
         roi.right.pixels(width),
         roi.bottom.pixels(height),
     )
-    if is_empty(bounds) or clip(bounds, size) != bounds:
-        return None
-    return bounds
