@@ -78,7 +78,10 @@ def fit_size(size: Size, box: Box, max_area: int | None = None) -> Size:
     )
     if scale >= 1.0:
         return size
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    fitted = max(1, round(width * scale)), max(1, round(height * scale))
+    if max_area and fitted[0] * fitted[1] > max_area:  # "up to" that many pixels
+        fitted = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    return fitted
 
 
 def alpha_box(alpha: np.ndarray, threshold: int = SUBJECT_ALPHA_THRESHOLD) -> Bounds | None:

@@ -77,9 +77,9 @@ def call_node_client(base_url: str, source: str, options: dict[str, Any]) -> dic
     """One call of the npm client against `base_url` (`source`: file, base64 or url):
     {"resolved": result} or {"rejected": what it rejected with}."""
     modules = node_modules()
-    call = json.dumps({"source": source, "options": options})
     completed = subprocess.run(
-        ["node", "-r", str(HERE / "preload.js"), str(HERE / "call_client.js"), call],
+        ["node", "-r", str(HERE / "preload.js"), str(HERE / "call_client.js")],
+        input=json.dumps({"source": source, "options": options}),
         env={**os.environ, "NODE_PATH": str(modules), "REMOVEBG_BASE_URL": base_url},
         capture_output=True,
         text=True,

@@ -17,6 +17,8 @@ import httpx
 import jsonschema
 
 JSON = "application/json"
+# Parameters remove.bg's API page documents that its OpenAPI 1.0.0 predates.
+LATER_PARAMETERS = ("shadow_type", "shadow_opacity", "shadow_method")
 ERROR_CONTENT = "*/*"
 
 
@@ -43,7 +45,7 @@ def documented_error_codes(document: dict[str, Any]) -> set[str]:
     """The 400 codes remove.bg lists, and invalid_<parameter> for each parameter it takes."""
     removebg = operation(document, "/removebg", "post")
     listed = set(removebg["responses"]["400"]["content"][ERROR_CONTENT]["examples"])
-    parameters: set[str] = set()
+    parameters: set[str] = set(LATER_PARAMETERS)
     for body in removebg["requestBody"]["content"].values():
         parameters |= set(body["schema"]["properties"])
     return listed | {f"invalid_{name}" for name in parameters}
