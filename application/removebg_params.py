@@ -41,7 +41,15 @@ SIZES = {  # size -> (most output pixels, credits)
     "50mp": (50 * MEGAPIXEL, FULL_CREDITS),
 }
 DEFAULT_SIZE = "preview"  # remove.bg's default
-FORMATS = {"auto": "PNG", "png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "zip": "PNG"}
+# Our format for each of remove.bg's (the zip's colours are a JPEG).
+FORMATS = {
+    "auto": "PNG",
+    "png": "PNG",
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "webp": "WEBP",
+    "zip": "JPEG",
+}
 TYPES = ("auto", "person", "product", "car", "animal", "graphic", "transportation")
 TYPE_LEVELS = ("none", "1", "2", "latest")
 COARSE_TYPES = ("person", "product", "car", "animal")  # what type_level=1 names
@@ -79,6 +87,11 @@ def parse_removebg(
     """remove.bg's form or JSON fields (and uploaded files) -> what the request asks for.
     Reads no image: every error here costs the client no credit."""
     given = {name: value for name, value in fields.items() if value not in (None, "")}
+    nested = sorted(name for name, value in given.items() if isinstance(value, list | dict))
+    if nested:
+        raise InvalidParameter(
+            f"Parameters must be single values: {nested[0]}", parameter=nested[0]
+        )
     image_sources(given, upload)
     with about("format"):
         fmt = _word(given.get("format", "auto"), FORMATS, "format")

@@ -18,7 +18,7 @@ from contract.errors import EMPTY, OUTSIDE, InvalidParameter
 from optimizer.compose import compose
 from optimizer.decode import Cancelled, WorkCancelled, load_image
 from optimizer.edges import decontaminate
-from optimizer.encode import encode
+from optimizer.encode import encodable, encode
 from optimizer.geometry import Bounds, Size, is_empty, resolve_roi, roi_pixels
 from optimizer.layers import shape
 from optimizer.options import Options, OutputFormat
@@ -115,9 +115,11 @@ def finish(
     picture, foreground = make_picture(prepared, mask, options, background)
     composed = time.perf_counter()
     _stop_if(cancelled)
-    if options.opaque_format is not None and not has_transparency(picture):
-        fmt = options.opaque_format
-        options = replace(options, format=fmt, quality=fmt.default_quality, opaque_format=None)
+    opaque = options.opaque_format
+    if opaque is not None and encodable(picture.size, opaque) and not has_transparency(picture):
+        options = replace(
+            options, format=opaque, quality=opaque.default_quality, opaque_format=None
+        )
     data = encode(
         picture,
         options.format,

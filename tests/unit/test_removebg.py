@@ -82,7 +82,7 @@ def test_auto_format_is_decided_by_the_result_unless_it_must_be_opaque() -> None
 
 @pytest.mark.parametrize(
     ("fmt", "expected", "archive"),
-    [("png", "PNG", False), ("jpg", "JPEG", False), ("webp", "WEBP", False), ("zip", "PNG", True)],
+    [("png", "PNG", False), ("jpg", "JPEG", False), ("webp", "WEBP", False), ("zip", "JPEG", True)],
 )
 def test_formats(fmt: str, expected: str, archive: bool) -> None:
     request = parse(format=fmt)
