@@ -165,7 +165,7 @@ async def improve(request: Request, app: App, caller: Call) -> Response:
     routes.ACCOUNT,
     tags=["remove.bg compatible"],
     summary="remove.bg's account call: the remaining /remove-background budget",
-    responses=docs.errors(403, 429, 503, removebg=True),
+    responses=docs.errors(403, 503, removebg=True),
 )
 async def account(app: App, caller: Call) -> Response:
     return render(await app.account(caller))
