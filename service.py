@@ -23,6 +23,7 @@ import numpy as np
 from bentoml._internal.configuration.containers import BentoMLContainer
 
 from application import Application
+from contract import headers
 from contract.errors import SHED_MODEL_QUEUE, Overloaded, Unavailable
 from gateway.api import create_api, inner_middleware, outer_middleware, wrapped
 from gateway.header_timeout import install_header_timeout
@@ -150,14 +151,14 @@ class ModelServiceClient:
             if exc.error_code == 503:
                 raise Overloaded(
                     "The model queue is full",
-                    headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S},
+                    headers={headers.RETRY_AFTER: MODEL_QUEUE_RETRY_AFTER_S},
                     shed_reason=SHED_MODEL_QUEUE,
                 ) from None
             raise Unavailable(f"The model service failed: {exc}") from None
         except Exception as exc:  # the hop itself failed: the model service is stopping or gone
             raise Unavailable(
                 f"The model service did not answer: {type(exc).__name__}",
-                headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S},
+                headers={headers.RETRY_AFTER: MODEL_QUEUE_RETRY_AFTER_S},
             ) from None
 
 
@@ -204,13 +205,14 @@ class BackgroundRemover:
             recycle_connections(self.segmenter.to_async)
         report_build_info(BackgroundRemover)
         self.application = Application.from_settings(settings, ModelServiceClient(self.segmenter))
-        self.application.start_housekeeping()
+        self.application.wiring.start_housekeeping()
         api.state.application = self.application
 
     @bentoml.on_startup
     async def watch_redis(self) -> None:
         """Runs on the serving event loop, where the Redis clients live."""
-        self.redis_watch = asyncio.get_running_loop().create_task(self.application.watch_redis())
+        watch = self.application.wiring.watch_redis()
+        self.redis_watch = asyncio.get_running_loop().create_task(watch)
 
     @bentoml.on_shutdown
     async def stop_watching_redis(self) -> None:

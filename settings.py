@@ -3,20 +3,21 @@
 Values come from the environment or a `.env` file in the working directory; real environment
 variables win. An empty value counts as unset (its default applies): container images declare
 variables they cannot unset, and Kubernetes cannot remove an image's variable either. Nothing
-else in the project reads `os.environ`.
+else in the project reads `os.environ`. Imports nothing from the project, so every part of it
+may read the settings.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ratelimit import IPNetwork, parse_networks
-
+IPNetwork = IPv4Network | IPv6Network
 CommaList = Annotated[list[str], NoDecode]
 NetworkList = Annotated[list[IPNetwork], NoDecode]
 PortList = Annotated[list[Annotated[int, Field(gt=0, lt=65536)]], NoDecode]
@@ -30,6 +31,23 @@ def _split_commas(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def parse_networks(text: str) -> list[IPNetwork]:
+    """A comma list of CIDRs or bare addresses; empty items are skipped.
+
+    Host bits are allowed (`10.0.0.1/8` means `10.0.0.0/8`). Raises ValueError naming the
+    first item that is not an address or network.
+    """
+    networks: list[IPNetwork] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or network: {item!r}") from exc
+    return networks
 
 
 class Settings(BaseSettings):

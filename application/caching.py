@@ -4,12 +4,14 @@ skips the model (`mask`), anything else runs in full (`miss`) and is remembered.
 Memory is admitted only for work that decodes pixels; a hit costs a lookup and no admission.
 A cached mask is reused only when it was made from a decode at the same scale (a JPEG decoded
 at a reduced scale for a small box gives a slightly different mask than a full decode), so a
-result's bytes never depend on what was asked before: one ETag, one set of bytes.
+result's bytes never depend on what was asked before: one ETag, one set of bytes. Every result
+produced goes to the output hook (`operations.outputs`: metrics, log fields, SAVE_OUTPUTS).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +20,14 @@ import numpy as np
 from application.admission import Admission
 from application.image_work import Cancellation
 from application.processing import ImageProcessor
+from application.replies import Caller
 from cache import CacheKeys, CacheStore, Lookup, input_digest
 from cache.keys import LARGE_INPUT_BYTES
 from operations.metrics import CACHE_REQUESTS, CACHE_STORED_BYTES
+from operations.outputs import Output, OutputHook
 from optimizer import Options, OutputFormat, Result
 from optimizer.geometry import Bounds
-from optimizer.pipeline import mask_from_png, mask_id, mask_to_png, output_id
+from optimizer.masks import mask_from_png, mask_id, mask_to_png, output_id
 from segmentation import CATALOG
 
 HIT, MASK, MISS = "hit", "mask", "miss"
@@ -35,6 +39,19 @@ class Produced:
     cache: str  # hit, mask or miss
     keys: CacheKeys
 
+    @property
+    def output(self) -> Output:
+        result = self.result
+        return Output(
+            result.data,
+            result.format.value,
+            result.format.extension,
+            result.input_bytes,
+            result.compression_ratio,
+            result.timings_ms,
+            self.cache,
+        )
+
 
 class CachedProcessor:
     def __init__(
@@ -42,15 +59,19 @@ class CachedProcessor:
         processor: ImageProcessor,
         admission: Admission,
         store: CacheStore | None,
-        max_input_pixels: int,
+        *,
+        per_client: bool = False,
+        on_output: OutputHook | None = None,
     ) -> None:
         self.processor = processor
         self.admission = admission
         self.store = store
-        self.max_input_pixels = max_input_pixels
+        self.per_client = per_client  # CACHE_SCOPE=client: each client has a cache of its own
+        self.on_output = on_output or OutputHook()
 
-    async def keys(self, data: bytes, options: Options, namespace: str = "") -> CacheKeys:
-        """`namespace`: whose cache this is (empty: shared by every client)."""
+    async def keys(self, data: bytes, options: Options, client: str | None = None) -> CacheKeys:
+        """The keys of `client`'s request (its cache's, or the one shared by every client)."""
+        namespace = client_namespace(client) if self.per_client and client is not None else ""
         digest = (
             await asyncio.to_thread(input_digest, data)
             if len(data) > LARGE_INPUT_BYTES
@@ -68,9 +89,11 @@ class CachedProcessor:
         return (await self.store.lookup(keys)).result is not None
 
     async def produce(
-        self, data: bytes, options: Options, wait_s: float | None = None, namespace: str = ""
+        self, caller: Caller, data: bytes, options: Options, wait_s: float | None = None
     ) -> Produced:
-        keys = await self.keys(data, options, namespace)
+        """The caller's result: from the cache, or made with memory admitted for it (waited
+        for up to `wait_s`, MEMORY_WAIT_S by default)."""
+        keys = await self.keys(data, options, caller.client)
         found = await self.store.lookup(keys) if self.store is not None else Lookup()
         cached = _cached_result(found.result, len(data)) if found.result is not None else None
         if cached is not None:
@@ -87,6 +110,7 @@ class CachedProcessor:
             mask_made = made_mask if mask is None else None
             await self._remember(keys, result, mask_made, source.decode_scale)
         CACHE_REQUESTS.labels(result=produced.cache).inc()
+        await self.on_output(caller.request_id, caller.log, produced.output)
         return produced
 
     async def _cached_mask(
@@ -112,6 +136,11 @@ class CachedProcessor:
         await self.store.save(entries)
         if self.store.stored_bytes is not None:
             CACHE_STORED_BYTES.set(self.store.stored_bytes)
+
+
+def client_namespace(client: str) -> str:
+    """A client's cache, named by a digest of its key (which names an API key or an address)."""
+    return hashlib.sha256(client.encode("utf-8")).hexdigest()[:16]
 
 
 def _result_metadata(result: Result) -> dict[str, Any]:

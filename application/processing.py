@@ -3,7 +3,8 @@ encode.
 
 CPU-bound steps run in the image work threads (`application.image_work`), each with the
 request's `Cancellation`; the model call goes to the model service. The processor also knows
-the models' input sizes and whether the model service answers.
+the models' input sizes and whether the model service answers. The model catalog's failures
+become the contract's errors here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from application.models import ModelService
 from contract.errors import InvalidParameter
 from operations.health import Check
 from optimizer import Options, PreparedImage, Result, Source, finish, prepare, read_source
-from segmentation import get_spec
+from segmentation import CATALOG, UnknownModel, get_spec
 
 T = TypeVar("T")
 HEALTH_TIMEOUT_S = 5.0
@@ -97,7 +98,10 @@ class ImageProcessor:
 
     async def model_size(self, name: str | None) -> int:
         if name is None or name == self.default_model:
-            return get_spec(self.default_model).input_size
+            try:
+                return get_spec(self.default_model).input_size
+            except UnknownModel as unknown:
+                raise InvalidParameter(str(unknown)) from None
         if name not in self.model_sizes:
             self.model_sizes = await self.available()
         if name not in self.model_sizes:
@@ -106,6 +110,22 @@ class ImageProcessor:
 
     async def available(self) -> dict[str, int]:
         return await self._answer(self.models.available())
+
+    async def listing(self) -> dict[str, Any]:
+        """The models `model=` accepts, with their input size and precision."""
+        sizes = await self.available()
+        return {
+            "default": self.default_model,
+            "models": [
+                {
+                    "name": name,
+                    "input_size": size,
+                    "precision": CATALOG[name].precision,
+                    "batched": name == self.default_model,
+                }
+                for name, size in sorted(sizes.items())
+            ],
+        }
 
     async def model_check(self) -> Check:
         since = self.clock() - self.model_answered_at

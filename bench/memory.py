@@ -74,7 +74,7 @@ def measure_one(mode: str, fmt: str, megapixels: float) -> dict[str, float]:
     from application.replies import json_reply
     from application.results import result_json
     from optimizer import finish, parse_options, prepare, read_source
-    from optimizer.pipeline import memory_needed
+    from optimizer.source import memory_needed
 
     side = round(math.sqrt(megapixels * 1e6))
     data = make_input(mode, side, side)

@@ -46,6 +46,10 @@ class ServiceError(Exception):
             "details": self.details,
         }
 
+    def removebg_body(self) -> dict[str, Any]:
+        """The same error in remove.bg's shape, for its API (`routes.in_removebg_api`)."""
+        return {"errors": [{"title": self.title, "code": self.code, "detail": self.details}]}
+
 
 class InvalidParameter(ServiceError):
     code = "invalid_parameter"

@@ -7,9 +7,11 @@ PREVIEW = "/remove-background-preview"
 BASE64 = "/remove-background-base64"
 BATCH = "/remove-background-batch"
 READ_FILE = "/read-file"
-REMOVEBG = "/v1.0/removebg"
-ACCOUNT = "/v1.0/account"
-IMPROVE = "/v1.0/improve"
+# remove.bg's API, under its own base: every path there answers errors in remove.bg's shape.
+REMOVEBG_BASE = "/v1.0/"
+REMOVEBG = f"{REMOVEBG_BASE}removebg"
+ACCOUNT = f"{REMOVEBG_BASE}account"
+IMPROVE = f"{REMOVEBG_BASE}improve"
 PRESETS = "/presets"
 MODELS = "/models"
 HEALTH = "/health"
@@ -47,6 +49,11 @@ BUDGETS = {
 KNOWN = frozenset({*SERVICE, METRICS, PLAYGROUND, *PROBES, *DOCS})
 STATIC_PREFIXES = OPEN_PREFIXES
 OTHER = "/{other}"
+
+
+def in_removebg_api(path: str) -> bool:
+    """Whether `path` is under remove.bg's API (its errors then take remove.bg's shape)."""
+    return path.startswith(REMOVEBG_BASE)
 
 
 def label(path: str) -> str:

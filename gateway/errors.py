@@ -1,6 +1,10 @@
 """The one place that decides how a failure reaches the client: its HTTP status, and its JSON
 body in the shape of the API that was called (the contract's object, or remove.bg's
-`{"errors": [...]}` under `/v1.0/`)."""
+`{"errors": [...]}` under its API, `contract.routes.in_removebg_api`).
+
+Only the contract's errors (`contract.errors`) reach here as such: the application layer turns
+its domain's failures into them; anything else is the edge's own (a malformed request, a bare
+status) or a 500."""
 
 from __future__ import annotations
 
@@ -16,10 +20,8 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope, Send
 
-from application.removebg import error_body as removebg_error_body
-from contract import errors
+from contract import errors, routes
 from gateway.observe import note_shed
-from segmentation import UnknownModel
 
 log = logging.getLogger("bg_remover.errors")
 
@@ -42,7 +44,6 @@ INTERNAL = 500
 # Recorded (metrics, log) for a request whose client went away: nginx's convention. The
 # client never sees it.
 CLIENT_CLOSED_REQUEST = 499
-REMOVEBG_PREFIX = "/v1.0/"
 
 
 class SafeJSONResponse(JSONResponse):
@@ -69,8 +70,6 @@ def error_for_status(
 def as_service_error(error: Exception, path: str) -> errors.ServiceError:
     if isinstance(error, errors.ServiceError):
         return error
-    if isinstance(error, UnknownModel):
-        return errors.InvalidParameter(str(error))
     if isinstance(error, RequestValidationError):
         fields = sorted({".".join(map(str, e["loc"][1:])) or "body" for e in error.errors()})
         return errors.InvalidParameter(f"Malformed request: check {', '.join(fields)}")
@@ -90,7 +89,7 @@ def as_service_error(error: Exception, path: str) -> errors.ServiceError:
 def error_response(error: errors.ServiceError, path: str = "/") -> JSONResponse:
     """The error's JSON. After a 500 the connection is closed, and the client is told so
     (`Connection: close`) rather than finding out on its next request."""
-    body = removebg_error_body(error) if path.startswith(REMOVEBG_PREFIX) else error.body()
+    body = error.removebg_body() if routes.in_removebg_api(path) else error.body()
     status = status_of(error)
     headers = {**error.headers, **({"Connection": "close"} if status == INTERNAL else {})}
     return SafeJSONResponse(body, status_code=status, headers=headers)
@@ -123,7 +122,6 @@ def install_error_handlers(app: FastAPI) -> None:
     handler: Callable = _render
     for kind in (
         errors.ServiceError,
-        UnknownModel,
         RequestValidationError,
         HTTPException,
         Exception,

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from application import Application, Caller, Reply
-from contract import routes
+from contract import headers, routes
 from gateway import openapi as docs
+from gateway.context import RequestContext
 from gateway.forms import read_form
 from gateway.requests import is_json, json_object
 
 router = APIRouter()
+UNIDENTIFIED = "unknown"  # the client of an app without ClientIdentity in front (never served)
 
 
 def _application(request: Request) -> Application:
@@ -21,15 +23,16 @@ def _application(request: Request) -> Application:
 
 
 def _caller(request: Request) -> Caller:
-    """The caller as the middleware identified it; its header and log dicts are the ones the
-    middleware reads back."""
-    state = request.scope.setdefault("state", {})
+    """The caller as the middleware identified it; its header and log dicts are the context's,
+    which the middleware reads back."""
+    context = RequestContext.of(request.scope)
     return Caller(
-        client=state.get("client_key", "unknown"),
-        request_id=state.get("request_id", "-"),
-        headers=state.setdefault("response_headers", {}),
-        log=state.setdefault("log", {}),
-        if_none_match=request.headers.get("if-none-match"),
+        client=context.client or UNIDENTIFIED,
+        request_id=context.request_id,
+        headers=context.response_headers,
+        log=context.log,
+        if_none_match=request.headers.get(headers.IF_NONE_MATCH),
+        loadtest=context.loadtest,
     )
 
 
@@ -127,7 +130,7 @@ async def read_file(request: Request, app: App, caller: Call) -> Response:
     ),
 )
 async def removebg(request: Request, app: App, caller: Call) -> Response:
-    json_wanted = "application/json" in request.headers.get("accept", "")
+    json_wanted = "application/json" in request.headers.get(headers.ACCEPT, "")
     if is_json(request):
         reply = await app.removebg(caller, await json_object(request), None, json_wanted)
     else:

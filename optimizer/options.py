@@ -14,8 +14,9 @@ from typing import Any
 from contract.errors import InvalidParameter
 from optimizer import grammar
 from optimizer.formats import OutputFormat, output_format
-from optimizer.geometry import Margin, Margins, Placement, Roi, Size
+from optimizer.geometry import Margin, Margins, Roi, Size
 from optimizer.grammar import Color
+from optimizer.placement import Placement
 from optimizer.presets import PRESETS
 
 __all__ = ["PRESETS", "Color", "Margin", "Margins", "Options", "OutputFormat", "parse_options"]

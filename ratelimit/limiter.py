@@ -18,9 +18,6 @@ from .backend import FailoverBackend, redis_storage
 from .status import RateLimitExceeded, RateLimitStatus
 from .strategy import DEFAULT_STRATEGY, peek, spend, strategy_class
 
-# Client keys of load-test identities (LOADTEST_KEYS): budgets apart, at their own limit.
-LOADTEST_CLIENT = "loadtest:"
-
 
 class RateLimiter:
     """Spend per-client budgets, shared through Redis when ``redis_url`` is set.
@@ -56,7 +53,8 @@ class RateLimiter:
         on_redis_change: Callable[[bool], None] | None = None,
         on_fallback: Callable[[str], None] | None = None,
     ) -> None:
-        """``limits`` maps an endpoint name to a ``limits`` string such as ``"10/hour"``.
+        """``limits`` maps an endpoint name to a ``limits`` string such as ``"10/hour"``;
+        ``loadtest_limit`` is every limited endpoint's limit for a load-test client.
         ``connection`` (a client shared with other roles) wins over ``redis_url``;
         ``on_redis_change(up)`` is told when Redis goes away or comes back.
 
@@ -96,8 +94,11 @@ class RateLimiter:
         """Redis is configured but limits are currently kept in process."""
         return self._backend.degraded
 
-    async def hit(self, endpoint: str, client_key: str, cost: int = 1) -> RateLimitStatus | None:
+    async def hit(
+        self, endpoint: str, client_key: str, cost: int = 1, *, loadtest: bool = False
+    ) -> RateLimitStatus | None:
         """Spend ``cost`` units of ``client_key``'s budget on ``endpoint``, all or none.
+        A ``loadtest`` client's budget is at the load-test limit.
 
         Returns the status after spending (``remaining`` counts down to 0), or None
         when nothing is limited — limiter disabled or no limit configured for the
@@ -107,7 +108,7 @@ class RateLimiter:
         when it exceeds the whole limit; RedisUnavailable when Redis is down and
         ``fail_open`` is False; ValueError when ``cost`` < 1.
         """
-        item = self._item(endpoint, client_key)
+        item = self._item(endpoint, loadtest)
         if not self.enabled or item is None:
             return None
         if cost < 1:
@@ -124,19 +125,21 @@ class RateLimiter:
             raise RateLimitExceeded(status)
         return status
 
-    async def peek(self, endpoint: str, client_key: str) -> RateLimitStatus | None:
+    async def peek(
+        self, endpoint: str, client_key: str, *, loadtest: bool = False
+    ) -> RateLimitStatus | None:
         """The client's budget on ``endpoint`` without spending any; None when unlimited."""
-        item = self._item(endpoint, client_key)
+        item = self._item(endpoint, loadtest)
         if not self.enabled or item is None:
             return None
         identifiers = (self._strategy, endpoint, client_key)
         status, _ = await self._backend.run(lambda strategy: peek(strategy, item, identifiers))
         return status
 
-    def _item(self, endpoint: str, client_key: str) -> RateLimitItem | None:
+    def _item(self, endpoint: str, loadtest: bool) -> RateLimitItem | None:
         """The endpoint's limit; a load-test client's own limit on every limited endpoint."""
         item = self._items.get(endpoint)
-        if item and self._loadtest_item and client_key.startswith(LOADTEST_CLIENT):
+        if item and self._loadtest_item and loadtest:
             return self._loadtest_item
         return item
 

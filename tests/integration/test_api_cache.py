@@ -153,7 +153,7 @@ class TestOneReplica:
     ) -> None:
         photo, client = images.fresh(PHOTO), connect(cached)
         first = remove(client, photo)
-        store = cached.application.producer.store
+        store = cached.application.wiring.store
         assert isinstance(store, MemoryStore)
         keys = asyncio.run(cached.application.producer.keys(photo, parse_options({})))
         store.put_raw(keys.result, b"BGRC" + os.urandom(64))
@@ -164,7 +164,7 @@ class TestOneReplica:
     def test_the_in_process_cache_stays_within_its_bound(
         self, cached: InProcessServer, connect: Connect
     ) -> None:
-        store = cached.application.producer.store
+        store = cached.application.wiring.store
         assert isinstance(store, MemoryStore)
         client = connect(cached)
         big = images.encode(images.photo_image("astronaut").resize((1400, 1400)), "PNG")

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 from redis.crc import key_slot
 
-from application.results import etag_matches
+from application.results import matched_tag
 from cache import CacheKeys, MemoryStore, codec, input_digest
 from optimizer import parse_options
-from optimizer.pipeline import output_id
+from optimizer.masks import output_id
 
 KEYS = CacheKeys("d" * 64, "u2netp:md5", "options")
 
@@ -93,7 +93,7 @@ def test_representations_have_their_own_strong_etags() -> None:
     ],
 )
 def test_if_none_match(header: str, matches: bool) -> None:
-    assert etag_matches(header, '"abc"') is matches
+    assert (matched_tag(header, '"abc"') is not None) is matches
 
 
 # --- framing -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Geometry on numbers: fit_size (fit in a box, never upscale), subject_bounds (crop box of the
-mask), margins, the region of interest, placement on the canvas and covering it."""
+"""Geometry on numbers (optimizer/geometry.py, optimizer/placement.py): fit_size (fit in a
+box, never upscale), subject_bounds (crop box of the mask), margins, the region of interest,
+placement on the canvas and covering it."""
 
 from __future__ import annotations
 
@@ -9,22 +10,24 @@ from PIL import Image
 
 from optimizer.geometry import (
     SUBJECT_ALPHA_THRESHOLD,
-    Layout,
     Length,
     Margins,
-    Placement,
     Roi,
     clip,
-    cover_box,
-    fit_frame,
     fit_size,
     grow,
-    original_position,
-    place,
     resolve_roi,
     subject_bounds,
 )
 from optimizer.options import Margin
+from optimizer.placement import (
+    Layout,
+    Placement,
+    cover_box,
+    fit_frame,
+    original_position,
+    place,
+)
 
 # --- fit_size ------------------------------------------------------------------------------
 

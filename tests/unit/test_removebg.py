@@ -1,4 +1,5 @@
-"""remove.bg's parameters mapped to ours (application/removebg.py)."""
+"""remove.bg's parameters mapped to ours (application/removebg_params.py), and its answers
+(application/removebg.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from application import removebg
+from application import removebg, removebg_params
 from contract.errors import InvalidParameter, RateLimited
-from optimizer import OutputFormat, PreparedImage
+from optimizer import Options, OutputFormat, PreparedImage
 
 
-def parse(**fields: str) -> removebg.RemoveBgRequest:
-    return removebg.parse_removebg(fields)
+def parse(**fields: str) -> Options:
+    return removebg_params.parse_removebg(fields)
 
 
 @pytest.mark.parametrize(
@@ -35,44 +36,43 @@ def parse(**fields: str) -> removebg.RemoveBgRequest:
 )
 def test_sizes(size: str | None, pixels: int) -> None:
     fields = {"size": size} if size else {}
-    assert removebg.parse_removebg(fields).options.max_output_pixels == pixels
+    assert removebg_params.parse_removebg(fields).max_output_pixels == pixels
 
 
 def test_auto_format_is_png_with_transparency_and_jpeg_when_opaque() -> None:
-    assert parse().options.format is OutputFormat.PNG
-    assert parse(bg_color="81d4fa").options.format is OutputFormat.JPEG
-    assert parse(bg_color="#81d4fa80").options.format is OutputFormat.PNG
-    assert parse(channels="alpha").options.format is OutputFormat.JPEG
-    assert parse(format="png", bg_color="red").options.format is OutputFormat.PNG
+    assert parse().format is OutputFormat.PNG
+    assert parse(bg_color="81d4fa").format is OutputFormat.JPEG
+    assert parse(bg_color="#81d4fa80").format is OutputFormat.PNG
+    assert parse(channels="alpha").format is OutputFormat.JPEG
+    assert parse(format="png", bg_color="red").format is OutputFormat.PNG
 
 
 @pytest.mark.parametrize(
     ("fmt", "expected"), [("png", "PNG"), ("jpg", "JPEG"), ("webp", "WEBP"), ("zip", "PNG")]
 )
 def test_formats(fmt: str, expected: str) -> None:
-    request = parse(format=fmt)
-    assert request.options.format.value == expected
-    assert request.archive is (fmt == "zip")
+    assert parse(format=fmt).format.value == expected
+    assert removebg_params.wants_archive({"format": fmt}) is (fmt == "zip")
 
 
 def test_colours_with_and_without_hash_and_names() -> None:
-    assert parse(bg_color="81d4fa").options.bg_color == (0x81, 0xD4, 0xFA, 255)
-    assert parse(bg_color="fff").options.bg_color == (255, 255, 255, 255)
-    assert parse(bg_color="green").options.bg_color == (0, 128, 0, 255)
+    assert parse(bg_color="81d4fa").bg_color == (0x81, 0xD4, 0xFA, 255)
+    assert parse(bg_color="fff").bg_color == (255, 255, 255, 255)
+    assert parse(bg_color="green").bg_color == (0, 128, 0, 255)
 
 
 @pytest.mark.parametrize(
     ("margin", "pixels", "percent"), [("30px", 30, False), ("30", 30, False), ("10%", 10, True)]
 )
 def test_crop_margin(margin: str, pixels: int, percent: bool) -> None:
-    options = parse(crop="true", crop_margin=margin).options
+    options = parse(crop="true", crop_margin=margin)
     side = options.crop_margin.uniform
     assert options.crop and side is not None and (side.value, side.percent) == (pixels, percent)
 
 
 def test_channels_alpha_is_the_mask() -> None:
-    assert parse(channels="alpha").options.only_mask
-    assert not parse(channels="rgba").options.only_mask
+    assert parse(channels="alpha").only_mask
+    assert not parse(channels="rgba").only_mask
 
 
 @pytest.mark.parametrize(
@@ -90,12 +90,12 @@ def test_channels_alpha_is_the_mask() -> None:
 )
 def test_refused(fields: dict[str, str]) -> None:
     with pytest.raises(InvalidParameter):
-        removebg.parse_removebg(fields)
+        removebg_params.parse_removebg(fields)
 
 
 def test_classifier_knobs_accepted_and_shadow_off_accepted() -> None:
-    request = parse(type="person", type_level="2", semitransparency="true", add_shadow="false")
-    assert request.options.format is OutputFormat.PNG
+    options = parse(type="person", type_level="2", semitransparency="true", add_shadow="false")
+    assert options.format is OutputFormat.PNG
 
 
 def test_headers_and_json_carry_the_foreground_box() -> None:
@@ -117,7 +117,7 @@ def test_zip_has_colour_jpeg_and_alpha_png_at_the_output_size() -> None:
     prepared = PreparedImage(photo, np.zeros((320, 320, 3), np.uint8), input_bytes=1000)
     mask = np.zeros((320, 320), np.uint8)
     mask[80:240, 80:240] = 128
-    options = parse(size="preview").options  # 0.25 MP: 400x300 is below it, kept as it is
+    options = parse(size="preview")  # 0.25 MP: 400x300 is below it, kept as it is
     zipped = removebg.zip_result(prepared, mask, options)
     archive = zipfile.ZipFile(io.BytesIO(zipped.data))
     assert sorted(archive.namelist()) == ["alpha.png", "color.jpg"]
@@ -130,7 +130,7 @@ def test_zip_has_colour_jpeg_and_alpha_png_at_the_output_size() -> None:
 
 
 def test_error_shape() -> None:
-    body = removebg.error_body(RateLimited("Limit of 10 per hour reached"))
+    body = RateLimited("Limit of 10 per hour reached").removebg_body()
     assert body == {
         "errors": [
             {
@@ -140,3 +140,13 @@ def test_error_shape() -> None:
             }
         ]
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "archive"),
+    [(None, False), ("", False), (" ZIP ", True), ("zip", True), ("png", False), (["zip"], False)],
+)
+def test_only_format_zip_asks_for_the_archive(value: object, archive: bool) -> None:
+    """The one decision the route takes before the budget is spent: a list is refused later,
+    on the single-result path, as every bad value is."""
+    assert removebg_params.wants_archive({"format": value}) is archive
