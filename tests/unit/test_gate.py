@@ -5,6 +5,7 @@ whose Redis does not answer."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -20,9 +21,9 @@ from tests.serving import free_port
 BUDGET = routes.BUDGETS[routes.PREVIEW]
 
 
-def gate(limit: int = 2, max_requests: int = 4, **limiter: object) -> RequestGate:
+def gate(limit: int = 2, max_requests: int = 4, **limiter: Any) -> RequestGate:
     admission = Admission(max_requests=max_requests, memory_budget=MIB, wait_s=1)
-    return RequestGate(admission, RateLimiter({BUDGET: f"{limit}/hour"}, **limiter))  # type: ignore[arg-type]
+    return RequestGate(admission, RateLimiter({BUDGET: f"{limit}/hour"}, **limiter))
 
 
 def rate_limited() -> float:

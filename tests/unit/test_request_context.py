@@ -18,7 +18,7 @@ Seen = dict[str, Any]
 
 
 def settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def inner_app(seen: Seen) -> ASGIApp:
@@ -58,7 +58,10 @@ def call(app: ASGIApp, path: str, headers: dict[str, str]) -> tuple[int, dict[st
     async def send(message: Message) -> None:
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    async def request() -> None:
+        await app(scope, receive, send)
+
+    asyncio.run(request())
     start = sent[0]
     return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}
 
