@@ -56,7 +56,10 @@ def _limiter(settings: Settings, connection: RedisConnection | None) -> RateLimi
         enabled=settings.rate_limit_enabled,
         socket_timeout=settings.redis_socket_timeout,
         retry_interval=settings.redis_retry_interval,
-        loadtest_limit=f"{settings.rate_limit_loadtest_per_hour}/hour",
+        loadtest_limit={
+            budget: f"{settings.rate_limit_loadtest_per_hour * routes.parts_of(budget)}/hour"
+            for budget in settings.hourly_limits
+        },
         connection=connection,
         on_redis_change=lambda up: report_redis_roles({LIMITS: up}),
         on_fallback=lambda endpoint: RATELIMIT_FALLBACK.labels(endpoint=endpoint).inc(),
