@@ -57,6 +57,8 @@ FINE_NAMES = {"graphic": "graphics"}  # type_level=2's names where they differ
 OTHER = "other"
 SHADOW_TYPES = ("drop", "car", "3d")  # every one is the drop shadow here
 IMAGE_SOURCES = ("image_file", "image_file_b64", "image_url")
+# Our options named after remove.bg's parameters where the names differ.
+THEIRS = {"only_mask": "channels", "shadow": "add_shadow", "edges": "channels"}
 HEX_WITHOUT_HASH = re.compile(r"[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}")
 
 
@@ -164,17 +166,16 @@ def _options(given: Mapping[str, Any], fmt: str, size: str, bg_upload: Upload | 
         with about(THEIRS.get(name, name)):
             parse_options({name: value})
     options = parse_options(ours)
+    jpeg = OutputFormat.JPEG
+    known_opaque = fmt == "auto" and _opaque(options)  # auto: a JPG from the start
     return replace(
         options,
         max_output_pixels=_output_pixels(size, fmt, options),
-        opaque_format=OutputFormat.JPEG if fmt == "auto" and not _opaque(options) else None,
-        format=OutputFormat.JPEG if fmt == "auto" and _opaque(options) else options.format,
-        quality=80 if fmt == "auto" and _opaque(options) else options.quality,
+        format=jpeg if known_opaque else options.format,
+        quality=jpeg.default_quality if known_opaque else options.quality,
+        opaque_format=jpeg if fmt == "auto" and not known_opaque else None,
         explicit=True,
     )
-
-
-THEIRS = {"only_mask": "channels", "shadow": "add_shadow", "edges": "channels"}
 
 
 def _output_pixels(size: str, fmt: str, options: Options) -> int:
