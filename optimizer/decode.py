@@ -17,12 +17,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from contract.errors import (
-    InvalidImage,
-    InvalidParameter,
-    TooManyPixels,
-    UnsupportedMediaType,
-)
+from contract.errors import InvalidImage, InvalidParameter, TooManyPixels, UnsupportedMediaType
 from optimizer.geometry import Box, Size, fit_size
 from optimizer.structure import check_structure
 

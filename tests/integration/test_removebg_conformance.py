@@ -34,7 +34,7 @@ def image_host() -> Iterator[ImageHost]:
     with serving_images() as host:
         host.add("/cat.jpg", PHOTO)
         host.add("/backdrop.jpg", BACKDROP)
-        host.add("/notes.txt", b"plain text, not an image", "text/plain")
+        host.add("/words.txt", b"plain text, not an image", "text/plain")
         yield host
 
 
@@ -141,7 +141,7 @@ def huge_png() -> bytes:
 REFUSED: dict[str, tuple[Call, str]] = {
     "no image": (as_json(size="full"), "missing_source"),
     "two images": (upload(image_file_b64=B64), "multiple_sources"),
-    "a text file": (upload(image_file=("notes.txt", b"not an image at all")), "invalid_file_type"),
+    "a text file": (upload(image_file=("words.txt", b"not an image at all")), "invalid_file_type"),
     "a body over the limit": (
         upload(image_file=("big.jpg", b"\xff\xd8" + bytes(MAX_BODY + 1000))),
         "file_too_large",
