@@ -1,6 +1,7 @@
 """BentoML wiring: the model service, the API service, and the HTTP edge mounted on it.
 
     Segmenter           holds the ONNX model; a batchable API from uint8 photos to uint8 masks
+                        and their foreground coverage
     BackgroundRemover   the public HTTP API: `gateway/` routes and middleware over the
                         `application/` request flow, which reaches Segmenter through
                         `bentoml.depends`
@@ -89,7 +90,8 @@ class Segmenter:
         max_latency_ms=settings.max_latency_ms,
     )
     def segment(self, images: np.ndarray) -> np.ndarray:
-        """N x S x S x 3 uint8 photos -> N x S x S uint8 masks with the served model."""
+        """N x S x S x 3 uint8 photos -> N records (an S x S uint8 mask and the foreground
+        coverage, `segmentation.foreground`) with the served model."""
         return timed(self.model.tag.name, self.default, images)
 
     @bentoml.api
@@ -118,9 +120,9 @@ class Segmenter:
 def timed(model: str, session: SegmentationSession, images: np.ndarray) -> np.ndarray:
     INFERENCE_BATCH_SIZE.observe(len(images))
     started = time.perf_counter()
-    masks = session.predict(images)
+    records = session.segment(images)
     INFERENCE_DURATION.labels(model=model).observe(time.perf_counter() - started)
-    return masks
+    return records
 
 
 class ModelServiceClient:

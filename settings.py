@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     rate_limit_preview_per_hour: int = Field(20, ge=0)
     rate_limit_base64_per_hour: int = Field(30, ge=0)
     rate_limit_read_file_per_hour: int = Field(15, ge=0)
+    rate_limit_improve_per_hour: int = Field(100, ge=0)  # remove.bg's /v1.0/improve
     rate_limit_batch_per_hour: int = Field(50, ge=0)
     rate_limit_fail_open: bool = True
     # LOADTEST_KEYS: API keys whose budgets are set apart, each endpoint's at this rate
@@ -183,6 +184,7 @@ class Settings(BaseSettings):
             "remove-background-base64": self.rate_limit_base64_per_hour,
             "remove-background-batch": self.rate_limit_batch_per_hour,
             "read-file": self.rate_limit_read_file_per_hour,
+            "improve": self.rate_limit_improve_per_hour,
         }
 
 

@@ -16,7 +16,7 @@ from application.inputs import Sent, in_base64, uploaded
 from application.models import ModelService
 from application.processing import ImageProcessor
 from application.removebg import RemoveBg
-from application.removebg_params import wants_archive
+from application.removebg_improve import Improvements
 from application.replies import Caller, HealthReport, Reply, Upload, json_reply
 from application.results import JSON_RESULT, Results, Shape, download
 from application.wiring import Wiring
@@ -65,7 +65,8 @@ class Application:
             on_output=OutputHook(settings.output_dir if settings.save_outputs else None),
         )
         self.results = Results(self.producer, settings.cache_ttl_s, clock)
-        self.removebg_api = RemoveBg(settings, self.gate, self.processor, admission)
+        self.removebg_api = RemoveBg(settings, self.gate, self.producer, self.results)
+        self.improvements = Improvements(settings.upload_dir, workers, self.removebg_api.image)
         self.batches = Batches(self.producer, settings)
         self.uploads = UploadFolder(settings.upload_dir, settings.max_content_length, workers)
 
@@ -93,14 +94,15 @@ class Application:
         return await self._single(caller, in_base64(routes.BASE64, body), JSON_RESULT)
 
     async def removebg(
-        self, caller: Caller, fields: Mapping[str, Any], upload: Upload | None, json_wanted: bool
+        self,
+        caller: Caller,
+        fields: Mapping[str, Any],
+        upload: Upload | None,
+        json_wanted: bool,
+        bg_upload: Upload | None = None,
     ) -> Reply:
-        """remove.bg's API: its parameters, headers and result shapes. Its zip is made apart
-        from the cache (no ETag, no 304)."""
-        if wants_archive(fields):
-            return await self.removebg_api.archive(caller, fields, upload, json_wanted)
-        sent = self.removebg_api.sent(fields, upload)
-        return await self._single(caller, sent, self.removebg_api.shape(json_wanted))
+        """remove.bg's API: its parameters, credits, headers, result shapes and errors."""
+        return await self.removebg_api.remove(caller, fields, upload, json_wanted, bg_upload)
 
     async def remove_batch(
         self, caller: Caller, uploads: Sequence[Upload], raw_options: Mapping[str, Any]
@@ -116,6 +118,13 @@ class Application:
         """An image from UPLOAD_DIR, in base64."""
         async with self.gate.request(caller, routes.READ_FILE):
             return await self.uploads.reply(body.get("path"))
+
+    async def improve(
+        self, caller: Caller, fields: Mapping[str, Any], upload: Upload | None
+    ) -> Reply:
+        """remove.bg's improvement program: the image and its tag kept for the operator."""
+        async with self.gate.request(caller, routes.IMPROVE):
+            return await self.improvements.submit(caller, fields, upload)
 
     async def account(self, caller: Caller) -> Reply:
         """remove.bg's account call: the remaining /remove-background budget as credits."""

@@ -6,12 +6,16 @@ route, spent before anything else of the request is looked at (the contract's or
 The limiter's outcomes become the contract's here: the rate-limit headers on the answer
 whatever its outcome, 429 `rate_limited` (counted in `bg_remover_rate_limited_total`), and 503
 `unavailable` when Redis is down and limits fail closed.
+
+A cost may be a fraction of a unit (remove.bg's preview: a quarter): a budget counted in parts
+(`routes.UNIT_PARTS`) is kept by the limiter in parts, and told to the client in units.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from fractions import Fraction
 
 from application.admission import Admission
 from application.replies import Caller
@@ -27,43 +31,58 @@ class RequestGate:
         self.limiter = limiter
 
     @asynccontextmanager
-    async def request(self, caller: Caller, route: str, cost: int = 1) -> AsyncIterator[None]:
+    async def request(
+        self, caller: Caller, route: str, cost: Fraction | int = 1
+    ) -> AsyncIterator[None]:
         """A request of `route` at work, spending `cost` units of the client's budget."""
         with self.admission.request():
             await self._spend(caller, routes.BUDGETS[route], cost)
             yield
 
-    async def remaining(self, caller: Caller, route: str) -> int | None:
-        """What is left of the client's budget for `route`, spending none (None: unlimited)."""
+    async def remaining(self, caller: Caller, route: str) -> Fraction | None:
+        """What is left of the client's budget for `route`, in units, spending none (None:
+        unlimited)."""
+        budget = routes.BUDGETS[route]
         try:
-            status = await self.limiter.peek(
-                routes.BUDGETS[route], caller.client, loadtest=caller.loadtest
-            )
+            status = await self.limiter.peek(budget, caller.client, loadtest=caller.loadtest)
         except RedisUnavailable:
             raise Unavailable("The budget cannot be read: Redis is unreachable") from None
-        return status.remaining if status is not None else None
+        return Fraction(status.remaining, routes.parts_of(budget)) if status is not None else None
 
-    async def _spend(self, caller: Caller, budget: str, cost: int) -> None:
+    async def _spend(self, caller: Caller, budget: str, cost: Fraction | int) -> None:
+        parts = routes.parts_of(budget)
         try:
-            status = await self.limiter.hit(budget, caller.client, cost, loadtest=caller.loadtest)
+            status = await self.limiter.hit(
+                budget, caller.client, int(cost * parts), loadtest=caller.loadtest
+            )
         except RateLimitExceeded as exceeded:
-            caller.headers.update(rate_limit_headers(exceeded.status))
+            caller.headers.update(rate_limit_headers(exceeded.status, parts))
             RATE_LIMITED.labels(endpoint=budget).inc()
+            left = units(exceeded.status.remaining, parts)
             raise RateLimited(
-                f"Limit of {exceeded.status.limit} per hour reached: this request needs {cost}, "
-                f"{exceeded.status.remaining} left"
+                f"Limit of {units(exceeded.status.limit, parts)} per hour reached: this request "
+                f"needs {units(cost * parts, parts)}, {left} left"
             ) from None
         except RedisUnavailable:
             raise Unavailable("Rate limits cannot be checked: Redis is unreachable") from None
         if status is not None:
-            caller.headers.update(rate_limit_headers(status))
+            caller.headers.update(rate_limit_headers(status, parts))
 
 
-def rate_limit_headers(status: RateLimitStatus, now: float | None = None) -> dict[str, str]:
-    """The contract's `X-RateLimit-*` headers, plus `Retry-After` when the budget is spent."""
+def units(count: Fraction | int, parts: int = 1) -> str:
+    """`count` parts as units: `10`, `9.75`."""
+    value = Fraction(count) / parts
+    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+
+
+def rate_limit_headers(
+    status: RateLimitStatus, parts: int = 1, now: float | None = None
+) -> dict[str, str]:
+    """The contract's `X-RateLimit-*` headers, in units of a budget kept in `parts`, plus
+    `Retry-After` when the budget is spent."""
     described = {
-        headers.RATE_LIMIT_LIMIT: str(status.limit),
-        headers.RATE_LIMIT_REMAINING: str(status.remaining),
+        headers.RATE_LIMIT_LIMIT: units(status.limit, parts),
+        headers.RATE_LIMIT_REMAINING: units(status.remaining, parts),
         headers.RATE_LIMIT_RESET: str(status.reset_at),
     }
     if status.exceeded:

@@ -1,101 +1,170 @@
 """remove.bg's API over the service's own flow.
 
-`POST /v1.0/removebg` answers one result like the other single-result routes (from the cache,
-with an ETag), in remove.bg's headers and JSON shape; with format=zip, remove.bg's zip of the
-colours and the matte, made apart from the cache. `GET /v1.0/account` tells the client's
-remaining /remove-background budget as credits. What a request asks for is read in
-`application.removebg_params`.
+`POST /v1.0/removebg`: the parameters are read first (`application.removebg_params`: a bad
+one costs no credit), then the client's budget is spent (a preview a quarter, any other size
+one), then the image and the background image are read and the result made like every
+single-result route's (from the cache, with an ETag and 304s), in remove.bg's headers and JSON
+shape. A photo where the model finds no subject is refused (`unknown_foreground`). format=zip
+is remove.bg's zip of the edge-corrected colours and the matte, made apart from the cache.
+`GET /v1.0/account` tells the client's remaining /remove-background budget as credits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import io
-import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Mapping
+from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
-from application.admission import Admission
-from application.gate import RequestGate
+from application.caching import CachedProcessor
+from application.gate import RequestGate, units
+from application.image_url import fetch_image_url
 from application.image_work import Cancellation
-from application.inputs import Sent
-from application.processing import ImageProcessor
-from application.removebg_params import image_bytes, parse_removebg, sent_image_bytes
+from application.inputs import Sent, decode_base64_image
+from application.removebg_archive import ZipResult, zip_result
+from application.removebg_params import RemoveBgRequest, parse_removebg, sent_image_bytes
 from application.replies import ZIP, Caller, Reply, Upload, json_reply
-from application.results import IMAGE, REMOVEBG_JSON, Answer, Shape
+from application.results import IMAGE, REMOVEBG_JSON, Answer, Results, Shape
+from cache import input_digest
 from contract import headers, routes
-from optimizer import Options, OutputFormat, PreparedImage
-from optimizer.encode import encode
-from optimizer.geometry import Bounds, Margin, subject_bounds
-from optimizer.pipeline import shape_layers
+from contract.errors import DOWNLOAD, InvalidImage, InvalidParameter, NoSubject, ServiceError
+from optimizer import Options
+from optimizer.geometry import Bounds
 from settings import Settings
 
-CREDITS_PER_IMAGE = "1"  # one unit of the /remove-background budget
 UNLIMITED_CREDITS = 1_000_000_000  # what /v1.0/account reports when limits are off
-ZIP_COLOR, ZIP_ALPHA = "color.jpg", "alpha.png"
-ZIP_JPEG_QUALITY = 90
+NO_SUBJECT = "No subject was found in the image; see the documentation on supported images"
 
 
 class RemoveBg:
     def __init__(
-        self,
-        settings: Settings,
-        gate: RequestGate,
-        processor: ImageProcessor,
-        admission: Admission,
+        self, settings: Settings, gate: RequestGate, producer: CachedProcessor, results: Results
     ) -> None:
         self.settings = settings
         self.gate = gate
-        self.processor = processor
-        self.admission = admission
+        self.producer = producer
+        self.results = results
 
-    def sent(self, fields: Mapping[str, Any], upload: Upload | None) -> Sent:
-        """What a request that does not want the zip sent: its options and its one image."""
-        return Sent(
-            routes.REMOVEBG,
-            sent_image_bytes(fields, upload),
-            lambda: parse_removebg(fields),
-            lambda: image_bytes(fields, upload, self.settings),
-        )
+    async def remove(
+        self,
+        caller: Caller,
+        fields: Mapping[str, Any],
+        upload: Upload | None,
+        json_wanted: bool,
+        bg_upload: Upload | None = None,
+    ) -> Reply:
+        started = self.results.clock()
+        request = parse_removebg(fields, upload, bg_upload)
+        shape = self.shape(request, json_wanted)
+        if not request.archive and request.bg_image_url is None:
+            data = sent_image_bytes(fields, upload)
+            sent = Sent(routes.REMOVEBG, data, lambda: self._revalidated(request), _nothing)
+            if unchanged := await self.results.unchanged(caller, sent, shape):
+                return unchanged
+        async with self.gate.request(caller, routes.REMOVEBG, request.credits):
+            data = await self.image(fields, upload)
+            if request.archive:
+                return await self._archive(request, data, json_wanted)
+            background = await self._background(request)
+            options = _with_background(request.options, background)
+            try:
+                produced = await self.producer.produce(caller, data, options, None, background)
+            except InvalidParameter as error:
+                if error.parameter == "bg_image":  # the background did not decode
+                    error.parameter = "bg_image_url" if request.bg_image_url else "bg_image_file"
+                raise
+            if not produced.subject_found:
+                raise NoSubject(NO_SUBJECT)
+            return await shape.reply(self.results.answer(produced, options, shape, started))
 
     @staticmethod
-    def shape(json_wanted: bool) -> Shape:
+    def shape(request: RemoveBgRequest, json_wanted: bool) -> Shape:
         """The image (with Accept: application/json, remove.bg's JSON) and remove.bg's headers
         in place of the contract's result headers."""
 
         async def reply(answer: Answer) -> Reply:
             result = answer.result
             size = (result.width, result.height)
-            described = {**response_headers(size, result.foreground), **answer.headers}
+            described = {**response_headers(request, size, result.foreground), **answer.headers}
             mimetype = result.format.mimetype
             return await _reply(result.data, mimetype, result.foreground, described, json_wanted)
 
         return Shape(lambda _: REMOVEBG_JSON if json_wanted else IMAGE, reply)
 
-    async def archive(
-        self, caller: Caller, fields: Mapping[str, Any], upload: Upload | None, json_wanted: bool
-    ) -> Reply:
-        """format=zip: the colours and the matte as two files, neither cached nor tagged."""
-        async with self.gate.request(caller, routes.REMOVEBG):
-            options = parse_removebg(fields)
-            zipped = await self._zip(await image_bytes(fields, upload, self.settings), options)
-            described = response_headers(zipped.size, zipped.foreground)
-            return await _reply(zipped.data, ZIP, zipped.foreground, described, json_wanted)
-
     async def account(self, caller: Caller) -> Reply:
         credits = await self.gate.remaining(caller, routes.REMOVE)
         return json_reply(account_body(UNLIMITED_CREDITS if credits is None else credits))
 
+    def _revalidated(self, request: RemoveBgRequest) -> Options:
+        """The options a revalidation's ETag is made for (a background file's digest too)."""
+        background = request.bg_image_file.data if request.bg_image_file else None
+        return _with_background(request.options, background)
+
+    async def image(self, fields: Mapping[str, Any], upload: Upload | None) -> bytes:
+        """The request's one image: an upload, base64, or (when allowed) a URL."""
+        if upload is not None:
+            return upload.data
+        if "image_file_b64" in fields and fields["image_file_b64"] not in (None, ""):
+            return decode_base64_image(fields["image_file_b64"], "image_file_b64")
+        if fields.get("image_url") in (None, ""):
+            raise InvalidImage("image_file must be a file upload; send base64 as image_file_b64")
+        return await self._fetch(fields["image_url"], "image_url")
+
+    async def _background(self, request: RemoveBgRequest) -> bytes | None:
+        if request.bg_image_file is not None:
+            return request.bg_image_file.data
+        if request.bg_image_url is not None:
+            return await self._fetch(request.bg_image_url, "bg_image_url")
+        return None
+
+    async def _fetch(self, url: Any, parameter: str) -> bytes:
+        """A client's URL, where the server allows it: a bad URL is `invalid_<parameter>`, a
+        failed download `failed_..._download`."""
+        if not self.settings.allow_image_url:
+            raise InvalidParameter(
+                f"{parameter} is disabled on this server (ALLOW_IMAGE_URL)", parameter=parameter
+            )
+        if not isinstance(url, str):
+            raise InvalidParameter(f"{parameter} must be a string", parameter=parameter)
+        try:
+            return await fetch_image_url(
+                url,
+                max_bytes=self.settings.max_content_length,
+                timeout=self.settings.image_url_timeout_s,
+                ports=self.settings.image_url_ports,
+            )
+        except InvalidParameter as error:
+            error.parameter = parameter
+            raise
+        except ServiceError as error:
+            error.parameter, error.problem = parameter, DOWNLOAD
+            raise
+
+    async def _archive(self, request: RemoveBgRequest, data: bytes, json_wanted: bool) -> Reply:
+        """format=zip: the colours and the matte as two files, neither cached nor tagged."""
+        zipped = await self._zip(data, request.options)
+        described = response_headers(request, zipped.size, zipped.foreground)
+        return await _reply(zipped.data, ZIP, zipped.foreground, described, json_wanted)
+
     async def _zip(self, data: bytes, options: Options) -> ZipResult:
-        cancellation, workers = Cancellation(), self.processor.workers
-        source = await self.processor.read(data, options, cancellation)
-        async with self.admission.memory(source.bytes_needed(options)):
-            prepared, mask = await self.processor.infer(source, options, cancellation)
-            return await workers.run(cancellation, zip_result, prepared, mask, options)
+        processor, cancellation = self.producer.processor, Cancellation()
+        source = await processor.read(data, options, cancellation)
+        async with self.producer.admission.memory(source.bytes_needed(options)):
+            prepared, segmentation = await processor.segment(source, options, cancellation)
+            if not segmentation.subject_found:
+                raise NoSubject(NO_SUBJECT)
+            return await processor.workers.run(
+                cancellation, zip_result, prepared, segmentation.mask, options
+            )
+
+
+def _with_background(options: Options, background: bytes | None) -> Options:
+    return options if background is None else replace(options, bg_image=input_digest(background))
+
+
+def _nothing() -> Awaitable[bytes]:  # a revalidation reads no image
+    raise AssertionError("a revalidation reads no image")
 
 
 async def _reply(
@@ -106,18 +175,22 @@ async def _reply(
     return Reply(data, mimetype, described)
 
 
-def response_headers(size: tuple[int, int], bounds: Bounds | None) -> dict[str, str]:
+def response_headers(
+    request: RemoveBgRequest, size: tuple[int, int], bounds: Bounds | None
+) -> dict[str, str]:
     left, top, width, height = foreground(bounds)
-    return {
+    described = {
         headers.REMOVEBG_WIDTH: str(size[0]),
         headers.REMOVEBG_HEIGHT: str(size[1]),
-        headers.REMOVEBG_TYPE: "other",  # no foreground classifier here
-        headers.REMOVEBG_CREDITS: CREDITS_PER_IMAGE,
+        headers.REMOVEBG_CREDITS: units(request.credits),
         headers.FOREGROUND_TOP: str(top),
         headers.FOREGROUND_LEFT: str(left),
         headers.FOREGROUND_WIDTH: str(width),
         headers.FOREGROUND_HEIGHT: str(height),
     }
+    if request.type_header is not None:
+        described[headers.REMOVEBG_TYPE] = request.type_header
+    return described
 
 
 def json_result(data: bytes, bounds: Bounds | None) -> dict[str, Any]:
@@ -141,34 +214,15 @@ def foreground(bounds: Bounds | None) -> tuple[int, int, int, int]:
     return left, top, right - left, bottom - top
 
 
-@dataclass(frozen=True)
-class ZipResult:
-    data: bytes
-    size: tuple[int, int]
-    foreground: Bounds | None
-
-
-def zip_result(prepared: PreparedImage, mask: np.ndarray, options: Options) -> ZipResult:
-    """remove.bg's ZIP format: the colours as JPEG and the alpha matte as PNG, both at the
-    output size."""
-    color, alpha = shape_layers(prepared, mask, options)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(
-            ZIP_COLOR,
-            encode(color.convert("RGB"), OutputFormat.JPEG, ZIP_JPEG_QUALITY, lossless_png=False),
-        )
-        archive.writestr(ZIP_ALPHA, encode(alpha, OutputFormat.PNG, 100, lossless_png=True))
-    return ZipResult(buffer.getvalue(), color.size, subject_bounds(alpha, Margin()))
-
-
-def account_body(credits: int) -> dict[str, Any]:
-    """remove.bg's `/account` shape, with this client's remaining budget as its credits."""
+def account_body(credits: Any) -> dict[str, Any]:
+    """remove.bg's `/account` shape, with this client's remaining budget as its credits (a
+    number, to the quarter; the free calls a whole number)."""
+    total = float(credits) if credits % 1 else int(credits)
     return {
         "data": {
             "attributes": {
-                "credits": {"total": credits, "subscription": 0, "payg": credits, "enterprise": 0},
-                "api": {"free_calls": credits, "sizes": "all"},
+                "credits": {"total": total, "subscription": 0, "payg": total, "enterprise": 0},
+                "api": {"free_calls": int(credits), "sizes": "all"},
             }
         }
     }

@@ -51,8 +51,13 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def result_headers(result: Result, options: Options, elapsed_ms: float) -> dict[str, str]:
+def result_headers(
+    result: Result, options: Options, elapsed_ms: float, coverage: float
+) -> dict[str, str]:
+    """The contract's result headers; the model's foreground coverage among them (0 when it
+    found no subject: segmentation/foreground.py)."""
     return {
+        headers.FOREGROUND_COVERAGE: f"{coverage:.4f}",
         headers.ORIGINAL_SIZE: str(result.input_bytes),
         headers.OPTIMIZED_SIZE: str(result.output_bytes),
         headers.OPTIMIZATION_USED: "true" if options.explicit else "false",
@@ -141,7 +146,10 @@ class Answer:
 
     def described(self) -> dict[str, str]:
         """The contract's result headers too (remove.bg's API sends its own instead)."""
-        return {**result_headers(self.result, self.options, self.elapsed_ms), **self.headers}
+        described = result_headers(
+            self.result, self.options, self.elapsed_ms, self.produced.coverage
+        )
+        return {**described, **self.headers}
 
 
 @dataclass(frozen=True)

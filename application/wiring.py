@@ -16,6 +16,7 @@ from pathlib import Path
 
 from application.redis_roles import redis_check, redis_roles
 from cache import CacheStore, MemoryStore, RedisStore
+from contract import routes
 from operations import health
 from operations.metrics import RATELIMIT_FALLBACK, report_redis_roles
 from operations.retention import start_retention
@@ -46,13 +47,19 @@ def _role_urls(settings: Settings) -> dict[str, str]:
 
 def _limiter(settings: Settings, connection: RedisConnection | None) -> RateLimiter:
     return RateLimiter(
-        limits={budget: f"{amount}/hour" for budget, amount in settings.hourly_limits.items()},
+        limits={
+            budget: f"{amount * routes.parts_of(budget)}/hour"
+            for budget, amount in settings.hourly_limits.items()
+        },
         strategy=settings.rate_limit_strategy,
         fail_open=settings.rate_limit_fail_open,
         enabled=settings.rate_limit_enabled,
         socket_timeout=settings.redis_socket_timeout,
         retry_interval=settings.redis_retry_interval,
-        loadtest_limit=f"{settings.rate_limit_loadtest_per_hour}/hour",
+        loadtest_limit={
+            budget: f"{settings.rate_limit_loadtest_per_hour * routes.parts_of(budget)}/hour"
+            for budget in settings.hourly_limits
+        },
         connection=connection,
         on_redis_change=lambda up: report_redis_roles({LIMITS: up}),
         on_fallback=lambda endpoint: RATELIMIT_FALLBACK.labels(endpoint=endpoint).inc(),

@@ -10,7 +10,10 @@ OPTIMIZATION_USED = "X-Optimization-Used"
 IMAGE_WIDTH = "X-Image-Width"
 IMAGE_HEIGHT = "X-Image-Height"
 PROCESSING_TIME_MS = "X-Processing-Time-Ms"
+# The model's judgement of whether the photo shows a subject (segmentation/foreground.py).
+FOREGROUND_COVERAGE = "X-Foreground-Coverage"
 RESULT_HEADERS = (
+    FOREGROUND_COVERAGE,
     ORIGINAL_SIZE,
     OPTIMIZED_SIZE,
     OPTIMIZATION_USED,
@@ -58,6 +61,7 @@ REQUEST_ID = "X-Request-ID"  # sent on every response; an acceptable one from up
 
 # Read from requests.
 API_KEY = "X-API-Key"
+AUTHORIZATION = "Authorization"  # `Bearer <key>` on remove.bg's API, as its clients send it
 FORWARDED_FOR = "X-Forwarded-For"  # believed from TRUSTED_PROXIES only
 IF_NONE_MATCH = "If-None-Match"
 ACCEPT = "Accept"  # remove.bg's route answers JSON when it names application/json

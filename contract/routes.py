@@ -43,7 +43,17 @@ BUDGETS = {
     BASE64: "remove-background-base64",
     BATCH: "remove-background-batch",
     READ_FILE: "read-file",
+    IMPROVE: "improve",
 }
+
+# Budgets counted in fractions of a unit: how many parts a unit has. remove.bg charges a
+# quarter of a credit for a preview, and /v1.0/removebg spends /remove-background's budget.
+UNIT_PARTS = {"remove-background": 4}
+
+
+def parts_of(budget: str) -> int:
+    return UNIT_PARTS.get(budget, 1)
+
 
 # Every exact path something answers (ours and BentoML's), and the prefixes of static files.
 KNOWN = frozenset({*SERVICE, METRICS, PLAYGROUND, *PROBES, *DOCS})

@@ -22,6 +22,7 @@ from starlette.types import Scope, Send
 
 from contract import errors, routes
 from gateway.observe import note_shed
+from gateway.removebg_errors import removebg_body, removebg_code
 
 log = logging.getLogger("bg_remover.errors")
 
@@ -56,7 +57,8 @@ class SafeJSONResponse(JSONResponse):
 
 
 def status_of(error: errors.ServiceError) -> int:
-    return STATUS.get(type(error), INTERNAL)
+    kind = next((kind for kind in type(error).__mro__ if kind in STATUS), None)
+    return INTERNAL if kind is None else STATUS[kind]
 
 
 def error_for_status(
@@ -89,8 +91,10 @@ def as_service_error(error: Exception, path: str) -> errors.ServiceError:
 def error_response(error: errors.ServiceError, path: str = "/") -> JSONResponse:
     """The error's JSON. After a 500 the connection is closed, and the client is told so
     (`Connection: close`) rather than finding out on its next request."""
-    body = error.removebg_body() if routes.in_removebg_api(path) else error.body()
-    status = status_of(error)
+    status, body = status_of(error), error.body()
+    if routes.in_removebg_api(path):
+        status, code = removebg_code(error) or (status, error.code)
+        body = removebg_body(error, code)
     headers = {**error.headers, **({"Connection": "close"} if status == INTERNAL else {})}
     return SafeJSONResponse(body, status_code=status, headers=headers)
 

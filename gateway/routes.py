@@ -121,7 +121,7 @@ async def read_file(request: Request, app: App, caller: Call) -> Response:
             "application/json",
         ),
         **docs.NOT_MODIFIED,
-        **docs.errors(*docs.GUARDED, 400, 415, 429, removebg=True),
+        **docs.errors(*docs.REMOVEBG_ERRORS, removebg=True),
     },
     openapi_extra=docs.request_body(
         ("multipart/form-data", docs.REMOVEBG_FORM),
@@ -135,15 +135,37 @@ async def removebg(request: Request, app: App, caller: Call) -> Response:
         reply = await app.removebg(caller, await json_object(request), None, json_wanted)
     else:
         form = await read_form(request, urlencoded=True)
-        reply = await app.removebg(caller, form.options(), form.upload("image_file"), json_wanted)
+        upload, background = form.upload("image_file"), form.upload("bg_image_file")
+        reply = await app.removebg(caller, form.options(), upload, json_wanted, background)
     return render(reply)
+
+
+@router.post(
+    routes.IMPROVE,
+    tags=["remove.bg compatible"],
+    summary="remove.bg's improvement program: an image and a tag kept for the operator",
+    responses={
+        200: {"model": docs.ImproveResult},
+        **docs.errors(*docs.REMOVEBG_ERRORS, removebg=True),
+    },
+    openapi_extra=docs.request_body(
+        ("multipart/form-data", docs.IMPROVE_FORM),
+        ("application/x-www-form-urlencoded", docs.schema(docs.ImproveRequest)),
+        ("application/json", docs.schema(docs.ImproveRequest)),
+    ),
+)
+async def improve(request: Request, app: App, caller: Call) -> Response:
+    if is_json(request):
+        return render(await app.improve(caller, await json_object(request), None))
+    form = await read_form(request, urlencoded=True)
+    return render(await app.improve(caller, form.options(), form.upload("image_file")))
 
 
 @router.get(
     routes.ACCOUNT,
     tags=["remove.bg compatible"],
     summary="remove.bg's account call: the remaining /remove-background budget",
-    responses=docs.errors(401, 503, removebg=True),
+    responses=docs.errors(403, 503, removebg=True),
 )
 async def account(app: App, caller: Call) -> Response:
     return render(await app.account(caller))

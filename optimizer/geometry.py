@@ -78,7 +78,10 @@ def fit_size(size: Size, box: Box, max_area: int | None = None) -> Size:
     )
     if scale >= 1.0:
         return size
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    fitted = max(1, round(width * scale)), max(1, round(height * scale))
+    if max_area and fitted[0] * fitted[1] > max_area:  # "up to" that many pixels
+        fitted = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    return fitted
 
 
 def alpha_box(alpha: np.ndarray, threshold: int = SUBJECT_ALPHA_THRESHOLD) -> Bounds | None:
@@ -139,13 +142,18 @@ def rounded(rect: Rect) -> Bounds:
 
 def resolve_roi(roi: Roi, size: Size) -> Bounds | None:
     """The region in pixels of an image of `size`; None when it is empty or leaves the image."""
+    bounds = roi_pixels(roi, size)
+    if is_empty(bounds) or clip(bounds, size) != bounds:
+        return None
+    return bounds
+
+
+def roi_pixels(roi: Roi, size: Size) -> Bounds:
+    """The region in pixels of an image of `size`, as written (possibly empty or outside)."""
     width, height = size
-    bounds = (
+    return (
         roi.left.pixels(width),
         roi.top.pixels(height),
         roi.right.pixels(width),
         roi.bottom.pixels(height),
     )
-    if is_empty(bounds) or clip(bounds, size) != bounds:
-        return None
-    return bounds

@@ -52,6 +52,9 @@ class Options:
     shadow: bool = False
     shadow_opacity: int = DEFAULT_SHADOW_OPACITY
     decontaminate: bool = False  # edges=decontaminate
+    # Not a contract option: remove.bg's format=auto, `format` unless the result has no
+    # transparent pixel, then this format (at its default quality).
+    opaque_format: OutputFormat | None = None
 
     @property
     def output_id(self) -> str:
@@ -71,6 +74,8 @@ class Options:
             self.model,
             self.max_output_pixels,
         )
+        if self.opaque_format is not None:
+            base = (*base, f"or {self.opaque_format.value} when opaque")
         if not self.composes:
             return repr(base)
         composition = (

@@ -9,19 +9,22 @@ margins -> scale and position on the canvas -> shadow -> background -> encode.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image
 
-from contract.errors import InvalidParameter
+from contract.errors import EMPTY, OUTSIDE, InvalidParameter
 from optimizer.compose import compose
 from optimizer.decode import Cancelled, WorkCancelled, load_image
-from optimizer.encode import encode
-from optimizer.geometry import Bounds, Size, resolve_roi
+from optimizer.edges import decontaminate
+from optimizer.encode import encodable, encode
+from optimizer.geometry import Bounds, Size, is_empty, resolve_roi, roi_pixels
 from optimizer.layers import shape
 from optimizer.options import Options, OutputFormat
 from optimizer.source import Source
+
+OPAQUE = 255
 
 
 @dataclass
@@ -89,8 +92,11 @@ def _region(options: Options, size: Size) -> Bounds | None:
         return None
     region = resolve_roi(options.roi, size)
     if region is None:
+        empty = is_empty(roi_pixels(options.roi, size))
         raise InvalidParameter(
-            f"roi must be a non-empty region inside the {size[0]}x{size[1]} image"
+            f"roi must be a non-empty region inside the {size[0]}x{size[1]} image",
+            parameter="roi",
+            problem=EMPTY if empty else OUTSIDE,
         )
     return region
 
@@ -109,6 +115,11 @@ def finish(
     picture, foreground = make_picture(prepared, mask, options, background)
     composed = time.perf_counter()
     _stop_if(cancelled)
+    opaque = options.opaque_format
+    if opaque is not None and encodable(picture.size, opaque) and not has_transparency(picture):
+        options = replace(
+            options, format=opaque, quality=opaque.default_quality, opaque_format=None
+        )
     data = encode(
         picture,
         options.format,
@@ -128,6 +139,14 @@ def finish(
     )
 
 
+def has_transparency(picture: Image.Image) -> bool:
+    """Whether any pixel of the output is not fully opaque."""
+    if picture.mode not in ("RGBA", "LA", "PA"):
+        return False
+    lowest = picture.getchannel("A").getextrema()[0]
+    return isinstance(lowest, int | float) and lowest < OPAQUE
+
+
 def make_picture(
     prepared: PreparedImage,
     mask: np.ndarray,
@@ -144,12 +163,14 @@ def make_picture(
 def shape_layers(
     prepared: PreparedImage, model_mask: np.ndarray, options: Options
 ) -> tuple[Image.Image, Image.Image]:
-    """The photo and its alpha over the whole output: cropped, fitted and placed alike."""
+    """The photo and its alpha over the whole output: cropped, fitted and placed alike; the
+    photo's edge colours re-estimated with `edges=decontaminate`."""
     layers = shape(prepared.image, model_mask, options, prepared.region)
+    photo = decontaminate(layers.image, layers.alpha) if options.decontaminate else layers.image
     if layers.layout.fills_output:
-        return layers.image, layers.alpha
-    image = Image.new(layers.image.mode, layers.layout.size)
-    image.paste(layers.image, layers.offset)
+        return photo, layers.alpha
+    image = Image.new(photo.mode, layers.layout.size)
+    image.paste(photo, layers.offset)
     return image, layers.alpha_on_canvas()
 
 

@@ -47,14 +47,15 @@ class RateLimiter:
         retry_interval: float = 5.0,
         key_prefix: str = "bg_remover",
         clock: Callable[[], float] = time.monotonic,
-        loadtest_limit: str | None = None,
+        loadtest_limit: str | Mapping[str, str] | None = None,
         *,
         connection: RedisConnection | None = None,
         on_redis_change: Callable[[bool], None] | None = None,
         on_fallback: Callable[[str], None] | None = None,
     ) -> None:
         """``limits`` maps an endpoint name to a ``limits`` string such as ``"10/hour"``;
-        ``loadtest_limit`` is every limited endpoint's limit for a load-test client.
+        ``loadtest_limit`` is every limited endpoint's limit for a load-test client (or, as
+        a mapping, each endpoint's).
         ``connection`` (a client shared with other roles) wins over ``redis_url``;
         ``on_redis_change(up)`` is told when Redis goes away or comes back.
 
@@ -67,7 +68,11 @@ class RateLimiter:
         self._items: dict[str, RateLimitItem] = {
             endpoint: parse(text) for endpoint, text in limits.items()
         }
-        self._loadtest_item = parse(loadtest_limit) if loadtest_limit else None
+        if isinstance(loadtest_limit, str):
+            loadtest_limit = dict.fromkeys(self._items, loadtest_limit)
+        self._loadtest_items = {
+            endpoint: parse(text) for endpoint, text in (loadtest_limit or {}).items()
+        }
         self._on_fallback = on_fallback
         self._connection = connection
         if connection is None and redis_url:
@@ -139,8 +144,8 @@ class RateLimiter:
     def _item(self, endpoint: str, loadtest: bool) -> RateLimitItem | None:
         """The endpoint's limit; a load-test client's own limit on every limited endpoint."""
         item = self._items.get(endpoint)
-        if item and self._loadtest_item and loadtest:
-            return self._loadtest_item
+        if item and loadtest:
+            return self._loadtest_items.get(endpoint, item)
         return item
 
     async def check_backend(self) -> tuple[bool, str]:

@@ -5,6 +5,7 @@ whose Redis does not answer."""
 from __future__ import annotations
 
 import asyncio
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -109,3 +110,30 @@ def test_headers_name_the_budget_and_add_retry_after_only_when_spent() -> None:
     }
     spent = RateLimitStatus(limit=10, remaining=0, reset_at=1_700_000_100, exceeded=True)
     assert rate_limit_headers(spent, now=1_700_000_000)["Retry-After"] == "100"
+
+
+def test_a_budget_kept_in_quarters_is_spent_and_told_in_units() -> None:
+    """remove.bg's preview costs a quarter of the /remove-background budget."""
+
+    async def scenario() -> None:
+        budget = routes.BUDGETS[routes.REMOVEBG]
+        parts = routes.parts_of(budget)
+        limiter = RateLimiter(
+            {budget: f"{2 * parts}/hour"}, loadtest_limit={budget: f"{5 * parts}/hour"}
+        )
+        admission = Admission(max_requests=4, memory_budget=MIB, wait_s=1)
+        gated, caller = RequestGate(admission, limiter), Caller("key:a")
+        async with gated.request(caller, routes.REMOVEBG, Fraction(1, 4)):
+            assert caller.headers["X-RateLimit-Limit"] == "2"
+            assert caller.headers["X-RateLimit-Remaining"] == "1.75"
+        async with gated.request(caller, routes.REMOVE):
+            assert caller.headers["X-RateLimit-Remaining"] == "0.75"
+        with pytest.raises(RateLimited, match=r"needs 1, 0\.75 left"):
+            async with gated.request(caller, routes.REMOVEBG):
+                raise AssertionError("a refused request never runs")
+        assert await gated.remaining(caller, routes.REMOVE) == Fraction(3, 4)
+        tester = Caller("loadtest:a", loadtest=True)
+        async with gated.request(tester, routes.REMOVE):
+            assert tester.headers["X-RateLimit-Limit"] == "5"  # the load-test limit, in units
+
+    asyncio.run(scenario())

@@ -358,3 +358,12 @@ def test_cover_box_is_centred_with_the_canvas_aspect(
     size: tuple, canvas: tuple, box: tuple
 ) -> None:
     assert cover_box(size, canvas) == pytest.approx(box)
+
+
+@pytest.mark.parametrize(
+    ("size", "area"), [((4200, 2800), 10_000_000), ((1600, 1200), 1_500_000), ((451, 300), 99_999)]
+)
+def test_fit_size_keeps_within_an_area(size: tuple[int, int], area: int) -> None:
+    width, height = fit_size(size, (None, None), area)
+    assert width * height <= area
+    assert (width + 1) * (height + 1) > area  # and is the largest that does
