@@ -1,6 +1,7 @@
 """BentoML wiring: the model service, the API service, and the HTTP edge mounted on it.
 
     Segmenter           holds the ONNX model; a batchable API from uint8 photos to uint8 masks
+                        and their foreground coverage
     BackgroundRemover   the public HTTP API: `gateway/` routes and middleware over the
                         `application/` request flow, which reaches Segmenter through
                         `bentoml.depends`
@@ -23,6 +24,7 @@ import numpy as np
 from bentoml._internal.configuration.containers import BentoMLContainer
 
 from application import Application
+from contract import headers
 from contract.errors import SHED_MODEL_QUEUE, Overloaded, Unavailable
 from gateway.api import create_api, inner_middleware, outer_middleware, wrapped
 from gateway.header_timeout import install_header_timeout
@@ -88,7 +90,8 @@ class Segmenter:
         max_latency_ms=settings.max_latency_ms,
     )
     def segment(self, images: np.ndarray) -> np.ndarray:
-        """N x S x S x 3 uint8 photos -> N x S x S uint8 masks with the served model."""
+        """N x S x S x 3 uint8 photos -> N records (an S x S uint8 mask and the foreground
+        coverage, `segmentation.foreground`) with the served model."""
         return timed(self.model.tag.name, self.default, images)
 
     @bentoml.api
@@ -117,9 +120,9 @@ class Segmenter:
 def timed(model: str, session: SegmentationSession, images: np.ndarray) -> np.ndarray:
     INFERENCE_BATCH_SIZE.observe(len(images))
     started = time.perf_counter()
-    masks = session.predict(images)
+    records = session.segment(images)
     INFERENCE_DURATION.labels(model=model).observe(time.perf_counter() - started)
-    return masks
+    return records
 
 
 class ModelServiceClient:
@@ -150,14 +153,14 @@ class ModelServiceClient:
             if exc.error_code == 503:
                 raise Overloaded(
                     "The model queue is full",
-                    headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S},
+                    headers={headers.RETRY_AFTER: MODEL_QUEUE_RETRY_AFTER_S},
                     shed_reason=SHED_MODEL_QUEUE,
                 ) from None
             raise Unavailable(f"The model service failed: {exc}") from None
         except Exception as exc:  # the hop itself failed: the model service is stopping or gone
             raise Unavailable(
                 f"The model service did not answer: {type(exc).__name__}",
-                headers={"Retry-After": MODEL_QUEUE_RETRY_AFTER_S},
+                headers={headers.RETRY_AFTER: MODEL_QUEUE_RETRY_AFTER_S},
             ) from None
 
 
@@ -204,13 +207,14 @@ class BackgroundRemover:
             recycle_connections(self.segmenter.to_async)
         report_build_info(BackgroundRemover)
         self.application = Application.from_settings(settings, ModelServiceClient(self.segmenter))
-        self.application.start_housekeeping()
+        self.application.wiring.start_housekeeping()
         api.state.application = self.application
 
     @bentoml.on_startup
     async def watch_redis(self) -> None:
         """Runs on the serving event loop, where the Redis clients live."""
-        self.redis_watch = asyncio.get_running_loop().create_task(self.application.watch_redis())
+        watch = self.application.wiring.watch_redis()
+        self.redis_watch = asyncio.get_running_loop().create_task(watch)
 
     @bentoml.on_shutdown
     async def stop_watching_redis(self) -> None:

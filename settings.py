@@ -3,20 +3,21 @@
 Values come from the environment or a `.env` file in the working directory; real environment
 variables win. An empty value counts as unset (its default applies): container images declare
 variables they cannot unset, and Kubernetes cannot remove an image's variable either. Nothing
-else in the project reads `os.environ`.
+else in the project reads `os.environ`. Imports nothing from the project, so every part of it
+may read the settings.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ratelimit import IPNetwork, parse_networks
-
+IPNetwork = IPv4Network | IPv6Network
 CommaList = Annotated[list[str], NoDecode]
 NetworkList = Annotated[list[IPNetwork], NoDecode]
 PortList = Annotated[list[Annotated[int, Field(gt=0, lt=65536)]], NoDecode]
@@ -32,18 +33,43 @@ def _split_commas(value: object) -> object:
     return value
 
 
+def parse_networks(text: str) -> list[IPNetwork]:
+    """A comma list of CIDRs or bare addresses; empty items are skipped.
+
+    Host bits are allowed (`10.0.0.1/8` means `10.0.0.0/8`). Raises ValueError naming the
+    first item that is not an address or network.
+    """
+    networks: list[IPNetwork] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or network: {item!r}") from exc
+    return networks
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
     )
 
-    # Rate limits
+    # Redis: REDIS_URL serves both roles unless a role has its own URL (README, "Redis roles")
     redis_url: str | None = None
+    rate_limit_redis_url: str | None = None  # the budgets
+    cache_redis_url: str | None = None  # the result cache
+    # On a Redis that also holds budgets, or does not evict, the cache writes only below this
+    # share of maxmemory (docs/operations.md, "Redis roles").
+    cache_redis_memory_percent: float = Field(75.0, gt=0, le=100)
+
+    # Rate limits
     rate_limit_enabled: bool = True
     rate_limit_remove_bg_per_hour: int = Field(10, ge=0)
     rate_limit_preview_per_hour: int = Field(20, ge=0)
     rate_limit_base64_per_hour: int = Field(30, ge=0)
     rate_limit_read_file_per_hour: int = Field(15, ge=0)
+    rate_limit_improve_per_hour: int = Field(100, ge=0)  # remove.bg's /v1.0/improve
     rate_limit_batch_per_hour: int = Field(50, ge=0)
     rate_limit_fail_open: bool = True
     # LOADTEST_KEYS: API keys whose budgets are set apart, each endpoint's at this rate
@@ -84,7 +110,7 @@ class Settings(BaseSettings):
     memory_wait_s: float = Field(5.0, ge=0)  # how long work over the budget waits for room
     batch_parallelism: int = Field(4, gt=0)  # files of one batch in work at once
 
-    # Result cache: in Redis when REDIS_URL is set, else in process (bounded in bytes)
+    # Result cache: in Redis when CACHE_REDIS_URL (or REDIS_URL) is set, else in process
     cache_enabled: bool = True
     cache_ttl_s: int = Field(86_400, gt=0)
     cache_max_bytes: int = Field(256 * 1024 * 1024, ge=0)
@@ -140,6 +166,16 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def limits_redis(self) -> str | None:
+        """Where the budgets live: RATE_LIMIT_REDIS_URL, else REDIS_URL."""
+        return self.rate_limit_redis_url or self.redis_url
+
+    @property
+    def cache_redis(self) -> str | None:
+        """Where cached results live: CACHE_REDIS_URL, else REDIS_URL."""
+        return self.cache_redis_url or self.redis_url
+
+    @property
     def hourly_limits(self) -> dict[str, int]:
         """Budget per rate-limited endpoint, keyed by the endpoint's limit name."""
         return {
@@ -148,6 +184,7 @@ class Settings(BaseSettings):
             "remove-background-base64": self.rate_limit_base64_per_hour,
             "remove-background-batch": self.rate_limit_batch_per_hour,
             "read-file": self.rate_limit_read_file_per_hour,
+            "improve": self.rate_limit_improve_per_hour,
         }
 
 

@@ -4,9 +4,9 @@ Imports nothing from BentoML, FastAPI or Starlette: `gateway/` is the HTTP edge 
 `service.py` wires it to BentoML.
 """
 
-from application.app import Application, HealthReport
+from application.app import Application
 from application.models import InProcessModels, ModelService
-from application.replies import Caller, Reply, Upload
+from application.replies import Caller, HealthReport, Reply, Upload
 
 __all__ = [
     "Application",

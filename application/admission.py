@@ -16,6 +16,7 @@ import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
+from contract import headers
 from contract.errors import SHED_MEMORY, Overloaded, PayloadTooLarge
 from operations.metrics import ADMITTED_MEMORY, REQUESTS_IN_FLIGHT
 from operations.resources import container_memory_limit
@@ -54,7 +55,7 @@ class Admission:
         if self.in_flight >= self.max_requests:
             raise Overloaded(
                 f"More than {self.max_requests} requests in flight",
-                headers={"Retry-After": str(REQUESTS_RETRY_AFTER_S)},
+                headers={headers.RETRY_AFTER: str(REQUESTS_RETRY_AFTER_S)},
             )
         self.in_flight += 1
         REQUESTS_IN_FLIGHT.inc()
@@ -80,7 +81,7 @@ class Admission:
                 retry_after = str(max(1, math.ceil(self.wait_s)))
                 raise Overloaded(
                     "Not enough memory free for this image right now",
-                    headers={"Retry-After": retry_after},
+                    headers={headers.RETRY_AFTER: retry_after},
                     shed_reason=SHED_MEMORY,
                 ) from None
             self._take(needed)

@@ -1,15 +1,90 @@
-"""The batch route's pieces: one entry per input, unique output names, the zip."""
+"""The batch route's flow: its files checked and named, each produced on its own (at most
+BATCH_PARALLELISM in work at once, each admitted by its own memory needs, and one that fails
+does not fail the others), then the zip of the results and `manifest.json`."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import logging
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from contract.errors import ServiceError
+from application.caching import CachedProcessor
+from application.replies import ZIP, Caller, Reply, Upload
+from application.results import IMAGE, content_disposition, download_name, server_timing
+from contract import headers
+from contract.errors import InvalidImage, InvalidParameter, ServiceError
+from optimizer import Options, parse_options
+from settings import Settings
+
+log = logging.getLogger("bg_remover.application")
+ARCHIVE_NAME = "images_no_bg.zip"
+
+
+class Batches:
+    def __init__(self, producer: CachedProcessor, settings: Settings) -> None:
+        self.producer = producer
+        self.max_files = settings.max_batch_files
+        self.parallelism = settings.batch_parallelism
+        # A file waits for memory as long as the request may last: its client waits anyway.
+        self.memory_wait_s = settings.request_timeout_s
+
+    async def archive(
+        self, caller: Caller, uploads: Sequence[Upload], raw_options: Mapping[str, Any]
+    ) -> bytes:
+        if not uploads:
+            raise InvalidImage("No images were sent in the 'files' field")
+        if len(uploads) > self.max_files:
+            raise InvalidParameter(f"At most {self.max_files} files per batch")
+        options = parse_options(raw_options)
+        names = unique_names(download_name(upload.filename, options) for upload in uploads)
+        in_work = asyncio.Semaphore(self.parallelism)
+        entries = await asyncio.gather(
+            *(
+                self._entry(caller, upload, name, options, in_work)
+                for upload, name in zip(uploads, names, strict=True)
+            )
+        )
+        return await asyncio.to_thread(batch_archive, entries)
+
+    async def _entry(
+        self,
+        caller: Caller,
+        upload: Upload,
+        name: str,
+        options: Options,
+        in_work: asyncio.Semaphore,
+    ) -> BatchEntry:
+        entry = BatchEntry(upload.filename or "image", name, len(upload.data))
+        try:
+            async with in_work:
+                produced = await self.producer.produce(
+                    caller, upload.data, options, self.memory_wait_s
+                )
+        except ServiceError as error:  # that file's alone
+            entry.error = error
+        except Exception as error:  # a fault with this file must not fail the others
+            log.error("batch file %s failed", caller.request_id, exc_info=error)
+            entry.error = ServiceError("This file could not be processed; the error was logged")
+        else:
+            entry.data, entry.mimetype = produced.result.data, produced.result.format.mimetype
+            entry.etag, entry.cache = produced.keys.etag(IMAGE), produced.cache
+        return entry
+
+
+def batch_reply(archive: bytes, elapsed_ms: float) -> Reply:
+    return Reply(
+        archive,
+        ZIP,
+        {
+            headers.CONTENT_DISPOSITION: content_disposition(ARCHIVE_NAME),
+            headers.SERVER_TIMING: server_timing({}, elapsed_ms, None),
+        },
+    )
 
 
 @dataclass

@@ -10,6 +10,8 @@ open in which the file could be swapped for a symlink pointing out.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import errno
 import os
 import re
@@ -17,7 +19,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from application.image_work import Cancellation, ImageWorkers
+from application.replies import Reply, json_reply
 from contract.errors import Forbidden, InvalidParameter, NotFound, PayloadTooLarge
+from optimizer.decode import identify_format
 
 MAX_PATH_LENGTH = 1024
 MAX_SYMLINKS = 40  # as the kernel's own limit
@@ -30,6 +35,30 @@ OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_N
 class UploadedFile:
     name: str  # the name of the file that was read (a symlink's target's)
     data: bytes
+
+
+class UploadFolder:
+    """UPLOAD_DIR as `/read-file` serves it: a file of at most `max_bytes`, in base64 JSON."""
+
+    def __init__(self, folder: Path, max_bytes: int, workers: ImageWorkers) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self.workers = workers
+
+    async def reply(self, requested: object) -> Reply:
+        found = await asyncio.to_thread(read_upload, self.folder, requested, self.max_bytes)
+        image_format = await self.workers.run(Cancellation(), identify_format, found.data)
+        return await asyncio.to_thread(
+            lambda: json_reply(
+                {
+                    "success": True,
+                    "filename": found.name,
+                    "mimetype": f"image/{image_format.lower()}",
+                    "size": len(found.data),
+                    "image": base64.b64encode(found.data).decode("ascii"),
+                }
+            )
+        )
 
 
 def read_upload(upload_dir: Path, requested: object, max_bytes: int) -> UploadedFile:

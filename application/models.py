@@ -18,7 +18,8 @@ from segmentation import SegmentationSession
 
 class ModelService(Protocol):
     async def segment(self, batch: np.ndarray, model: str | None) -> np.ndarray:
-        """N x S x S x 3 uint8 photos -> N x S x S uint8 masks; `None` is the default model."""
+        """N x S x S x 3 uint8 photos -> N records of an S x S uint8 mask and its foreground
+        coverage (`segmentation.foreground`); `None` is the default model."""
         ...
 
     async def available(self) -> dict[str, int]:
@@ -39,7 +40,7 @@ class InProcessModels:
 
     async def segment(self, batch: np.ndarray, model: str | None) -> np.ndarray:
         session = self.sessions[model or self.default]
-        return await asyncio.to_thread(session.predict, batch)
+        return await asyncio.to_thread(session.segment, batch)
 
     async def available(self) -> dict[str, int]:
         return {name: session.spec.input_size for name, session in self.sessions.items()}

@@ -3,7 +3,8 @@ encode.
 
 CPU-bound steps run in the image work threads (`application.image_work`), each with the
 request's `Cancellation`; the model call goes to the model service. The processor also knows
-the models' input sizes and whether the model service answers.
+the models' input sizes and whether the model service answers. The model catalog's failures
+become the contract's errors here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -19,8 +20,20 @@ from application.image_work import Cancellation, ImageWorkers
 from application.models import ModelService
 from contract.errors import InvalidParameter
 from operations.health import Check
-from optimizer import Options, PreparedImage, Result, Source, finish, prepare, read_source
-from segmentation import get_spec
+from optimizer import (
+    Options,
+    PreparedImage,
+    Result,
+    Source,
+    decode_background,
+    finish,
+    output_size,
+    prepare,
+    read_source,
+)
+from optimizer.decode import open_background
+from optimizer.geometry import Size
+from segmentation import CATALOG, Segmentation, UnknownModel, get_spec
 
 T = TypeVar("T")
 HEALTH_TIMEOUT_S = 5.0
@@ -63,25 +76,48 @@ class ImageProcessor:
         source: Source,
         options: Options,
         cancellation: Cancellation,
-        mask: np.ndarray | None = None,
-    ) -> tuple[Result, np.ndarray]:
-        """The result, and the mask it was made with (`mask` when given: no model run)."""
-        if mask is None:
-            prepared, mask = await self.infer(source, options, cancellation)
+        segmentation: Segmentation | None = None,
+        background: bytes | None = None,
+    ) -> tuple[Result, Segmentation]:
+        """The result, and the segmentation it was made with (`segmentation` when given: no
+        model run); `background`: the `bg_image`'s bytes."""
+        if segmentation is None:
+            prepared, segmentation = await self.segment(source, options, cancellation)
         else:
             prepared = await self.workers.run(
                 cancellation,
                 partial(prepare, source, options, model_size=None, cancelled=cancellation),
             )
+        backdrop = None
+        if background is not None:
+            backdrop = await self.workers.run(
+                cancellation,
+                partial(
+                    decode_background,
+                    background,
+                    max_input_pixels=self.max_input_pixels,
+                    canvas=output_size(source.image.size, options),
+                ),
+            )
         result = await self.workers.run(
-            cancellation, partial(finish, prepared, mask, options, cancelled=cancellation)
+            cancellation,
+            partial(finish, prepared, segmentation.mask, options, backdrop, cancelled=cancellation),
         )
-        return result, mask
+        return result, segmentation
 
-    async def infer(
+    async def background_size(self, background: bytes, cancellation: Cancellation) -> Size:
+        """A background image's size, from its header (a bad one: 400 for `bg_image`)."""
+        opened = await self.workers.run(
+            cancellation,
+            partial(open_background, background, max_input_pixels=self.max_input_pixels),
+        )
+        return opened.size
+
+    async def segment(
         self, source: Source, options: Options, cancellation: Cancellation
-    ) -> tuple[PreparedImage, np.ndarray]:
-        """Decode and run the model: the photo as prepared, and its mask at model size."""
+    ) -> tuple[PreparedImage, Segmentation]:
+        """Decode and run the model: the photo as prepared, and its segmentation (the mask at
+        model size and the foreground coverage)."""
         model_size = await self.model_size(options.model)
         prepared = await self.workers.run(
             cancellation,
@@ -89,15 +125,18 @@ class ImageProcessor:
         )
         assert prepared.model_input is not None  # prepared with a model size
         started = self.clock()
-        masks = await self._answer(
+        records = await self._answer(
             self.models.segment(prepared.model_input[np.newaxis], self._named(options.model))
         )
         prepared.timings_ms["inference"] = round((self.clock() - started) * 1000, 1)
-        return prepared, masks[0]
+        return prepared, Segmentation.from_record(records[0])
 
     async def model_size(self, name: str | None) -> int:
         if name is None or name == self.default_model:
-            return get_spec(self.default_model).input_size
+            try:
+                return get_spec(self.default_model).input_size
+            except UnknownModel as unknown:
+                raise InvalidParameter(str(unknown)) from None
         if name not in self.model_sizes:
             self.model_sizes = await self.available()
         if name not in self.model_sizes:
@@ -106,6 +145,22 @@ class ImageProcessor:
 
     async def available(self) -> dict[str, int]:
         return await self._answer(self.models.available())
+
+    async def listing(self) -> dict[str, Any]:
+        """The models `model=` accepts, with their input size and precision."""
+        sizes = await self.available()
+        return {
+            "default": self.default_model,
+            "models": [
+                {
+                    "name": name,
+                    "input_size": size,
+                    "precision": CATALOG[name].precision,
+                    "batched": name == self.default_model,
+                }
+                for name, size in sorted(sizes.items())
+            ],
+        }
 
     async def model_check(self) -> Check:
         since = self.clock() - self.model_answered_at

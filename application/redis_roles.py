@@ -1,28 +1,45 @@
-"""Which Redis serves which role, and whether it answers: the state behind
-`bg_remover_redis_up{role}`, fed by the limiter's and the cache store's own health checks
-(which also move their breakers: a Redis that answers again is used again)."""
+"""Whether each Redis role answers: the probe behind `bg_remover_redis_up{role}` while no
+request arrives, and the `/health` check that names the roles.
+
+`limits` (budgets) uses RATE_LIMIT_REDIS_URL, `cache` (results) CACHE_REDIS_URL, each REDIS_URL
+when unset (`application.wiring` builds them). Each role has its own breaker, its own
+`bg_remover_redis_up{role}` (set by the breaker at once when Redis goes away or comes back, and
+by these probes) and its own lines in the log.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
 
+from cache import CacheStore, RedisStore
+from operations import health
 from ratelimit import RateLimiter
-from settings import Settings
-
-LIMITS = "limits"
-CACHE = "cache"
+from redisroles import CACHE, LIMITS
 
 
-async def redis_roles(
-    settings: Settings,
-    limiter: RateLimiter,
-    cache_check: Callable[[], Awaitable[tuple[bool, str] | None]],
-) -> dict[str, bool | None]:
-    """Role -> its Redis answers (True/False), or None when the role uses no Redis."""
-    limits = cache = None
-    if settings.redis_url and settings.rate_limit_enabled:
-        limits, _ = await limiter.check_backend()
-    if settings.redis_url and settings.cache_enabled:
-        checked = await cache_check()
-        cache = checked[0] if checked is not None else None
+async def redis_roles(limiter: RateLimiter, store: CacheStore | None) -> dict[str, bool | None]:
+    """Each role -> its Redis answers a probe (which also moves its breaker), or None where
+    the role has no Redis."""
+    limits = (await limiter.check_backend())[0] if limiter.uses_redis else None
+    cache = (await store.check())[0] if isinstance(store, RedisStore) else None
     return {LIMITS: limits, CACHE: cache}
+
+
+async def redis_check(
+    limiter: RateLimiter, store: CacheStore | None, fail_open: bool
+) -> health.Check:
+    """One check in the contract's shape, a detail per role: `limits: …; cache: …`. Budgets
+    down while failing closed make the service unhealthy; anything else down, degraded."""
+    limits, cache = await asyncio.gather(
+        limiter.check_backend() if limiter.enabled else _constant("off"),
+        store.check() if store is not None else _constant("off"),
+    )
+    return health.Check(
+        limits[0] and cache[0],
+        f"limits: {limits[1]}; cache: {cache[1]}",
+        critical=not limits[0] and not fail_open,
+    )
+
+
+async def _constant(detail: str) -> tuple[bool, str]:
+    return True, detail

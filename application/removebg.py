@@ -1,155 +1,196 @@
-"""remove.bg's API (`POST /v1.0/removebg`) translated to and from this service's own terms.
+"""remove.bg's API over the service's own flow.
 
-Parameters follow remove.bg's documentation: `size` (preview ≈ 0.25 MP, full/4k/auto up to
-25 MP, 50MP, and the legacy small/regular/medium/hd), `format` (auto/png/jpg/webp/zip),
-`channels` (rgba/alpha), `crop`, `crop_margin`, `bg_color` (hex with or without `#`, or a
-name). Features this service does not have are refused with a clear message, except remove.bg's
-classification knobs, which are accepted and have no effect.
+`POST /v1.0/removebg`: the parameters are read first (`application.removebg_params`: a bad
+one costs no credit), then the client's budget is spent (a preview a quarter, any other size
+one), then the image and the background image are read and the result made like every
+single-result route's (from the cache, with an ETag and 304s), in remove.bg's headers and JSON
+shape. A photo where the model finds no subject is refused (`unknown_foreground`). format=zip
+is remove.bg's zip of the edge-corrected colours and the matte, made apart from the cache.
+`GET /v1.0/account` tells the client's remaining /remove-background budget as credits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import io
-import re
-import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Mapping
+from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
+from application.caching import CachedProcessor
+from application.gate import RequestGate, units
 from application.image_url import fetch_image_url
-from application.inputs import decode_base64_image, decoded_or_none
-from application.replies import Upload
-from contract import headers
-from contract.errors import InvalidParameter, ServiceError
-from optimizer import Options, OutputFormat, PreparedImage, parse_options
-from optimizer.encode import encode
-from optimizer.geometry import Bounds, subject_bounds
-from optimizer.options import Margin, require_single_values
-from optimizer.pipeline import shape_layers
+from application.image_work import Cancellation
+from application.inputs import Sent, decode_base64_image
+from application.removebg_archive import ZipResult, zip_result
+from application.removebg_params import RemoveBgRequest, parse_removebg, sent_image_bytes
+from application.replies import ZIP, Caller, Reply, Upload, json_reply
+from application.results import IMAGE, REMOVEBG_JSON, Answer, Results, Shape
+from cache import input_digest
+from contract import headers, routes
+from contract.errors import DOWNLOAD, InvalidImage, InvalidParameter, NoSubject, ServiceError
+from optimizer import Options
+from optimizer.geometry import Bounds
 from settings import Settings
 
-MEGAPIXEL = 1_000_000
-SIZE_PIXELS = {
-    "preview": MEGAPIXEL // 4,
-    "small": MEGAPIXEL // 4,
-    "regular": MEGAPIXEL // 4,
-    "medium": 3 * MEGAPIXEL // 2,
-    "hd": 4 * MEGAPIXEL,
-    "full": 25 * MEGAPIXEL,
-    "4k": 25 * MEGAPIXEL,
-    "auto": 25 * MEGAPIXEL,
-    "50mp": 50 * MEGAPIXEL,
-}
-DEFAULT_SIZE = "preview"  # remove.bg's default
-FORMATS = {"auto", "png", "jpg", "jpeg", "webp", "zip"}
-IMAGE_SOURCES = ("image_file", "image_file_b64", "image_url")
-# remove.bg knobs for its own classifier and layout: accepted and ignored (no effect here).
-IGNORED = {"type", "type_level", "semitransparency", "roi", "scale", "position"}
-UNSUPPORTED = {"add_shadow", "bg_image_url", "bg_image_file", "shadow_type", "shadow_opacity"}
-HEX_WITHOUT_HASH = re.compile(r"[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}")
-CREDITS_PER_IMAGE = "1"  # one unit of the /remove-background budget
 UNLIMITED_CREDITS = 1_000_000_000  # what /v1.0/account reports when limits are off
-ZIP_COLOR, ZIP_ALPHA = "color.jpg", "alpha.png"
-ZIP_JPEG_QUALITY = 90
+NO_SUBJECT = "No subject was found in the image; see the documentation on supported images"
 
 
-@dataclass(frozen=True)
-class RemoveBgRequest:
-    options: Options
-    archive: bool  # format=zip: color.jpg + alpha.png
+class RemoveBg:
+    def __init__(
+        self, settings: Settings, gate: RequestGate, producer: CachedProcessor, results: Results
+    ) -> None:
+        self.settings = settings
+        self.gate = gate
+        self.producer = producer
+        self.results = results
 
-    @property
-    def tagged(self) -> Options | None:
-        """The options its ETag is made for; None for the zip, which has no ETag."""
-        return None if self.archive else self.options
+    async def remove(
+        self,
+        caller: Caller,
+        fields: Mapping[str, Any],
+        upload: Upload | None,
+        json_wanted: bool,
+        bg_upload: Upload | None = None,
+    ) -> Reply:
+        started = self.results.clock()
+        request = parse_removebg(fields, upload, bg_upload)
+        shape = self.shape(request, json_wanted)
+        if not request.archive and request.bg_image_url is None:
+            data = sent_image_bytes(fields, upload)
+            sent = Sent(routes.REMOVEBG, data, lambda: self._revalidated(request), _nothing)
+            if unchanged := await self.results.unchanged(caller, sent, shape):
+                return unchanged
+        async with self.gate.request(caller, routes.REMOVEBG, request.credits):
+            data = await self.image(fields, upload)
+            if request.archive:
+                return await self._archive(request, data, json_wanted)
+            background = await self._background(request)
+            options = _with_background(request.options, background)
+            try:
+                produced = await self.producer.produce(caller, data, options, None, background)
+            except InvalidParameter as error:
+                if error.parameter == "bg_image":  # the background did not decode
+                    error.parameter = "bg_image_url" if request.bg_image_url else "bg_image_file"
+                raise
+            if not produced.subject_found:
+                raise NoSubject(NO_SUBJECT)
+            return await shape.reply(self.results.answer(produced, options, shape, started))
 
+    @staticmethod
+    def shape(request: RemoveBgRequest, json_wanted: bool) -> Shape:
+        """The image (with Accept: application/json, remove.bg's JSON) and remove.bg's headers
+        in place of the contract's result headers."""
 
-def parse_removebg(fields: Mapping[str, Any]) -> RemoveBgRequest:
-    """remove.bg's form or JSON fields (image sources excluded) -> our options."""
-    given = {
-        name: value
-        for name, value in fields.items()
-        if value not in (None, "") and name not in IMAGE_SOURCES
-    }
-    require_single_values(given)
-    unsupported = sorted(set(given) & UNSUPPORTED)
-    if unsupported and not _all_off(given, unsupported):
-        raise InvalidParameter(f"Not supported by this service: {', '.join(unsupported)}")
-    unknown = sorted(
-        set(given)
-        - UNSUPPORTED
-        - IGNORED
-        - {"size", "format", "channels", "crop", "crop_margin", "bg_color"}
-    )
-    if unknown:
-        raise InvalidParameter(f"Unknown parameter(s): {', '.join(unknown)[:200]}")
-    fmt = str(given.get("format", "auto")).strip().lower()
-    if fmt not in FORMATS:
-        raise InvalidParameter("format must be auto, png, jpg, webp or zip")
-    options = parse_options(
-        {
-            "format": {"auto": "PNG", "zip": "PNG"}.get(fmt, fmt),
-            "crop": given.get("crop"),
-            "crop_margin": _margin(given.get("crop_margin")),
-            "bg_color": _color(given.get("bg_color")),
-            "only_mask": _only_mask(given.get("channels")),
-        }
-    )
-    options = replace(options, max_output_pixels=_size_pixels(given.get("size")), explicit=True)
-    if fmt == "auto" and _opaque(options):
-        options = replace(options, format=OutputFormat.JPEG, quality=80)
-    return RemoveBgRequest(options, archive=fmt == "zip")
+        async def reply(answer: Answer) -> Reply:
+            result = answer.result
+            size = (result.width, result.height)
+            described = {**response_headers(request, size, result.foreground), **answer.headers}
+            mimetype = result.format.mimetype
+            return await _reply(result.data, mimetype, result.foreground, described, json_wanted)
 
+        return Shape(lambda _: REMOVEBG_JSON if json_wanted else IMAGE, reply)
 
-def _all_off(given: Mapping[str, Any], names: list[str]) -> bool:
-    return all(str(given[name]).strip().lower() in ("false", "0", "no", "off") for name in names)
+    async def account(self, caller: Caller) -> Reply:
+        credits = await self.gate.remaining(caller, routes.REMOVE)
+        return json_reply(account_body(UNLIMITED_CREDITS if credits is None else credits))
 
+    def _revalidated(self, request: RemoveBgRequest) -> Options:
+        """The options a revalidation's ETag is made for (a background file's digest too)."""
+        background = request.bg_image_file.data if request.bg_image_file else None
+        return _with_background(request.options, background)
 
-def _size_pixels(value: Any) -> int:
-    size = str(value or DEFAULT_SIZE).strip().lower()
-    if size not in SIZE_PIXELS:
-        raise InvalidParameter(f"size must be one of {', '.join(SIZE_PIXELS)}")
-    return SIZE_PIXELS[size]
+    async def image(self, fields: Mapping[str, Any], upload: Upload | None) -> bytes:
+        """The request's one image: an upload, base64, or (when allowed) a URL."""
+        if upload is not None:
+            return upload.data
+        if "image_file_b64" in fields and fields["image_file_b64"] not in (None, ""):
+            return decode_base64_image(fields["image_file_b64"], "image_file_b64")
+        if fields.get("image_url") in (None, ""):
+            raise InvalidImage("image_file must be a file upload; send base64 as image_file_b64")
+        return await self._fetch(fields["image_url"], "image_url")
 
-
-def _margin(value: Any) -> str | None:
-    """remove.bg writes `30px`, `10%` or `30`; ours takes `30` or `10%`."""
-    return None if value is None else str(value).strip().lower().removesuffix("px")
-
-
-def _color(value: Any) -> str | None:
-    if value is None:
+    async def _background(self, request: RemoveBgRequest) -> bytes | None:
+        if request.bg_image_file is not None:
+            return request.bg_image_file.data
+        if request.bg_image_url is not None:
+            return await self._fetch(request.bg_image_url, "bg_image_url")
         return None
-    text = str(value).strip()
-    return f"#{text}" if HEX_WITHOUT_HASH.fullmatch(text) else text
+
+    async def _fetch(self, url: Any, parameter: str) -> bytes:
+        """A client's URL, where the server allows it: a bad URL is `invalid_<parameter>`, a
+        failed download `failed_..._download`."""
+        if not self.settings.allow_image_url:
+            raise InvalidParameter(
+                f"{parameter} is disabled on this server (ALLOW_IMAGE_URL)", parameter=parameter
+            )
+        if not isinstance(url, str):
+            raise InvalidParameter(f"{parameter} must be a string", parameter=parameter)
+        try:
+            return await fetch_image_url(
+                url,
+                max_bytes=self.settings.max_content_length,
+                timeout=self.settings.image_url_timeout_s,
+                ports=self.settings.image_url_ports,
+            )
+        except InvalidParameter as error:
+            error.parameter = parameter
+            raise
+        except ServiceError as error:
+            error.parameter, error.problem = parameter, DOWNLOAD
+            raise
+
+    async def _archive(self, request: RemoveBgRequest, data: bytes, json_wanted: bool) -> Reply:
+        """format=zip: the colours and the matte as two files, neither cached nor tagged."""
+        zipped = await self._zip(data, request.options)
+        described = response_headers(request, zipped.size, zipped.foreground)
+        return await _reply(zipped.data, ZIP, zipped.foreground, described, json_wanted)
+
+    async def _zip(self, data: bytes, options: Options) -> ZipResult:
+        processor, cancellation = self.producer.processor, Cancellation()
+        source = await processor.read(data, options, cancellation)
+        async with self.producer.admission.memory(source.bytes_needed(options)):
+            prepared, segmentation = await processor.segment(source, options, cancellation)
+            if not segmentation.subject_found:
+                raise NoSubject(NO_SUBJECT)
+            return await processor.workers.run(
+                cancellation, zip_result, prepared, segmentation.mask, options
+            )
 
 
-def _only_mask(value: Any) -> bool:
-    channels = str(value or "rgba").strip().lower()
-    if channels not in ("rgba", "alpha"):
-        raise InvalidParameter("channels must be rgba or alpha")
-    return channels == "alpha"
+def _with_background(options: Options, background: bytes | None) -> Options:
+    return options if background is None else replace(options, bg_image=input_digest(background))
 
 
-def _opaque(options: Options) -> bool:
-    return options.only_mask or (options.bg_color is not None and options.bg_color[3] == 255)
+def _nothing() -> Awaitable[bytes]:  # a revalidation reads no image
+    raise AssertionError("a revalidation reads no image")
 
 
-def response_headers(size: tuple[int, int], bounds: Bounds | None) -> dict[str, str]:
+async def _reply(
+    data: bytes, mimetype: str, bounds: Bounds | None, described: dict[str, str], json_wanted: bool
+) -> Reply:
+    if json_wanted:
+        return await asyncio.to_thread(lambda: json_reply(json_result(data, bounds), described))
+    return Reply(data, mimetype, described)
+
+
+def response_headers(
+    request: RemoveBgRequest, size: tuple[int, int], bounds: Bounds | None
+) -> dict[str, str]:
     left, top, width, height = foreground(bounds)
-    return {
+    described = {
         headers.REMOVEBG_WIDTH: str(size[0]),
         headers.REMOVEBG_HEIGHT: str(size[1]),
-        headers.REMOVEBG_TYPE: "other",  # no foreground classifier here
-        headers.REMOVEBG_CREDITS: CREDITS_PER_IMAGE,
+        headers.REMOVEBG_CREDITS: units(request.credits),
         headers.FOREGROUND_TOP: str(top),
         headers.FOREGROUND_LEFT: str(left),
         headers.FOREGROUND_WIDTH: str(width),
         headers.FOREGROUND_HEIGHT: str(height),
     }
+    if request.type_header is not None:
+        described[headers.REMOVEBG_TYPE] = request.type_header
+    return described
 
 
 def json_result(data: bytes, bounds: Bounds | None) -> dict[str, Any]:
@@ -173,78 +214,15 @@ def foreground(bounds: Bounds | None) -> tuple[int, int, int, int]:
     return left, top, right - left, bottom - top
 
 
-@dataclass(frozen=True)
-class ZipResult:
-    data: bytes
-    size: tuple[int, int]
-    foreground: Bounds | None
-
-
-def zip_result(prepared: PreparedImage, mask: np.ndarray, options: Options) -> ZipResult:
-    """remove.bg's ZIP format: the colours as JPEG and the alpha matte as PNG, both at the
-    output size."""
-    color, alpha = shape_layers(prepared, mask, options)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(
-            ZIP_COLOR,
-            encode(color.convert("RGB"), OutputFormat.JPEG, ZIP_JPEG_QUALITY, lossless_png=False),
-        )
-        archive.writestr(ZIP_ALPHA, encode(alpha, OutputFormat.PNG, 100, lossless_png=True))
-    return ZipResult(buffer.getvalue(), color.size, subject_bounds(alpha, Margin()))
-
-
-def account(credits: int) -> dict[str, Any]:
-    """remove.bg's `/account` shape, with this client's remaining budget as its credits."""
+def account_body(credits: Any) -> dict[str, Any]:
+    """remove.bg's `/account` shape, with this client's remaining budget as its credits (a
+    number, to the quarter; the free calls a whole number)."""
+    total = float(credits) if credits % 1 else int(credits)
     return {
         "data": {
             "attributes": {
-                "credits": {"total": credits, "subscription": 0, "payg": credits, "enterprise": 0},
-                "api": {"free_calls": credits, "sizes": "all"},
+                "credits": {"total": total, "subscription": 0, "payg": total, "enterprise": 0},
+                "api": {"free_calls": int(credits), "sizes": "all"},
             }
         }
     }
-
-
-def error_body(error: ServiceError) -> dict[str, Any]:
-    return {"errors": [{"title": error.title, "code": error.code, "detail": error.details}]}
-
-
-def sent_image_bytes(fields: Mapping[str, Any], upload: Upload | None) -> bytes | None:
-    """The image bytes the request carries itself, when it names exactly one source (an
-    image_url is never fetched just to answer a revalidation)."""
-    sent = _sources(fields, upload)
-    if upload is not None:
-        return upload.data if len(sent) == 1 else None
-    return decoded_or_none(fields.get("image_file_b64")) if sent == {"image_file_b64"} else None
-
-
-def _sources(fields: Mapping[str, Any], upload: Upload | None) -> set[str]:
-    sent = {name for name in IMAGE_SOURCES if fields.get(name) not in (None, "")}
-    return sent | {"image_file"} if upload is not None else sent
-
-
-async def image_bytes(
-    fields: Mapping[str, Any], upload: Upload | None, settings: Settings
-) -> bytes:
-    """The one image source the request names: an upload, base64, or (when allowed) a URL."""
-    sent = _sources(fields, upload)
-    if len(sent) != 1:
-        raise InvalidParameter("Send exactly one of image_file, image_file_b64, image_url")
-    if upload is not None:
-        return upload.data
-    if "image_file" in sent:
-        raise InvalidParameter("image_file must be a file upload; send base64 as image_file_b64")
-    if "image_file_b64" in sent:
-        return decode_base64_image(fields["image_file_b64"], "image_file_b64")
-    if not settings.allow_image_url:
-        raise InvalidParameter("image_url is disabled on this server (ALLOW_IMAGE_URL)")
-    url = fields["image_url"]
-    if not isinstance(url, str):
-        raise InvalidParameter("image_url must be a string")
-    return await fetch_image_url(
-        url,
-        max_bytes=settings.max_content_length,
-        timeout=settings.image_url_timeout_s,
-        ports=settings.image_url_ports,
-    )

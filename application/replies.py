@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 JSON = "application/json"
+ZIP = "application/zip"
 
 
 @dataclass
@@ -17,11 +18,12 @@ class Caller:
     once the limit was checked); `log` holds this request's fields for its log line.
     """
 
-    client: str
+    client: str  # the client key: whose budgets and (CACHE_SCOPE=client) whose cache
     request_id: str = "-"
     headers: dict[str, str] = field(default_factory=dict)
     log: dict[str, Any] = field(default_factory=dict)
     if_none_match: str | None = None  # the ETags the client holds
+    loadtest: bool = False  # a load-test identity: its budgets are at the load-test limit
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,15 @@ class Reply:
     media_type: str
     headers: dict[str, str] = field(default_factory=dict)
     not_modified: bool = False
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    body: dict[str, Any]
+
+    @property
+    def unhealthy(self) -> bool:
+        return self.body["status"] == "unhealthy"
 
 
 def json_reply(body: Any, headers: dict[str, str] | None = None) -> Reply:

@@ -1,14 +1,24 @@
-"""How a result is described to the client: download names, headers, the JSON result."""
+"""How a result is described to the client: a 304 when the client holds it already, its
+headers (the result's, ETag, X-Cache, Server-Timing, Cache-Control), download names, and the
+shapes single-result routes answer in (`Shape`: the image, or the JSON result)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from application.caching import CachedProcessor, Produced
+from application.inputs import Sent
+from application.replies import Caller, Reply, json_reply
 from contract import headers
+from contract.errors import ServiceError
+from operations.metrics import CACHE_REQUESTS
 from optimizer import Options, Result
 
 FALLBACK_STEM = "image"
@@ -41,8 +51,13 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def result_headers(result: Result, options: Options, elapsed_ms: float) -> dict[str, str]:
+def result_headers(
+    result: Result, options: Options, elapsed_ms: float, coverage: float
+) -> dict[str, str]:
+    """The contract's result headers; the model's foreground coverage among them (0 when it
+    found no subject: segmentation/foreground.py)."""
     return {
+        headers.FOREGROUND_COVERAGE: f"{coverage:.4f}",
         headers.ORIGINAL_SIZE: str(result.input_bytes),
         headers.OPTIMIZED_SIZE: str(result.output_bytes),
         headers.OPTIMIZATION_USED: "true" if options.explicit else "false",
@@ -106,14 +121,107 @@ def json_representation(options: Options) -> str:
     return f"json:{options.preset}"
 
 
-def etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 If-None-Match: `*`, or any listed tag equal under the weak comparison."""
-    return matched_tag(if_none_match, etag) is not None
-
-
 def matched_tag(if_none_match: str, etag: str) -> str | None:
-    """What in If-None-Match matches `etag`: the tag itself, `*`, or nothing (None)."""
+    """What in RFC 9110's If-None-Match matches `etag`: the tag itself (under the weak
+    comparison), `*`, or nothing (None)."""
     tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
     if etag in tags:
         return etag
     return "*" if "*" in tags else None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One result made for a request, with the headers of every answer carrying one result:
+    its ETag, the cache's outcome, Server-Timing and Cache-Control."""
+
+    produced: Produced
+    options: Options
+    elapsed_ms: float
+    headers: dict[str, str]
+
+    @property
+    def result(self) -> Result:
+        return self.produced.result
+
+    def described(self) -> dict[str, str]:
+        """The contract's result headers too (remove.bg's API sends its own instead)."""
+        described = result_headers(
+            self.result, self.options, self.elapsed_ms, self.produced.coverage
+        )
+        return {**described, **self.headers}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How a route answers with a result: the representation its ETag names, and the reply."""
+
+    representation: Callable[[Options], str]
+    reply: Callable[[Answer], Awaitable[Reply]]
+
+
+def download(filename: str | None) -> Shape:
+    """The image, named for download after the uploaded file."""
+
+    async def reply(answer: Answer) -> Reply:
+        name = content_disposition(download_name(filename, answer.options))
+        described = {**answer.described(), headers.CONTENT_DISPOSITION: name}
+        return Reply(answer.result.data, answer.result.format.mimetype, described)
+
+    return Shape(lambda _: IMAGE, reply)
+
+
+async def _json_reply(answer: Answer) -> Reply:
+    described = answer.described()
+    return await asyncio.to_thread(
+        lambda: json_reply(result_json(answer.result, answer.options), described)
+    )
+
+
+JSON_RESULT = Shape(json_representation, _json_reply)  # the image in base64, described
+
+
+class Results:
+    def __init__(
+        self, producer: CachedProcessor, cache_ttl_s: int, clock: Callable[[], float]
+    ) -> None:
+        self.producer = producer
+        self.cache_control = {headers.CACHE_CONTROL: f"private, max-age={cache_ttl_s}"}
+        self.clock = clock
+
+    async def unchanged(self, caller: Caller, sent: Sent, shape: Shape) -> Reply | None:
+        """304 when the client already holds exactly this result: no model run and no budget
+        spent (the ETag follows from the input and the options alone; `*` matches only a
+        result that exists, in the cache)."""
+        if caller.if_none_match is None or sent.data is None:
+            return None
+        try:
+            options = sent.options()
+        except ServiceError:
+            return None  # the request fails later, in the contract's order
+        keys = await self.producer.keys(sent.data, options, caller.client)
+        etag = keys.etag(shape.representation(options))
+        match = matched_tag(caller.if_none_match, etag)
+        if match is None or (match == "*" and not await self.producer.has_result(keys)):
+            return None
+        CACHE_REQUESTS.labels(result="not_modified").inc()
+        return Reply(b"", "", {headers.ETAG: etag, **self.cache_control}, not_modified=True)
+
+    def answer(self, produced: Produced, options: Options, shape: Shape, started: float) -> Answer:
+        elapsed = self.ms_since(started)
+        return Answer(
+            produced,
+            options,
+            elapsed,
+            {
+                headers.ETAG: produced.keys.etag(shape.representation(options)),
+                headers.X_CACHE: produced.cache,
+                headers.SERVER_TIMING: server_timing(
+                    produced.result.timings_ms, elapsed, produced.cache
+                ),
+                **self.cache_control,
+            },
+        )
+
+    def ms_since(self, started: float) -> float:
+        return (self.clock() - started) * 1000

@@ -92,7 +92,7 @@ def plain(mode: str, fmt: str, megapixels: str) -> dict[str, float]:
     from application.replies import json_reply
     from application.results import result_json
     from optimizer import finish, parse_options, prepare, read_source
-    from optimizer.pipeline import memory_needed
+    from optimizer.source import memory_needed
 
     side = round(math.sqrt(float(megapixels) * 1e6))
     data, small = make_input(mode, side, side), make_input(mode, WARM_UP_SIDE, WARM_UP_SIDE)

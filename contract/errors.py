@@ -2,7 +2,10 @@
 
 Domain code raises these; the HTTP edge (`gateway/errors.py`) is the one place that maps a
 code to a status and renders the body. `headers` carries what the client needs to act on the
-error (Retry-After).
+error (Retry-After). `parameter` names what of the request failed, in the words of the API that
+was called (`image`, `scale`, `bg_image_url`...), and `problem` how, when it is more than an
+invalid value: `missing`, `multiple`, `empty`, `outside`, `download`. remove.bg's API answers
+with codes made of both (`gateway/removebg_errors.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ SHED_MEMORY = "memory"
 SHED_MODEL_QUEUE = "model_queue"
 SHED_UNAVAILABLE = "unavailable"
 SHED_REASONS = (SHED_OVERLOADED, SHED_MEMORY, SHED_MODEL_QUEUE, SHED_UNAVAILABLE)
+# How a parameter failed, beyond an invalid value.
+MISSING, MULTIPLE, EMPTY, OUTSIDE, DOWNLOAD = "missing", "multiple", "empty", "outside", "download"
 
 
 class ServiceError(Exception):
@@ -30,6 +35,8 @@ class ServiceError(Exception):
         *,
         headers: dict[str, str] | None = None,
         shed_reason: str | None = None,
+        parameter: str | None = None,
+        problem: str | None = None,
     ) -> None:
         super().__init__(details)
         # Details may quote what a client sent: as text that encodes (no lone surrogates).
@@ -37,6 +44,8 @@ class ServiceError(Exception):
         self.headers = headers or {}
         if shed_reason is not None:
             self.shed_reason = shed_reason
+        self.parameter = parameter
+        self.problem = problem
 
     def body(self) -> dict[str, Any]:
         return {
@@ -101,10 +110,23 @@ class PayloadTooLarge(ServiceError):
     solution = "Send a smaller file or an image with fewer pixels"
 
 
+class TooManyPixels(PayloadTooLarge):
+    """An image with more pixels than the server decodes (not a body too large)."""
+
+
 class UnsupportedMediaType(ServiceError):
     code = "unsupported_media_type"
     title = "Unsupported media type"
     solution = "Send a JPEG, PNG, WEBP, AVIF, GIF or BMP image"
+
+
+class NoSubject(ServiceError):
+    """The model found nothing to cut out (remove.bg's API only: the other routes tell it in
+    a header and answer)."""
+
+    code = "unknown_foreground"
+    title = "Could not identify foreground in image"
+    solution = "Send a photo with a clear subject (a person, product, animal, car...)"
 
 
 class RateLimited(ServiceError):

@@ -1,4 +1,5 @@
-"""Names of the headers the service sends: one list, used by the responses and by CORS."""
+"""Names of the headers the service reads and sends: one list, used by the requests, the
+responses and CORS."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ OPTIMIZATION_USED = "X-Optimization-Used"
 IMAGE_WIDTH = "X-Image-Width"
 IMAGE_HEIGHT = "X-Image-Height"
 PROCESSING_TIME_MS = "X-Processing-Time-Ms"
+# The model's judgement of whether the photo shows a subject (segmentation/foreground.py).
+FOREGROUND_COVERAGE = "X-Foreground-Coverage"
 RESULT_HEADERS = (
+    FOREGROUND_COVERAGE,
     ORIGINAL_SIZE,
     OPTIMIZED_SIZE,
     OPTIMIZATION_USED,
@@ -53,8 +57,21 @@ SERVER_TIMING = "Server-Timing"
 CACHE_HEADERS = (ETAG, X_CACHE, CACHE_CONTROL, SERVER_TIMING)
 
 CONTENT_DISPOSITION = "Content-Disposition"
-REQUEST_ID = "X-Request-ID"
+REQUEST_ID = "X-Request-ID"  # sent on every response; an acceptable one from upstream is kept
+
+# Read from requests.
 API_KEY = "X-API-Key"
+AUTHORIZATION = "Authorization"  # `Bearer <key>` on remove.bg's API, as its clients send it
+FORWARDED_FOR = "X-Forwarded-For"  # believed from TRUSTED_PROXIES only
+IF_NONE_MATCH = "If-None-Match"
+ACCEPT = "Accept"  # remove.bg's route answers JSON when it names application/json
+
+# On every response, whichever route or error produced it.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 # What a browser script may read from a cross-origin response.
 EXPOSED_HEADERS = (

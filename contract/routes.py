@@ -7,9 +7,11 @@ PREVIEW = "/remove-background-preview"
 BASE64 = "/remove-background-base64"
 BATCH = "/remove-background-batch"
 READ_FILE = "/read-file"
-REMOVEBG = "/v1.0/removebg"
-ACCOUNT = "/v1.0/account"
-IMPROVE = "/v1.0/improve"
+# remove.bg's API, under its own base: every path there answers errors in remove.bg's shape.
+REMOVEBG_BASE = "/v1.0/"
+REMOVEBG = f"{REMOVEBG_BASE}removebg"
+ACCOUNT = f"{REMOVEBG_BASE}account"
+IMPROVE = f"{REMOVEBG_BASE}improve"
 PRESETS = "/presets"
 MODELS = "/models"
 HEALTH = "/health"
@@ -41,12 +43,27 @@ BUDGETS = {
     BASE64: "remove-background-base64",
     BATCH: "remove-background-batch",
     READ_FILE: "read-file",
+    IMPROVE: "improve",
 }
+
+# Budgets counted in fractions of a unit: how many parts a unit has. remove.bg charges a
+# quarter of a credit for a preview, and /v1.0/removebg spends /remove-background's budget.
+UNIT_PARTS = {"remove-background": 4}
+
+
+def parts_of(budget: str) -> int:
+    return UNIT_PARTS.get(budget, 1)
+
 
 # Every exact path something answers (ours and BentoML's), and the prefixes of static files.
 KNOWN = frozenset({*SERVICE, METRICS, PLAYGROUND, *PROBES, *DOCS})
 STATIC_PREFIXES = OPEN_PREFIXES
 OTHER = "/{other}"
+
+
+def in_removebg_api(path: str) -> bool:
+    """Whether `path` is under remove.bg's API (its errors then take remove.bg's shape)."""
+    return path.startswith(REMOVEBG_BASE)
 
 
 def label(path: str) -> str:

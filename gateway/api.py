@@ -65,7 +65,7 @@ def outer_middleware(settings: Settings) -> list[Middleware]:
                 {
                     "allow_origins": settings.cors_origins,
                     "allow_methods": ["GET", "POST"],
-                    "allow_headers": [headers.API_KEY, "Content-Type"],
+                    "allow_headers": [headers.API_KEY, headers.AUTHORIZATION, "Content-Type"],
                     "expose_headers": list(headers.EXPOSED_HEADERS),
                 },
             )

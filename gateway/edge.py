@@ -4,8 +4,9 @@ BentoML runs its traffic metrics (and tracing) outside every middleware a servic
 labels their series with the raw path: 600 requests for random paths made 12,000 series, kept
 for good. So the service's outermost layer (`BoundedPath`) replaces `scope["path"]` with its
 label (`contract.routes.label`: a known route, a static prefix, or `/{other}`) for BentoML's
-layers, and the service's first inner middleware (`RestorePath`) puts the real path back before
-anything routes on it. Without BentoML in between (the in-process server) the pair is a no-op.
+layers, keeping the real one in the request's context, and the service's first inner middleware
+(`RestorePath`) puts it back before anything routes on it. Without BentoML in between (the
+in-process server) the pair is a no-op.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.routes import label
-
-REAL_PATH = "bg_remover.path"  # scope key holding the real path meanwhile
+from gateway.context import RequestContext
 
 
 class BoundedPath:
@@ -23,7 +23,7 @@ class BoundedPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            scope[REAL_PATH] = scope["path"]
+            RequestContext.of(scope).real_path = scope["path"]
             scope["path"] = label(scope["path"])
         await self.app(scope, receive, send)
 
@@ -33,6 +33,7 @@ class RestorePath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if REAL_PATH in scope:
-            scope["path"] = scope.pop(REAL_PATH)
+        context = RequestContext.of(scope)
+        if context.real_path is not None:
+            scope["path"], context.real_path = context.real_path, None
         await self.app(scope, receive, send)

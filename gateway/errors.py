@@ -1,6 +1,10 @@
 """The one place that decides how a failure reaches the client: its HTTP status, and its JSON
 body in the shape of the API that was called (the contract's object, or remove.bg's
-`{"errors": [...]}` under `/v1.0/`)."""
+`{"errors": [...]}` under its API, `contract.routes.in_removebg_api`).
+
+Only the contract's errors (`contract.errors`) reach here as such: the application layer turns
+its domain's failures into them; anything else is the edge's own (a malformed request, a bare
+status) or a 500."""
 
 from __future__ import annotations
 
@@ -16,10 +20,9 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope, Send
 
-from application.removebg import error_body as removebg_error_body
-from contract import errors
+from contract import errors, routes
 from gateway.observe import note_shed
-from segmentation import UnknownModel
+from gateway.removebg_errors import removebg_body, removebg_code
 
 log = logging.getLogger("bg_remover.errors")
 
@@ -42,7 +45,6 @@ INTERNAL = 500
 # Recorded (metrics, log) for a request whose client went away: nginx's convention. The
 # client never sees it.
 CLIENT_CLOSED_REQUEST = 499
-REMOVEBG_PREFIX = "/v1.0/"
 
 
 class SafeJSONResponse(JSONResponse):
@@ -55,7 +57,8 @@ class SafeJSONResponse(JSONResponse):
 
 
 def status_of(error: errors.ServiceError) -> int:
-    return STATUS.get(type(error), INTERNAL)
+    kind = next((kind for kind in type(error).__mro__ if kind in STATUS), None)
+    return INTERNAL if kind is None else STATUS[kind]
 
 
 def error_for_status(
@@ -69,8 +72,6 @@ def error_for_status(
 def as_service_error(error: Exception, path: str) -> errors.ServiceError:
     if isinstance(error, errors.ServiceError):
         return error
-    if isinstance(error, UnknownModel):
-        return errors.InvalidParameter(str(error))
     if isinstance(error, RequestValidationError):
         fields = sorted({".".join(map(str, e["loc"][1:])) or "body" for e in error.errors()})
         return errors.InvalidParameter(f"Malformed request: check {', '.join(fields)}")
@@ -90,8 +91,10 @@ def as_service_error(error: Exception, path: str) -> errors.ServiceError:
 def error_response(error: errors.ServiceError, path: str = "/") -> JSONResponse:
     """The error's JSON. After a 500 the connection is closed, and the client is told so
     (`Connection: close`) rather than finding out on its next request."""
-    body = removebg_error_body(error) if path.startswith(REMOVEBG_PREFIX) else error.body()
-    status = status_of(error)
+    status, body = status_of(error), error.body()
+    if routes.in_removebg_api(path):
+        status, code = removebg_code(error) or (status, error.code)
+        body = removebg_body(error, code)
     headers = {**error.headers, **({"Connection": "close"} if status == INTERNAL else {})}
     return SafeJSONResponse(body, status_code=status, headers=headers)
 
@@ -123,7 +126,6 @@ def install_error_handlers(app: FastAPI) -> None:
     handler: Callable = _render
     for kind in (
         errors.ServiceError,
-        UnknownModel,
         RequestValidationError,
         HTTPException,
         Exception,

@@ -23,12 +23,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from application import Upload
-from contract.errors import InvalidParameter
+from contract.errors import MULTIPLE, InvalidParameter
 
 MULTIPART = b"multipart/form-data"
 URLENCODED = b"application/x-www-form-urlencoded"
 MAX_PARTS = 1000
-UPLOAD_FIELDS = frozenset({"file", "files", "image_file"})
+UPLOAD_FIELDS = frozenset({"file", "files", "image_file", "bg_image_file"})
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,9 @@ class Form:
         """The one file sent as `name` (a text part counts, nameless); two are refused."""
         found = self.uploads(name)
         if len(found) > 1:
-            raise InvalidParameter(f"Send one file in '{name}', not {len(found)}")
+            raise InvalidParameter(
+                f"Send one file in '{name}', not {len(found)}", parameter=name, problem=MULTIPLE
+            )
         return found[0] if found else None
 
     def uploads(self, name: str) -> list[Upload]:
@@ -60,9 +62,13 @@ class Form:
             if part.name in uploads:
                 continue
             if part.filename is not None:
-                raise InvalidParameter(f"'{part.name}' must be a text field, not a file")
+                raise InvalidParameter(
+                    f"'{part.name}' must be a text field, not a file", parameter=part.name
+                )
             if part.name in options:
-                raise InvalidParameter(f"'{part.name}' was sent more than once")
+                raise InvalidParameter(
+                    f"'{part.name}' was sent more than once", parameter=part.name
+                )
             options[part.name] = _text(part.data)
         return options
 

@@ -16,8 +16,8 @@ import asyncio
 import uvicorn.protocols.http.auto as auto_protocol
 
 from contract.errors import RequestTimeout
+from contract.headers import SECURITY_HEADERS
 from gateway.errors import SafeJSONResponse
-from gateway.response_headers import SECURITY_HEADERS
 
 
 def timeout_response(seconds: float) -> bytes:

@@ -1,8 +1,10 @@
-"""Who is calling: the API key check (401) and the client key used for limits and logs.
+"""Who is calling: the API key check (401; 403 under remove.bg's API, `gateway/errors.py`),
+and the client's address and key in the request's context (`gateway.clients` decides both).
+Under remove.bg's API the key may also come as `Authorization: Bearer <key>`, as remove.bg's
+clients send it.
 
-The client address is the TCP peer, or, only when the peer is a trusted proxy, the right-most
-untrusted `X-Forwarded-For` hop. uvicorn's own proxy-header handling is switched off by the
-service (FORWARDED_ALLOW_IPS=""), so `scope["client"]` here is the real peer.
+uvicorn's own proxy-header handling is switched off by the service (FORWARDED_ALLOW_IPS=""),
+so `scope["client"]` here is the real peer.
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ from collections.abc import Iterable, Sequence
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from contract import headers, routes
 from contract.errors import Unauthorized
+from gateway.clients import client_address, client_key, loadtest_client_key
+from gateway.context import RequestContext
 from gateway.errors import send_error
-from ratelimit import LOADTEST_CLIENT, IPNetwork, client_address, client_key, short_hash
+from settings import IPNetwork
+
+BEARER = "bearer"
 
 
 class ClientIdentity:
@@ -41,24 +48,31 @@ class ClientIdentity:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        request_headers = Headers(scope=scope)
         peer = scope["client"][0] if scope.get("client") else None
-        forwarded = ",".join(headers.getlist("x-forwarded-for")) or None
-        address = client_address(peer, forwarded, self.trusted_proxies)
-        key = headers.get("x-api-key")
-        state = scope.setdefault("state", {})
-        state["client_address"] = address
-        loadtest = self._valid(key, self.loadtest_keys)
+        forwarded = ",".join(request_headers.getlist(headers.FORWARDED_FOR)) or None
+        context = RequestContext.of(scope)
+        context.client_address = address = client_address(peer, forwarded, self.trusted_proxies)
+        key = request_headers.get(headers.API_KEY) or self._bearer(scope, request_headers)
+        context.loadtest = loadtest = self._valid(key, self.loadtest_keys)
         if self.api_keys and not self._is_open(scope) and not (loadtest or self._valid(key)):
             message = "Missing API key" if not key else "Invalid API key"
             await send_error(scope, send, Unauthorized(message))
             return
-        state["client_key"] = (
-            LOADTEST_CLIENT + short_hash(key)
+        context.client = (
+            loadtest_client_key(key)
             if key and loadtest
             else client_key(key if self.api_keys else None, address, self.ipv6_prefix)
         )
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def _bearer(scope: Scope, request_headers: Headers) -> str | None:
+        """The token of `Authorization: Bearer <token>` on remove.bg's API."""
+        if not routes.in_removebg_api(scope["path"]):
+            return None
+        scheme, _, token = request_headers.get(headers.AUTHORIZATION, "").partition(" ")
+        return token.strip() or None if scheme.lower() == BEARER else None
 
     def _is_open(self, scope: Scope) -> bool:
         path = scope["path"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contract import headers
 from gateway.errors import CLIENT_CLOSED_REQUEST, error_for_status, error_response
 
 TIMEOUT = 504
@@ -16,7 +17,7 @@ DETAILS = {TIMEOUT: "The request was not answered within the server's request ti
 
 
 class JsonErrors:
-    KEPT_HEADERS = ("allow", "retry-after", "x-request-id")
+    KEPT_HEADERS = ("allow", headers.RETRY_AFTER.lower(), headers.REQUEST_ID.lower())
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -31,8 +32,8 @@ class JsonErrors:
             nonlocal replaced
             if message["type"] == "http.response.start" and self._plain_error(message):
                 replaced = True
-                headers = Headers(raw=message["headers"])
-                kept = {name: headers[name] for name in self.KEPT_HEADERS if name in headers}
+                sent = Headers(raw=message["headers"])
+                kept = {name: sent[name] for name in self.KEPT_HEADERS if name in sent}
                 status = message["status"]
                 error = error_for_status(status, DETAILS.get(status) or scope["path"], kept)
                 response = error_response(error, scope["path"])

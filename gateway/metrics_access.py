@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from contract import routes
 from contract.errors import Forbidden
+from gateway.context import RequestContext
 from gateway.errors import send_error
-from ratelimit import IPNetwork
-
-METRICS_PATH = "/metrics"
+from settings import IPNetwork
 
 
 class MetricsAccess:
@@ -22,8 +22,8 @@ class MetricsAccess:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
-            and scope["path"].rstrip("/") == METRICS_PATH
-            and not self._allowed(scope.get("state", {}).get("client_address"))
+            and scope["path"].rstrip("/") == routes.METRICS
+            and not self._allowed(RequestContext.of(scope).client_address)
         ):
             await send_error(scope, send, Forbidden("Metrics are not served to this network"))
             return

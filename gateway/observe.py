@@ -1,6 +1,6 @@
 """One log line and the request metrics for every request, with a request id.
 
-Handlers add what only they know (sizes, stage timings) to `scope["state"]["log"]`.
+Handlers add what only they know (sizes, stage timings) to the request context's `log`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract import headers, routes
 from contract.errors import SHED_REASONS, SHED_UNAVAILABLE, ServiceError
+from gateway.clients import short_hash
+from gateway.context import RequestContext
 from operations.logs import log_request
 from operations.metrics import REQUEST_DURATION, REQUESTS, SHED
-from ratelimit import short_hash
 
 UNLISTED_ENDPOINT = "other"  # keeps label cardinality bounded whatever paths clients try
 # The kubelet's probes and Prometheus' scrapes are counted apart, so they never dilute the
@@ -33,15 +34,10 @@ QUIET_ENDPOINTS = {
 UPSTREAM_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
-def request_log(scope: Scope) -> dict[str, object]:
-    """The fields of this request's log line; handlers add theirs."""
-    return scope.setdefault("state", {}).setdefault("log", {})
-
-
 def note_shed(scope: Scope, error: ServiceError) -> None:
     """Why an error sheds this request (503), for its log line and `bg_remover_shed_total`."""
     if error.shed_reason is not None:
-        request_log(scope)["shed"] = error.shed_reason
+        RequestContext.of(scope).log["shed"] = error.shed_reason
 
 
 def request_id_of(scope: Scope) -> str:
@@ -64,8 +60,8 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = request_id_of(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
+        context = RequestContext.of(scope)
+        context.request_id = request_id = request_id_of(scope)
         path = scope["path"]
         status = 500
 
@@ -79,7 +75,7 @@ class RequestObserver:
         try:
             await self.app(scope, receive, observed)
         finally:
-            self._record(scope, path, request_id, status, time.perf_counter() - started)
+            self._record(scope["method"], path, context, status, time.perf_counter() - started)
 
     def endpoint_of(self, path: str) -> str:
         if path in self.endpoints:
@@ -87,23 +83,22 @@ class RequestObserver:
         return QUIET_ENDPOINTS.get(path, UNLISTED_ENDPOINT)
 
     def _record(
-        self, scope: Scope, path: str, request_id: str, status: int, seconds: float
+        self, method: str, path: str, context: RequestContext, status: int, seconds: float
     ) -> None:
         endpoint = self.endpoint_of(path)
         REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
         REQUEST_DURATION.labels(endpoint=endpoint).observe(seconds)
         if path in QUIET_ENDPOINTS:
             return
-        fields = request_log(scope)
+        fields = context.log
         if status == 503 and path != routes.HEALTH:  # /health's 503 reports, it sheds nothing
             SHED.labels(reason=fields.setdefault("shed", SHED_UNAVAILABLE)).inc()
-        client = scope["state"].get("client_key")
         log_request(
             {
-                "request_id": request_id,
-                "method": scope["method"],
+                "request_id": context.request_id,
+                "method": method,
                 "endpoint": endpoint,
-                "client": short_hash(client) if client else None,
+                "client": short_hash(context.client) if context.client else None,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 1),
                 **fields,

@@ -27,6 +27,18 @@ ERROR_DESCRIPTIONS = {
     503: "Overloaded, or the model or Redis is unavailable (`overloaded`, `unavailable`)",
     504: "Not answered within REQUEST_TIMEOUT_S (`timeout`); the work is cancelled",
 }
+REMOVEBG_ERROR_DESCRIPTIONS = {
+    400: "A parameter or the image is wrong (`invalid_<parameter>`, `missing_source`, "
+    "`multiple_sources`, `invalid_file_type`, `file_too_large`, `resolution_too_high`, "
+    "`failed_to_read_image`, `unknown_foreground`...; see docs/removebg.md)",
+    403: "The key (X-Api-Key or Authorization: Bearer) is missing or wrong (`auth_failed`)",
+    408: ERROR_DESCRIPTIONS[408],
+    429: "The budget is spent (`rate_limit_exceeded`); see Retry-After",
+    503: ERROR_DESCRIPTIONS[503],
+    504: ERROR_DESCRIPTIONS[504],
+}
+# What remove.bg's API may answer besides its result: it folds 401, 413 and 415 into these.
+REMOVEBG_ERRORS = (400, 403, 408, 429, 503, 504)
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "If-None-Match holds this result's ETag: no body, no budget spent"}
 }
@@ -133,16 +145,46 @@ class ReadFileRequest(BaseModel):
 
 
 class RemoveBgRequest(BaseModel):
-    """remove.bg's parameters; send exactly one of image_file, image_file_b64, image_url."""
+    """remove.bg's parameters (docs/removebg.md); exactly one of image_file, image_file_b64,
+    image_url."""
 
     image_file_b64: str | None = None
     image_url: str | None = Field(None, description="only when ALLOW_IMAGE_URL is on")
-    size: str | None = Field(None, description="preview (default), medium, hd, full, 4k, auto")
+    size: str | None = Field(
+        None,
+        description="preview (default, 0.25 credits), small, regular, medium, hd, full, "
+        "4k, auto, 50MP",
+    )
+    type: str | None = Field(None, description="auto, person, product, car, animal, ...")
+    type_level: str | None = Field(None, description="none (no X-Type), 1, 2, latest")
     format: str | None = Field(None, description="auto, png, jpg, webp or zip")
-    channels: str | None = Field(None, description="rgba or alpha")
+    roi: str | None = Field(None, description="x1 y1 x2 y2, each px or %")
     crop: bool | None = None
-    crop_margin: str | None = Field(None, description="px or %")
+    crop_margin: str | None = Field(None, description="1, 2 or 4 values, px or %")
+    scale: str | None = Field(None, description="original, or 10%-100%")
+    position: str | None = Field(None, description="original, center, X% or X% Y%")
+    channels: str | None = Field(None, description="rgba or alpha")
     bg_color: str | None = Field(None, description="hex (81d4fa) or a colour name")
+    bg_image_url: str | None = Field(None, description="only when ALLOW_IMAGE_URL is on")
+    add_shadow: bool | None = None
+    shadow_type: str | None = Field(None, description="drop (car and 3D: the same)")
+    shadow_opacity: int | None = Field(None, description="0-100")
+    shadow_method: str | None = Field(None, description="accepted, no effect")
+    semitransparency: bool | None = Field(None, description="accepted, no effect")
+
+
+class ImproveRequest(BaseModel):
+    """remove.bg's improvement program; exactly one of image_file, image_file_b64,
+    image_url."""
+
+    image_file_b64: str | None = None
+    image_url: str | None = Field(None, description="only when ALLOW_IMAGE_URL is on")
+    image_filename: str | None = None
+    tag: str | None = Field(None, description="submissions with one tag belong together")
+
+
+class ImproveResult(BaseModel):
+    id: str = Field(examples=["fe09820b-be79-4511-8836-679583529882"])
 
 
 def schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -169,8 +211,9 @@ def request_body(*media: tuple[str, dict[str, Any]]) -> dict[str, Any]:
 
 def errors(*statuses: int, removebg: bool = False) -> dict[int | str, dict[str, Any]]:
     model = RemoveBgErrors if removebg else ErrorBody
+    described = REMOVEBG_ERROR_DESCRIPTIONS if removebg else ERROR_DESCRIPTIONS
     return {
-        status: {"description": ERROR_DESCRIPTIONS[status], "model": model}
+        status: {"description": described[status], "model": model}
         for status in sorted(set(statuses))
     }
 
@@ -184,4 +227,5 @@ def binary(description: str, *media_types: str) -> dict[str, Any]:
 
 ONE_IMAGE = _form(ProcessingOptions, {"file": BINARY})
 MANY_IMAGES = _form(ProcessingOptions, {"files": {"type": "array", "items": BINARY}})
-REMOVEBG_FORM = _form(RemoveBgRequest, {"image_file": BINARY})
+REMOVEBG_FORM = _form(RemoveBgRequest, {"image_file": BINARY, "bg_image_file": BINARY})
+IMPROVE_FORM = _form(ImproveRequest, {"image_file": BINARY})

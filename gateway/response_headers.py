@@ -1,6 +1,9 @@
-"""Headers added to responses on their way out, whichever route or error produced them:
-the security headers on every response, and headers a handler or an earlier middleware left
-in `scope["state"]["response_headers"]` (the rate-limit headers, once the limit was checked).
+"""Headers added to responses on their way out, whichever route or error produced them: the
+security headers on every response, and those the request's context asks for (the rate-limit
+headers, once the limit was checked).
+
+The outermost middleware of the service: it makes the request's context (`gateway.context`)
+before any other layer sees the request.
 """
 
 from __future__ import annotations
@@ -8,16 +11,8 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-def add_response_headers(scope: Scope, headers: dict[str, str]) -> None:
-    """Ask for `headers` on this request's response, whatever the outcome."""
-    scope.setdefault("state", {}).setdefault("response_headers", {}).update(headers)
+from contract.headers import SECURITY_HEADERS
+from gateway.context import RequestContext
 
 
 class ResponseHeaders:
@@ -28,12 +23,12 @@ class ResponseHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        context = RequestContext.of(scope)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                extra = scope.get("state", {}).get("response_headers", {})
-                for name, value in {**SECURITY_HEADERS, **extra}.items():
+                for name, value in {**SECURITY_HEADERS, **context.response_headers}.items():
                     headers.setdefault(name, value)
             await send(message)
 

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from application import Application, Caller, Reply
-from contract import routes
+from contract import headers, routes
 from gateway import openapi as docs
+from gateway.context import RequestContext
 from gateway.forms import read_form
 from gateway.requests import is_json, json_object
 
 router = APIRouter()
+UNIDENTIFIED = "unknown"  # the client of an app without ClientIdentity in front (never served)
 
 
 def _application(request: Request) -> Application:
@@ -21,15 +23,16 @@ def _application(request: Request) -> Application:
 
 
 def _caller(request: Request) -> Caller:
-    """The caller as the middleware identified it; its header and log dicts are the ones the
-    middleware reads back."""
-    state = request.scope.setdefault("state", {})
+    """The caller as the middleware identified it; its header and log dicts are the context's,
+    which the middleware reads back."""
+    context = RequestContext.of(request.scope)
     return Caller(
-        client=state.get("client_key", "unknown"),
-        request_id=state.get("request_id", "-"),
-        headers=state.setdefault("response_headers", {}),
-        log=state.setdefault("log", {}),
-        if_none_match=request.headers.get("if-none-match"),
+        client=context.client or UNIDENTIFIED,
+        request_id=context.request_id,
+        headers=context.response_headers,
+        log=context.log,
+        if_none_match=request.headers.get(headers.IF_NONE_MATCH),
+        loadtest=context.loadtest,
     )
 
 
@@ -118,7 +121,7 @@ async def read_file(request: Request, app: App, caller: Call) -> Response:
             "application/json",
         ),
         **docs.NOT_MODIFIED,
-        **docs.errors(*docs.GUARDED, 400, 415, 429, removebg=True),
+        **docs.errors(*docs.REMOVEBG_ERRORS, removebg=True),
     },
     openapi_extra=docs.request_body(
         ("multipart/form-data", docs.REMOVEBG_FORM),
@@ -127,20 +130,42 @@ async def read_file(request: Request, app: App, caller: Call) -> Response:
     ),
 )
 async def removebg(request: Request, app: App, caller: Call) -> Response:
-    json_wanted = "application/json" in request.headers.get("accept", "")
+    json_wanted = "application/json" in request.headers.get(headers.ACCEPT, "")
     if is_json(request):
         reply = await app.removebg(caller, await json_object(request), None, json_wanted)
     else:
         form = await read_form(request, urlencoded=True)
-        reply = await app.removebg(caller, form.options(), form.upload("image_file"), json_wanted)
+        upload, background = form.upload("image_file"), form.upload("bg_image_file")
+        reply = await app.removebg(caller, form.options(), upload, json_wanted, background)
     return render(reply)
+
+
+@router.post(
+    routes.IMPROVE,
+    tags=["remove.bg compatible"],
+    summary="remove.bg's improvement program: an image and a tag kept for the operator",
+    responses={
+        200: {"model": docs.ImproveResult},
+        **docs.errors(*docs.REMOVEBG_ERRORS, removebg=True),
+    },
+    openapi_extra=docs.request_body(
+        ("multipart/form-data", docs.IMPROVE_FORM),
+        ("application/x-www-form-urlencoded", docs.schema(docs.ImproveRequest)),
+        ("application/json", docs.schema(docs.ImproveRequest)),
+    ),
+)
+async def improve(request: Request, app: App, caller: Call) -> Response:
+    if is_json(request):
+        return render(await app.improve(caller, await json_object(request), None))
+    form = await read_form(request, urlencoded=True)
+    return render(await app.improve(caller, form.options(), form.upload("image_file")))
 
 
 @router.get(
     routes.ACCOUNT,
     tags=["remove.bg compatible"],
     summary="remove.bg's account call: the remaining /remove-background budget",
-    responses=docs.errors(401, 503, removebg=True),
+    responses=docs.errors(403, 503, removebg=True),
 )
 async def account(app: App, caller: Call) -> Response:
     return render(await app.account(caller))

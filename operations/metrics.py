@@ -86,6 +86,11 @@ ADMITTED_MEMORY = Gauge(
     "Memory admitted to image work in flight",
     multiprocess_mode="livesum",
 )
+RATELIMIT_FALLBACK = Counter(
+    "bg_remover_ratelimit_fallback",
+    "Budget decisions made in process because the budgets' Redis was down (fail-open)",
+    ["endpoint"],
+)
 IMAGE_WORK_BUSY = Gauge(
     "bg_remover_image_work_busy_threads",
     "Threads busy with image work (headers, decoding, compositing, encoding)",

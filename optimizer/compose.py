@@ -7,9 +7,10 @@ import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
 from optimizer.edges import decontaminate
-from optimizer.geometry import Size, alpha_box, cover_box
+from optimizer.geometry import Size, alpha_box
 from optimizer.layers import Layers
 from optimizer.options import Color, Options
+from optimizer.placement import cover_box
 
 OPAQUE = 255
 RESAMPLE = Image.Resampling.LANCZOS

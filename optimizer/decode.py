@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from contract.errors import InvalidImage, InvalidParameter, PayloadTooLarge, UnsupportedMediaType
+from contract.errors import InvalidImage, InvalidParameter, TooManyPixels, UnsupportedMediaType
 from optimizer.geometry import Box, Size, fit_size
 from optimizer.structure import check_structure
 
@@ -76,7 +76,7 @@ def open_image(
     image = _open(data, cancelled)
     width, height = image.size
     if width * height > max_input_pixels:
-        raise PayloadTooLarge(
+        raise TooManyPixels(
             f"Image is {width}x{height} = {width * height} pixels; the limit is {max_input_pixels}"
         )
     if (draft_box is not None or draft_area is not None) and image.format == "JPEG":
@@ -109,7 +109,9 @@ def open_background(data: bytes, *, max_input_pixels: int) -> Image.Image:
     try:
         return open_image(data, max_input_pixels=max_input_pixels)
     except (InvalidImage, UnsupportedMediaType) as error:
-        raise InvalidParameter(f"bg_image is not a usable image: {error.details}") from None
+        raise InvalidParameter(
+            f"bg_image is not a usable image: {error.details}", parameter="bg_image"
+        ) from None
 
 
 def decode_background(
@@ -125,7 +127,9 @@ def decode_background(
     try:
         return load_image(image)
     except InvalidImage as error:
-        raise InvalidParameter(f"bg_image is not a usable image: {error.details}") from None
+        raise InvalidParameter(
+            f"bg_image is not a usable image: {error.details}", parameter="bg_image"
+        ) from None
 
 
 def _cover_size(size: Size, canvas: Size) -> Size:
@@ -167,7 +171,7 @@ def _open(data: bytes, cancelled: Cancelled | None = None) -> Image.Image:
     except UnidentifiedImageError:
         pass
     except BOMB as exc:
-        raise PayloadTooLarge(str(exc)) from None
+        raise TooManyPixels(str(exc)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"Image header could not be read: {exc}") from None
     if _looks_like_supported_format(data):

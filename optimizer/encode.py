@@ -46,12 +46,17 @@ ENCODER_ID = (
 )
 
 
+def encodable(size: tuple[int, int], fmt: OutputFormat) -> bool:
+    return max(size) <= MAX_SIDE[fmt]
+
+
 def require_encodable(size: tuple[int, int], fmt: OutputFormat) -> None:
     """Refuse an output the format cannot hold, before any work is spent on it."""
-    if max(size) > MAX_SIDE[fmt]:
+    if not encodable(size, fmt):
         raise InvalidParameter(
             f"{fmt.value} holds at most {MAX_SIDE[fmt]} pixels per side; the result would be "
-            f"{size[0]}x{size[1]}. Set max_width/max_height or choose another format"
+            f"{size[0]}x{size[1]}. Set max_width/max_height or choose another format",
+            parameter="format",
         )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import ImageColor
 
-from contract.errors import InvalidParameter
+from contract.errors import EMPTY, InvalidParameter
 from optimizer.geometry import Length, Margins, Roi, Size
 
 Color = tuple[int, int, int, int]
@@ -175,7 +175,11 @@ def roi(value: Any) -> Roi | None:
     region = Roi(*lengths)
     for low, high in ((region.left, region.right), (region.top, region.bottom)):
         if low.percent == high.percent and low.value >= high.value:
-            raise InvalidParameter(f"roi is empty: x1 < x2 and y1 < y2; got '{_shown(value)}'")
+            raise InvalidParameter(
+                f"roi is empty: x1 < x2 and y1 < y2; got '{_shown(value)}'",
+                parameter="roi",
+                problem=EMPTY,
+            )
     return region
 
 

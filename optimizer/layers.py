@@ -1,5 +1,5 @@
 """From the photo and the model's mask to the two layers the output is made of: the photo's
-colours and its alpha, both already cropped, scaled and placed (`optimizer/geometry.py`).
+colours and its alpha, both already cropped, scaled and placed (`optimizer/placement.py`).
 
 Each layer is resampled once, straight from its source to the size it is drawn at: the photo
 from its decoded pixels, the alpha from the model's 320 px mask. Only the part that lands on
@@ -15,19 +15,17 @@ from PIL import Image
 
 from optimizer.geometry import (
     Bounds,
-    Layout,
     Rect,
     alpha_box,
     clip,
     dimensions,
-    fit_frame,
     grow,
     is_empty,
-    place,
     rounded,
     size_of,
 )
 from optimizer.options import Options
+from optimizer.placement import Layout, fit_frame, place
 from optimizer.subject import subject_in_photo
 
 RESAMPLE = Image.Resampling.LANCZOS

@@ -14,8 +14,9 @@ from typing import Any
 from contract.errors import InvalidParameter
 from optimizer import grammar
 from optimizer.formats import OutputFormat, output_format
-from optimizer.geometry import Margin, Margins, Placement, Roi, Size
+from optimizer.geometry import Margin, Margins, Roi, Size
 from optimizer.grammar import Color
+from optimizer.placement import Placement
 from optimizer.presets import PRESETS
 
 __all__ = ["PRESETS", "Color", "Margin", "Margins", "Options", "OutputFormat", "parse_options"]
@@ -51,6 +52,9 @@ class Options:
     shadow: bool = False
     shadow_opacity: int = DEFAULT_SHADOW_OPACITY
     decontaminate: bool = False  # edges=decontaminate
+    # Not a contract option: remove.bg's format=auto, `format` unless the result has no
+    # transparent pixel, then this format (at its default quality).
+    opaque_format: OutputFormat | None = None
 
     @property
     def output_id(self) -> str:
@@ -70,6 +74,8 @@ class Options:
             self.model,
             self.max_output_pixels,
         )
+        if self.opaque_format is not None:
+            base = (*base, f"or {self.opaque_format.value} when opaque")
         if not self.composes:
             return repr(base)
         composition = (

@@ -43,7 +43,7 @@ FILL = re.compile(rb"\xff+")
 # search at C speed (about 10 ms for 16 MB).
 NEXT_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xff]")
 GIF_BLOCK = re.compile(rb"[\x21\x2c\x3b]")  # extension, image descriptor, trailer
-GIF_EXTENSION, GIF_IMAGE = 0x21, 0x2C
+GIF_EXTENSION = 0x21
 
 
 def check_structure(data: bytes) -> None:

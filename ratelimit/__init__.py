@@ -1,23 +1,16 @@
-"""Per-client rate limiting for the background-removal service.
+"""Per-client rate limiting for the background-removal service, on `limits`.
 
-Framework-free: the HTTP layer derives the client with ``client_address`` /
-``client_key``, calls ``RateLimiter.hit`` and turns ``RateLimitStatus.headers()``
-and the exceptions into responses.
+Framework-free, and free of the rest of the project: the limiter (budgets per endpoint), its
+storage (Redis, with an in-process fallback during outages), the strategy and the status of a
+budget. Who the client is, and how a status becomes HTTP headers, is decided by the callers.
 """
 
-from .identity import IPNetwork, client_address, client_key, parse_networks, short_hash
-from .limiter import LOADTEST_CLIENT, RateLimiter
+from .limiter import RateLimiter
 from .status import RateLimitExceeded, RateLimitStatus, RedisUnavailable
 
 __all__ = [
-    "LOADTEST_CLIENT",
-    "IPNetwork",
     "RateLimitExceeded",
     "RateLimitStatus",
     "RateLimiter",
     "RedisUnavailable",
-    "client_address",
-    "client_key",
-    "parse_networks",
-    "short_hash",
 ]

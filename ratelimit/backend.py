@@ -1,16 +1,12 @@
 """Storage: Redis when configured, an in-process fallback while Redis is down.
 
-The outage state machine lives here so that the limiter only ever sees "a
-strategy to run on". No request waits on a dead Redis for longer than the deadline
-(about the socket timeout), and during an outage only one request per
-``retry_interval`` tries Redis again; the others go straight to the fallback.
+The outage policy (deadline, skipping Redis during an outage, one probe per interval, one log
+line each way) is the role's `redisroles.Breaker`, the same as the cache's; this module only
+decides where a strategy runs: on Redis, on the fallback (fail open), or nowhere (fail closed).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -19,140 +15,94 @@ from limits.aio.storage.redis.redispy import RedispyBridge
 from limits.aio.strategies import RateLimiter as Strategy
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
-from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio import Redis, RedisCluster
+
+from redisroles import Breaker, RedisConnection, RedisDown
 
 from .status import RedisUnavailable
 from .strategy import make_strategy
-
-logger = logging.getLogger("ratelimit")
 
 T = TypeVar("T")
 Operation = Callable[[Strategy], Awaitable[T]]
 
 
-def redis_storage(url: str, key_prefix: str, socket_timeout: float) -> Storage:
-    """An async ``limits`` Redis storage on redis-py; no connection is made yet.
-
-    Accepts ``redis://``, ``rediss://`` (what REDIS_URL holds) or an ``async+`` URL.
-    redis-py's pool from a URL does not retry a failed command, so a dead server
-    costs one connect attempt, bounded by ``socket_connect_timeout``.
-    """
-    if not url.startswith("async+"):
-        url = "async+" + url
-    scheme = url.partition("://")[0]  # never echo the URL: it may hold a password
+def redis_storage(connection: RedisConnection, key_prefix: str) -> Storage:
+    """An async `limits` Redis storage on redis-py over `connection`: its connection pool for
+    a server (`limits` takes `connection_pool=`); for a cluster, `limits`' own cluster client,
+    built with the connection's options. No connection is made yet."""
     try:
         storage = storage_from_string(
-            url,
+            connection.address.limits_url,
             implementation="redispy",
             key_prefix=key_prefix,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
+            **connection.limits_options,
         )
     except ConfigurationError:
         # "from None": limits' message repeats the URL, password included.
+        scheme = connection.address.scheme
         raise ValueError(f"unsupported rate-limit storage scheme {scheme!r}") from None
     if not isinstance(storage, Storage):  # only async storages can serve asyncio
-        raise ValueError(f"not an async storage scheme: {scheme!r}")
+        raise ValueError(f"not an async storage scheme: {connection.address.scheme!r}")
     return storage
 
 
 class FailoverBackend:
-    """Runs strategy operations on Redis, or on a MemoryStorage during an outage."""
+    """Runs strategy operations on Redis, or on a MemoryStorage while its breaker is open."""
 
     def __init__(
         self,
         strategy: str,
         primary: Storage | None,
+        breaker: Breaker | None = None,
+        probe: Callable[[], Awaitable[None]] | None = None,
         *,
         fail_open: bool = True,
-        timeout: float = 0.25,
-        retry_interval: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`probe` raises unless Redis can serve (the health check's question)."""
+        if not (primary is None) == (breaker is None) == (probe is None):
+            raise ValueError("a Redis storage needs its breaker and probe, and only it")
         self._primary = make_strategy(strategy, primary) if primary is not None else None
         self._fallback = make_strategy(strategy, MemoryStorage())
+        self._breaker = breaker
+        self._probe = probe
         self._fail_open = fail_open
-        # A hit is two round trips; a healthy but slow Redis gets a timeout for each.
-        self._deadline = 2 * timeout
-        self._timeout = timeout
-        self._retry_interval = retry_interval
-        self._clock = clock
-        self._next_probe: float | None = None  # set while Redis is considered down
-        self._last_error = ""
 
     @property
     def degraded(self) -> bool:
         """Redis is configured but currently considered down."""
-        return self._next_probe is not None
+        return self._breaker is not None and not self._breaker.up
 
-    async def run(self, operation: Operation[T]) -> T:
-        if self._primary is None:
-            return await operation(self._fallback)
-        if self._next_probe is not None:
-            if self._clock() < self._next_probe:
-                return await self._without_redis(operation)
-            # This request probes; push the next probe so concurrent ones do not.
-            self._next_probe = self._clock() + self._retry_interval
+    async def run(self, operation: Operation[T]) -> tuple[T, bool]:
+        """The operation's answer, and whether the in-process fallback gave it.
+
+        A failure on Redis (refused, timeout, protocol, "Event loop is closed"...) never fails
+        the request when failing open. A bug in the shared strategy code is not hidden: it
+        fails again on the fallback and propagates."""
+        if self._primary is None or self._breaker is None:
+            return await operation(self._fallback), False
+        primary = self._primary
         try:
-            async with asyncio.timeout(self._deadline):
-                result = await operation(self._primary)
-        except Exception as exc:  # any failure of the shared store
-            # (refused, timeout, protocol, "Event loop is closed"...) must not fail the
-            # request when failing open. A bug in the shared strategy code is not
-            # hidden: it fails again on the fallback and propagates.
-            self._mark_down(_describe(exc))
-            return await self._without_redis(operation)
-        self._mark_up()
-        return result
+            return await self._breaker.call(lambda: operation(primary)), False
+        except RedisDown:
+            if not self._fail_open:
+                raise RedisUnavailable(f"redis unreachable: {self._breaker.last_error}") from None
+            return await operation(self._fallback), True
 
     async def check(self) -> tuple[bool, str]:
-        """Ping Redis within the socket timeout; also updates the outage state."""
-        if self._primary is None:
+        """Probe Redis within the breaker's deadline; also updates the outage state."""
+        if self._breaker is None or self._probe is None:
             return True, "in-process limits"
-        reason = "PING failed"  # limits' check() swallows the client's exception
         try:
-            async with asyncio.timeout(self._timeout):
-                answered = await self._primary.storage.check()
-        except TimeoutError:
-            answered, reason = False, f"no answer to PING within {self._timeout:g} s"
-        if answered:
-            self._mark_up()
-            return True, "redis ok"
-        self._mark_down(reason)
-        return False, f"redis unreachable: {reason}"
+            await self._breaker.call(self._probe, probe=True)
+        except RedisDown:
+            return False, f"redis unreachable: {self._breaker.last_error}"
+        return True, "redis ok"
 
     async def aclose(self) -> None:
-        # limits' storages have no close of their own; the redis-py client they wrap has one.
+        """Close the client `limits` built: its cluster client (on a server it runs on the
+        connection's pool, which a Redis client given a pool leaves open)."""
         storage = self._primary.storage if self._primary is not None else None
         if isinstance(storage, RedisStorage) and isinstance(storage.bridge, RedispyBridge):
             client = storage.bridge.get_connection()
-            if isinstance(client, AsyncRedis):
+            if isinstance(client, Redis | RedisCluster):
                 await client.aclose()
-
-    async def _without_redis(self, operation: Operation[T]) -> T:
-        if not self._fail_open:
-            raise RedisUnavailable(f"redis unreachable: {self._last_error}")
-        return await operation(self._fallback)
-
-    def _mark_down(self, reason: str) -> None:
-        self._last_error = reason
-        if self._next_probe is None:
-            # One warning per outage; requests during it must not flood the log.
-            mode = "in-process limits" if self._fail_open else "refusing requests"
-            logger.warning(
-                "Redis unreachable (%s); %s until it answers (probing every %g s)",
-                self._last_error,
-                mode,
-                self._retry_interval,
-            )
-        self._next_probe = self._clock() + self._retry_interval
-
-    def _mark_up(self) -> None:
-        if self._next_probe is not None:
-            logger.info("Redis reachable again; rate limits are shared through Redis again")
-            self._next_probe = None
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or "timed out"
-    return f"{type(exc).__name__}: {text}"

@@ -12,12 +12,11 @@ from collections.abc import Callable, Mapping
 
 from limits import RateLimitItem, parse
 
+from redisroles import LIMITS, RedisConnection, breaker_for, parse_url
+
 from .backend import FailoverBackend, redis_storage
 from .status import RateLimitExceeded, RateLimitStatus
 from .strategy import DEFAULT_STRATEGY, peek, spend, strategy_class
-
-# Client keys of load-test identities (LOADTEST_KEYS): budgets apart, at their own limit.
-LOADTEST_CLIENT = "loadtest:"
 
 
 class RateLimiter:
@@ -30,7 +29,8 @@ class RateLimiter:
     - Redis down and ``fail_open``: requests are counted in process (a fresh budget
       per replica, so briefly up to the limit per replica), one warning is logged,
       Redis is probed at most every ``retry_interval`` s and used again when it
-      answers. Without ``fail_open``: RedisUnavailable.
+      answers; ``on_fallback(endpoint)`` is called for each spend decided in process.
+      Without ``fail_open``: RedisUnavailable.
 
     Use one instance from one event loop: redis-py's connections belong to the loop
     that opened them. Construction opens nothing, so building it at import is fine.
@@ -47,12 +47,20 @@ class RateLimiter:
         retry_interval: float = 5.0,
         key_prefix: str = "bg_remover",
         clock: Callable[[], float] = time.monotonic,
-        loadtest_limit: str | None = None,
+        loadtest_limit: str | Mapping[str, str] | None = None,
+        *,
+        connection: RedisConnection | None = None,
+        on_redis_change: Callable[[bool], None] | None = None,
+        on_fallback: Callable[[str], None] | None = None,
     ) -> None:
-        """``limits`` maps an endpoint name to a ``limits`` string such as ``"10/hour"``.
+        """``limits`` maps an endpoint name to a ``limits`` string such as ``"10/hour"``;
+        ``loadtest_limit`` is every limited endpoint's limit for a load-test client (or, as
+        a mapping, each endpoint's).
+        ``connection`` (a client shared with other roles) wins over ``redis_url``;
+        ``on_redis_change(up)`` is told when Redis goes away or comes back.
 
-        Raises ValueError for an unparsable limit or an unknown strategy, so that a
-        bad configuration fails at start-up rather than on the first request.
+        Raises ValueError for an unparsable limit, an unknown strategy or Redis URL, so
+        that a bad configuration fails at start-up rather than on the first request.
         """
         strategy_class(strategy)  # validate before anything is built
         self.enabled = enabled
@@ -60,24 +68,42 @@ class RateLimiter:
         self._items: dict[str, RateLimitItem] = {
             endpoint: parse(text) for endpoint, text in limits.items()
         }
-        self._loadtest_item = parse(loadtest_limit) if loadtest_limit else None
-        primary = redis_storage(redis_url, key_prefix, socket_timeout) if redis_url else None
-        self._backend = FailoverBackend(
-            strategy,
-            primary,
-            fail_open=fail_open,
-            timeout=socket_timeout,
-            retry_interval=retry_interval,
-            clock=clock,
+        if isinstance(loadtest_limit, str):
+            loadtest_limit = dict.fromkeys(self._items, loadtest_limit)
+        self._loadtest_items = {
+            endpoint: parse(text) for endpoint, text in (loadtest_limit or {}).items()
+        }
+        self._on_fallback = on_fallback
+        self._connection = connection
+        if connection is None and redis_url:
+            connection = self._connection = RedisConnection(parse_url(redis_url), socket_timeout)
+        if connection is None:
+            self._backend = FailoverBackend(strategy, None)
+            return
+        meanwhile = "in-process limits" if fail_open else "requests refused"
+        breaker = breaker_for(
+            LIMITS, socket_timeout, retry_interval, meanwhile, on_redis_change, clock
         )
+        storage = redis_storage(connection, key_prefix)
+        self._backend = FailoverBackend(
+            strategy, storage, breaker, connection.probe, fail_open=fail_open
+        )
+
+    @property
+    def uses_redis(self) -> bool:
+        """Budgets are counted in Redis (when it answers)."""
+        return self.enabled and self._connection is not None
 
     @property
     def degraded(self) -> bool:
         """Redis is configured but limits are currently kept in process."""
         return self._backend.degraded
 
-    async def hit(self, endpoint: str, client_key: str, cost: int = 1) -> RateLimitStatus | None:
+    async def hit(
+        self, endpoint: str, client_key: str, cost: int = 1, *, loadtest: bool = False
+    ) -> RateLimitStatus | None:
         """Spend ``cost`` units of ``client_key``'s budget on ``endpoint``, all or none.
+        A ``loadtest`` client's budget is at the load-test limit.
 
         Returns the status after spending (``remaining`` counts down to 0), or None
         when nothing is limited — limiter disabled or no limit configured for the
@@ -87,7 +113,7 @@ class RateLimiter:
         when it exceeds the whole limit; RedisUnavailable when Redis is down and
         ``fail_open`` is False; ValueError when ``cost`` < 1.
         """
-        item = self._item(endpoint, client_key)
+        item = self._item(endpoint, loadtest)
         if not self.enabled or item is None:
             return None
         if cost < 1:
@@ -95,32 +121,42 @@ class RateLimiter:
         # The strategy is part of the key: strategies store different Redis types
         # under it, so switching strategy on a live Redis must not meet old keys.
         identifiers = (self._strategy, endpoint, client_key)
-        status = await self._backend.run(lambda strategy: spend(strategy, item, identifiers, cost))
+        status, in_process = await self._backend.run(
+            lambda strategy: spend(strategy, item, identifiers, cost)
+        )
+        if in_process and self._on_fallback is not None:
+            self._on_fallback(endpoint)
         if status.exceeded:
             raise RateLimitExceeded(status)
         return status
 
-    async def peek(self, endpoint: str, client_key: str) -> RateLimitStatus | None:
+    async def peek(
+        self, endpoint: str, client_key: str, *, loadtest: bool = False
+    ) -> RateLimitStatus | None:
         """The client's budget on ``endpoint`` without spending any; None when unlimited."""
-        item = self._item(endpoint, client_key)
+        item = self._item(endpoint, loadtest)
         if not self.enabled or item is None:
             return None
         identifiers = (self._strategy, endpoint, client_key)
-        return await self._backend.run(lambda strategy: peek(strategy, item, identifiers))
+        status, _ = await self._backend.run(lambda strategy: peek(strategy, item, identifiers))
+        return status
 
-    def _item(self, endpoint: str, client_key: str) -> RateLimitItem | None:
+    def _item(self, endpoint: str, loadtest: bool) -> RateLimitItem | None:
         """The endpoint's limit; a load-test client's own limit on every limited endpoint."""
         item = self._items.get(endpoint)
-        if item and self._loadtest_item and client_key.startswith(LOADTEST_CLIENT):
-            return self._loadtest_item
+        if item and loadtest:
+            return self._loadtest_items.get(endpoint, item)
         return item
 
     async def check_backend(self) -> tuple[bool, str]:
         """For /health: ``(True, "in-process limits")`` without Redis, ``(True,
         "redis ok")`` when PING answers, ``(False, "redis unreachable: …")`` otherwise.
-        Returns within about ``socket_timeout``."""
+        Returns within about twice ``socket_timeout``."""
         return await self._backend.check()
 
     async def aclose(self) -> None:
-        """Close the Redis connections, from the loop that used them (in-process: nothing)."""
+        """Close the Redis connections, from the loop that used them (in-process: nothing).
+        A connection shared with the cache is closed by whichever closes first."""
         await self._backend.aclose()
+        if self._connection is not None:
+            await self._connection.aclose()

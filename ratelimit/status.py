@@ -1,4 +1,4 @@
-"""What a rate-limit check tells the caller: budget left, reset time, headers."""
+"""What a rate-limit check tells the caller: budget left, reset time, when to retry."""
 
 from __future__ import annotations
 
@@ -25,17 +25,6 @@ class RateLimitStatus:
         """Whole seconds to wait: at least 1, and ``now + result >= reset_at``."""
         now = time.time() if now is None else now
         return max(1, math.ceil(self.reset_at - now))
-
-    def headers(self, now: float | None = None) -> dict[str, str]:
-        """The contract's ``X-RateLimit-*`` headers, plus ``Retry-After`` when exceeded."""
-        headers = {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset_at),
-        }
-        if self.exceeded:
-            headers["Retry-After"] = str(self.retry_after(now))
-        return headers
 
 
 class RateLimitExceeded(Exception):

@@ -10,8 +10,9 @@ securityContext and volumes. What changes, and why:
 
 - Only the service's Deployment and its ConfigMap are played. kube play ignores Services,
   HPA, PDB, Ingress and NetworkPolicies, and the overlay's Redis would publish 6379 on the host.
-- REDIS_URL is dropped: it names the Redis Service (`redis://redis`), which does not resolve
-  here; the pod runs on in-process limits (one replica).
+- The Redis URLs are dropped: they name the Redis Services (`redis://redis-budgets`,
+  `redis://redis-cache`), which do not resolve here; the pod runs on in-process limits and an
+  in-process cache (one replica).
 - The Secret becomes a podman secret of the same name holding its keys as a JSON object of
   base64 values, which is what `secretKeyRef` reads (kube play fails on `kind: Secret` in
   the YAML with "not valid JSON").
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTAINERS_CONF = ROOT / "deploy" / "container" / "containers.conf"
 DEPLOYMENT = "bg-remover"
 POD = f"{DEPLOYMENT}-pod-0"  # kube play's name for a Deployment's (first) pod
-DROPPED_SETTINGS = ("REDIS_URL",)
+DROPPED_SETTINGS = ("REDIS_URL", "RATE_LIMIT_REDIS_URL", "CACHE_REDIS_URL")
 # podman 4.3 makes each emptyDir a named volume called like the pod's volume ("tmp"): prefixed,
 # they cannot meet anyone else's volumes, and `down` removes them.
 VOLUME_PREFIX = f"{DEPLOYMENT}-kube-play-"

@@ -5,6 +5,16 @@ model service and `import_model.py` wire it to the store.
 """
 
 from segmentation.catalog import CATALOG, ModelSpec, UnknownModel, get_spec
+from segmentation.foreground import Segmentation, segmentations
 from segmentation.session import SegmentationSession, normalize
 
-__all__ = ["CATALOG", "ModelSpec", "SegmentationSession", "UnknownModel", "get_spec", "normalize"]
+__all__ = [
+    "CATALOG",
+    "ModelSpec",
+    "Segmentation",
+    "SegmentationSession",
+    "UnknownModel",
+    "get_spec",
+    "normalize",
+    "segmentations",
+]

@@ -2,7 +2,8 @@
 
 Arrays in, arrays out: the API side shrinks each photo to the model's square input as uint8
 (`optimizer.pipeline.model_input`), which is what crosses between the services; this side
-normalises, runs onnxruntime and returns uint8 masks at the model's resolution.
+normalises, runs onnxruntime and returns, per image, a uint8 mask at the model's resolution
+and the foreground coverage judged on the raw output (`segmentation.foreground`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from segmentation.catalog import ModelSpec
+from segmentation.foreground import MASK, coverage, to_records
 
 
 def session_options(threads: int, spinning: bool = False) -> ort.SessionOptions:
@@ -33,7 +35,8 @@ def session_options(threads: int, spinning: bool = False) -> ort.SessionOptions:
 
 
 class SegmentationSession:
-    """onnxruntime sessions for one model; `predict` takes and returns uint8 batches.
+    """onnxruntime sessions for one model: `segment` takes a uint8 batch and returns one
+    record (mask and coverage) per image; `predict` returns the masks alone.
 
     A lone image runs on one session with `threads` intra-op threads (the lowest latency).
     With `parallel_runs` > 1 a batch is split over that many single-thread sessions running
@@ -72,25 +75,38 @@ class SegmentationSession:
             providers=["CPUExecutionProvider"],
         )
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """N x S x S x 3 uint8 photos -> N x S x S uint8 masks, `run_batch` images per run.
+    def segment(self, images: np.ndarray) -> np.ndarray:
+        """N x S x S x 3 uint8 photos -> N records (`foreground.records_dtype`): each image's
+        S x S uint8 mask and coverage, `run_batch` images per run.
 
         On a CPU a larger run is no faster, and onnxruntime's arena keeps the memory of the
         largest run for good (docs/performance.md, "Smaller choices"); on a GPU raise it to
         the batch size.
         """
         if self._pool is None or len(images) == 1:
-            return self._predict_on(self._session, images)
+            return self._segment_on(self._session, images)
         shares = np.array_split(images, min(len(self._lanes), len(images)))
-        return np.concatenate(list(self._pool.map(self._predict_on, self._lanes, shares)))
+        return np.concatenate(list(self._pool.map(self._segment_on, self._lanes, shares)))
 
-    def _predict_on(self, session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """N x S x S x 3 uint8 photos -> N x S x S uint8 masks."""
+        return self.segment(images)[MASK]
+
+    def _segment_on(self, session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
         chunks = range(0, len(images), self.run_batch)
         return np.concatenate([self._run(session, images[i : i + self.run_batch]) for i in chunks])
 
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """N x S x S x 3 uint8 photos -> the model's raw N x S x S float32 output, 0..1."""
+        return self._probabilities(self._session, images)
+
     def _run(self, session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
+        predictions = self._probabilities(session, images)
+        return to_records(to_masks(predictions), coverage(predictions))
+
+    def _probabilities(self, session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
         outputs = session.run([self._mask_output], {self._input_name: normalize(images, self.spec)})
-        return to_masks(outputs[0][:, 0, :, :])
+        return outputs[0][:, 0, :, :]
 
 
 def normalize(images: np.ndarray, spec: ModelSpec) -> np.ndarray:

@@ -41,6 +41,7 @@ class RedisServer:
     workdir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    options: tuple[str, ...] = ()  # more redis-server arguments, e.g. ("--maxmemory", "24mb")
 
     @property
     def url(self) -> str:
@@ -59,6 +60,7 @@ class RedisServer:
             "",
             "--appendonly",
             "no",
+            *self.options,
         ]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -78,16 +80,20 @@ class RedisServer:
         self.process = None
 
 
-@contextmanager
-def running_redis(workdir: Path) -> Iterator[RedisServer]:
-    """A started private redis-server, stopped on exit. Without redis-server installed the test
-    fails, or skips under `scripts/test.sh --fast` (TESTS_FAST), which needs no system package."""
+def require_redis_server() -> None:
     if shutil.which("redis-server") is None:
         missing = "redis-server is not installed (scripts/install-system-deps.sh installs it)"
         if os.environ.get("TESTS_FAST") == "true":
             pytest.skip(missing)
         pytest.fail(missing)
-    server = RedisServer(workdir)
+
+
+@contextmanager
+def running_redis(workdir: Path, *options: str) -> Iterator[RedisServer]:
+    """A started private redis-server, stopped on exit. Without redis-server installed the test
+    fails, or skips under `scripts/test.sh --fast` (TESTS_FAST), which needs no system package."""
+    require_redis_server()
+    server = RedisServer(workdir, options=options)
     server.start()
     try:
         yield server

@@ -24,7 +24,7 @@ READY_TIMEOUT_S = 180
 # Limits high enough that functional tests never meet them; rate-limit tests set their own.
 GENEROUS_LIMITS = {
     f"RATE_LIMIT_{name}_PER_HOUR": "1000000"
-    for name in ("REMOVE_BG", "PREVIEW", "BASE64", "READ_FILE", "BATCH")
+    for name in ("REMOVE_BG", "PREVIEW", "BASE64", "READ_FILE", "BATCH", "IMPROVE")
 }
 # Each test that needs a fresh budget speaks from a loopback address no other test used.
 _LOOPBACK_ADDRESSES = (str(ipaddress.IPv4Address("127.0.1.0") + n) for n in itertools.count())

@@ -1,6 +1,6 @@
-"""compose.yaml brought up with podman-compose: the service behind nginx, Redis holding the
-rate limits. Free host port and unused subnets per run; everything is torn down afterwards,
-also on failure.
+"""compose.yaml brought up with podman-compose: the service behind nginx, one Redis holding the
+rate-limit budgets and one the result cache. Free host port and unused subnets per run;
+everything is torn down afterwards, also on failure.
 
 Where no registry can be reached, Redis and nginx are local stand-ins built from Debian's
 packages (deploy/compose/stand-ins/) and tagged with the names compose.yaml uses.
@@ -165,7 +165,7 @@ def stack(image: str) -> Iterator[Stack]:
 
 def test_every_service_passes_its_health_check(stack: Stack) -> None:
     # podman runs health checks on a systemd timer; without systemd, run them directly.
-    for service in ("redis", "bg-remover", "nginx"):
+    for service in ("redis-budgets", "redis-cache", "bg-remover", "nginx"):
         check = podman("healthcheck", "run", stack.container(service), check=False)
         assert check.returncode == 0, f"{service}: {check.stdout} {check.stderr}"
 
@@ -183,42 +183,72 @@ def test_cutout_through_nginx(stack: Stack) -> None:
     assert httpx.get(f"{stack.url}/metrics", timeout=30).status_code == 404
 
 
+def client(
+    stack: Stack, image: str, host: int, requests: int, photo: bytes | None = None
+) -> list[list[object]]:
+    """`requests` cut-outs sent to nginx from a container with its own address on the
+    frontend network (host number `host` of its subnet); [status, remaining] of each."""
+    address = list(ipaddress.ip_network(stack.frontend_subnet).hosts())[host]
+    ran = podman(
+        "run",
+        "--rm",
+        "-i",
+        "--network",
+        f"{stack.project}_frontend",
+        "--ip",
+        str(address),
+        "--entrypoint",
+        "python",
+        image,
+        "-c",
+        CLIENT_SCRIPT,
+        str(requests),
+        input=base64.b64encode(photo or images.rgba_png()).decode(),
+        timeout=300,
+    )
+    return json.loads(ran.stdout.strip().splitlines()[-1])
+
+
+def redis_cli(stack: Stack, service: str, *command: str, stdin: str | None = None) -> str:
+    args = ["exec", "-i", stack.container(service), "redis-cli", *command]
+    return podman(*args, input=stdin, timeout=300).stdout
+
+
 def test_clients_behind_nginx_get_separate_budgets(stack: Stack, image: str) -> None:
-    network = f"{stack.project}_frontend"
-    hosts = list(ipaddress.ip_network(stack.frontend_subnet).hosts())
-
-    def client(address: ipaddress.IPv4Address, requests: int) -> list[list[object]]:
-        ran = podman(
-            "run",
-            "--rm",
-            "-i",
-            "--network",
-            network,
-            "--ip",
-            str(address),
-            "--entrypoint",
-            "python",
-            image,
-            "-c",
-            CLIENT_SCRIPT,
-            str(requests),
-            input=base64.b64encode(images.rgba_png()).decode(),
-            timeout=300,
-        )
-        return json.loads(ran.stdout.strip().splitlines()[-1])
-
-    first = client(hosts[20], BUDGET + 1)
-    second = client(hosts[21], 1)
+    first = client(stack, image, 20, BUDGET + 1)
+    second = client(stack, image, 21, 1)
     assert first == [[200, str(BUDGET - n - 1)] for n in range(BUDGET)] + [[429, "0"]]
     assert second == [[200, str(BUDGET - 1)]]
 
 
-def test_rate_limits_live_in_redis(stack: Stack) -> None:
-    keys = podman(
-        "exec", stack.container("redis"), "redis-cli", "--scan", "--pattern", "bg_remover*"
-    ).stdout.split()
-    assert keys, "no rate-limit key in the stack's Redis"
-    assert any("remove-background" in key for key in keys), keys
+def test_each_role_lives_in_its_own_redis(stack: Stack) -> None:
+    budgets = redis_cli(stack, "redis-budgets", "--scan", "--pattern", "bg_remover*").split()
+    cached = redis_cli(stack, "redis-cache", "--scan", "--pattern", "bg_remover*").split()
+    assert any("remove-background" in key for key in budgets), budgets
+    assert all(key.startswith("bg_remover:cache:") for key in cached) and cached, cached
+    assert not [key for key in budgets if key.startswith("bg_remover:cache:")]
+    assert "maxmemory_policy:noeviction" in redis_cli(stack, "redis-budgets", "info", "memory")
+    assert "aof_enabled:1" in redis_cli(stack, "redis-budgets", "info", "persistence")
+
+
+def test_the_budget_holds_after_the_cache_redis_is_filled(stack: Stack, image: str) -> None:
+    photo = images.rgba_png((160, 90))
+    spent = client(stack, image, 30, BUDGET + 1, photo)
+    assert [status for status, _ in spent] == [200] * BUDGET + [429]
+    # Twice the cache Redis's maxmemory in 1 MB values, one command each, as results would.
+    maxmemory = int(redis_cli(stack, "redis-cache", "config", "get", "maxmemory").split()[-1])
+    fill = "EVAL \"redis.call('SET', KEYS[1], string.rep('x', 1048576))\" 1 fill:{}\n"
+    commands = "".join(fill.format(n) for n in range(2 * maxmemory >> 20))
+    redis_cli(stack, "redis-cache", stdin=commands)
+    stats = redis_cli(stack, "redis-cache", "info", "stats")
+    assert int(re.search(r"evicted_keys:(\d+)", stats).group(1)) > 0, stats
+    assert client(stack, image, 30, 1, photo) == [[429, "0"]]
+    assert client(stack, image, 31, 1, photo) == [[200, str(BUDGET - 1)]]
+    # The full cache Redis makes room for new results by evicting old ones.
+    fresh = {"file": ("a.png", images.fresh(images.rgba_png((170, 90))))}
+    answers = [httpx.post(f"{stack.url}/remove-background-preview", files=fresh, timeout=120)]
+    answers.append(httpx.post(f"{stack.url}/remove-background-preview", files=fresh, timeout=120))
+    assert [answer.headers.get("x-cache") for answer in answers] == ["miss", "hit"]
 
 
 def test_every_public_route_reaches_the_service(stack: Stack) -> None:

@@ -25,8 +25,10 @@ EXPECTED_STATUSES = {
     ("post", "/remove-background-base64"): {"200", "400", "401", "413", "415", "429", "503"},
     ("post", "/remove-background-batch"): {"200", "400", "401", "413", "429", "503"},
     ("post", "/read-file"): {"200", "400", "401", "403", "404", "413", "415", "429", "503"},
-    ("post", "/v1.0/removebg"): {"200", "400", "401", "413", "415", "429", "503"},
-    ("get", "/v1.0/account"): {"200", "401"},
+    # remove.bg's statuses: 403 for a key, 400 for a body too large or a file of another type
+    ("post", "/v1.0/removebg"): {"200", "400", "403", "429", "503"},
+    ("post", "/v1.0/improve"): {"200", "400", "403", "429", "503"},
+    ("get", "/v1.0/account"): {"200", "403"},
     ("get", "/presets"): {"200", "401"},
     ("get", "/models"): {"200", "401", "503"},
     ("get", "/health"): {"200", "503"},

@@ -75,7 +75,8 @@ class TestHealth:
             assert set(check) == {"ok", "detail"}, name
             assert check["ok"] is True, (name, check)
             assert isinstance(check["detail"], str) and check["detail"], name
-        assert body["checks"]["redis"]["detail"] == "in-process limits"
+        detail = body["checks"]["redis"]["detail"]
+        assert detail.startswith("limits: in-process limits; cache: in process, "), detail
 
 
 # --- metrics -----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ HOUR = 3600
 REDIS_ENV = {"REDIS_SOCKET_TIMEOUT": "0.25", "REDIS_RETRY_INTERVAL": "1"}
 RETRY_INTERVAL_S = 1.0
 OUTAGE_REQUEST_MAX_S = 5.0
-OUTAGE_WARNING = "Redis unreachable ("  # ratelimit/backend.py, logged once per outage
+OUTAGE_WARNING = "Redis for limits unreachable ("  # redisroles/breaker.py, once per outage
 RECOVERY_TIMEOUT_S = 10.0
 
 
@@ -97,6 +97,14 @@ def wait_healthy(servers: tuple[BentoServer, ...]) -> None:
     assert not pending, [health(server).json() for server in pending]
 
 
+def metric(server: BentoServer, series: str) -> float:
+    """One series' value on the server's /metrics (Prometheus text format)."""
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(series + " ")]
+    assert len(values) == 1, f"{series}: {values}"
+    return float(values[0])
+
+
 def warnings_logged(server: BentoServer) -> int:
     lines = server.log_path.read_text(errors="replace").splitlines()
     return sum(OUTAGE_WARNING in line and "WARNING" in line for line in lines)
@@ -116,7 +124,10 @@ class TestSharedRedis:
         for server in replicas:
             body = health(server).json()
             assert body["status"] == "healthy", body
-            assert body["checks"]["redis"] == {"ok": True, "detail": "redis ok"}
+            assert body["checks"]["redis"] == {
+                "ok": True,
+                "detail": "limits: redis ok; cache: redis ok",
+            }
         address = fresh_address()
         on_a, on_b = connect(first, address), connect(second, address)
         for client, remaining in [(on_a, 3), (on_b, 2)]:
@@ -174,8 +185,14 @@ class TestSharedRedis:
             body = response.json()
             assert body["status"] == "degraded", body
             assert body["checks"]["redis"]["ok"] is False
+            assert body["checks"]["redis"]["detail"].startswith("limits: redis unreachable: ")
             assert all(check["ok"] for name, check in body["checks"].items() if name != "redis")
             assert warnings_logged(server) == before + 1, server.log()  # one per outage
+            # Fail-open is visible: both roles down, and the budgets decided in process.
+            assert metric(server, 'bg_remover_redis_up{role="limits"}') == 0
+            assert metric(server, 'bg_remover_redis_up{role="cache"}') == 0
+            fallback = 'bg_remover_ratelimit_fallback_total{endpoint="remove-background-preview"}'
+            assert metric(server, fallback) >= 4
 
     def test_recovery_shares_the_budget_again(
         self,
@@ -203,6 +220,8 @@ class TestSharedRedis:
         finally:
             store.close()
         assert [warnings_logged(server) for server in replicas] == warned  # no new outage
+        for server in replicas:
+            assert metric(server, 'bg_remover_redis_up{role="limits"}') == 1
 
     def test_frozen_redis_is_another_outage(
         self,

@@ -77,7 +77,7 @@ class InProcessServer:
         self.housekeeping: threading.Event | None = None
 
     def start(self) -> InProcessServer:
-        self.housekeeping = self.application.start_housekeeping()
+        self.housekeeping = self.application.wiring.start_housekeeping()
         self.thread.start()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self.server.started:
@@ -93,9 +93,7 @@ class InProcessServer:
         try:
             await self.server.serve()
         finally:  # the Redis clients of the limiter and the cache belong to this loop
-            await self.application.limiter.aclose()
-            if self.application.producer.store is not None:
-                await self.application.producer.store.aclose()
+            await self.application.wiring.aclose()
 
     def stop(self) -> None:
         self.server.should_exit = True

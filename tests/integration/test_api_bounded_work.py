@@ -198,7 +198,7 @@ def test_a_client_that_leaves_during_processing_gets_its_work_stopped(
     with ErrorLogs() as errors:
         raw_post(server.port, "/remove-background", body, content_type).close()
         wait_for(lambda: requests_counted("/remove-background", 499) > before["499"])
-        wait_for(lambda: server.application.workers.busy == 0)  # its thread is free again
+        wait_for(lambda: server.application.processor.workers.busy == 0)  # its thread is free again
     after_miss = REGISTRY.get_sample_value("bg_remover_cache_requests_total", {"result": "miss"})
     assert (after_miss or 0.0) == before["miss"]  # no result was ever produced
     assert errors.records == []
@@ -212,7 +212,7 @@ def starving(tmp_path: Path) -> Iterator[tuple[InProcessServer, list[float]]]:
     with InProcessServer(tmp_path) as server:
         now = [0.0]
         workers = ImageWorkers(threads=1, clock=lambda: now[0])
-        server.application.workers = server.application.processor.workers = workers
+        server.application.processor.workers = workers
         yield server, now
 
 
@@ -221,7 +221,7 @@ def test_a_starved_image_pool_makes_health_degraded(
 ) -> None:
     server, now = starving
     client, release = connect(server), threading.Event()
-    workers = server.application.workers
+    workers = server.application.processor.workers
     assert client.get("/health").json()["checks"]["image_work"]["ok"] is True
     occupied = threading.Thread(target=lambda: asyncio.run(_hold(workers, release)), daemon=True)
     occupied.start()

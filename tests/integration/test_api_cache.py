@@ -153,7 +153,7 @@ class TestOneReplica:
     ) -> None:
         photo, client = images.fresh(PHOTO), connect(cached)
         first = remove(client, photo)
-        store = cached.application.producer.store
+        store = cached.application.wiring.store
         assert isinstance(store, MemoryStore)
         keys = asyncio.run(cached.application.producer.keys(photo, parse_options({})))
         store.put_raw(keys.result, b"BGRC" + os.urandom(64))
@@ -164,7 +164,7 @@ class TestOneReplica:
     def test_the_in_process_cache_stays_within_its_bound(
         self, cached: InProcessServer, connect: Connect
     ) -> None:
-        store = cached.application.producer.store
+        store = cached.application.wiring.store
         assert isinstance(store, MemoryStore)
         client = connect(cached)
         big = images.encode(images.photo_image("astronaut").resize((1400, 1400)), "PNG")
@@ -230,7 +230,7 @@ class TestReplicasSharingRedis:
             assert [response.status_code for response in during] == [200] * 4
             assert {response.headers["x-cache"] for response in during} == {"miss"}
             health = connect(replicas[0]).get("/health").json()
-            assert "cache: off (redis unavailable)" in health["checks"]["redis"]["detail"]
+            assert "; cache: redis unreachable (" in health["checks"]["redis"]["detail"]
         finally:
             shared_redis_server.start()
         time.sleep(0.6)  # past REDIS_RETRY_INTERVAL

@@ -89,8 +89,8 @@ CASES = {
     ),
     "json image": lambda c: raw_json(c, "/remove-background-base64", {"image": "\ud800"}),
     "read-file path": lambda c: raw_json(c, "/read-file", {"path": "\ud800.jpg"}),
-    "removebg json parameter name": lambda c: raw_json(
-        c, "/v1.0/removebg", {"image_file_b64": PHOTO_B64, "\ud800": "x"}
+    "removebg json parameter value": lambda c: raw_json(
+        c, "/v1.0/removebg", {"image_file_b64": PHOTO_B64, "size": "\ud800"}
     ),
     "unicode_escape field name": lambda c: form(
         c,
@@ -129,6 +129,13 @@ CASES = {
 }
 STATUS = {
     "json image": (400, "invalid_image"),
+    # remove.bg's API names the parameter that failed
+    "removebg json parameter value": (400, "invalid_size"),
+    "70000 tall to remove.bg zip": (400, "invalid_format"),
+    **{
+        f"image_url {case}": (400, "invalid_image_url")
+        for case in ("unclosed bracket", "bracketed IPv4", "empty label", "control byte", "port 0")
+    },
 }
 
 
@@ -321,7 +328,7 @@ def test_removebg_with_two_sources_is_400_even_when_revalidating(
         headers={"If-None-Match": "*"},
     )
     assert both.status_code == 400, both.text
-    assert both.json()["errors"][0]["code"] == "invalid_parameter"
+    assert both.json()["errors"][0]["code"] == "multiple_sources"
 
 
 # --- the remove.bg account with Redis down and limits failing closed ----------------------

@@ -191,7 +191,7 @@ def test_json_that_is_deep_broken_or_not_an_object_is_400(
     [
         ({"image_file": "x"}, "image_file must be a file upload"),
         ({"image_url": 5}, "image_url must be a string"),
-        ({"image_url": "http://example.com/a.png", "image_file_b64": "AAAA"}, "exactly one"),
+        ({"image_url": "http://example.com/a.png", "image_file_b64": "AAAA"}, "one image source"),
         ({"image_file_b64": "AAAA", "size": ["full"]}, "single values"),
         ({"image_file_b64": "AAAA", "bg_color": {"r": 1}}, "single values"),
     ],

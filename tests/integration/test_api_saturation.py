@@ -134,15 +134,13 @@ def test_each_redis_role_reports_whether_its_redis_answers(
     redis.start()
     try:
         server = InProcessServer(tmp_path_factory.mktemp("roles"), {"REDIS_URL": redis.url})
-        application = server.application
+        wiring = server.application.wiring
 
         async def up_then_down() -> list[dict[str, bool | None]]:
-            seen = [await application.redis_roles()]
+            seen = [await wiring.redis_roles()]
             redis.stop()
-            seen.append(await application.redis_roles())
-            await application.limiter.aclose()  # its clients belong to this loop
-            if application.producer.store is not None:
-                await application.producer.store.aclose()
+            seen.append(await wiring.redis_roles())
+            await wiring.aclose()  # its clients belong to this loop
             return seen
 
         assert asyncio.run(up_then_down()) == [
@@ -157,7 +155,7 @@ def test_each_redis_role_reports_whether_its_redis_answers(
 
 def test_a_role_without_redis_has_no_series(tmp_path: Path) -> None:
     server = InProcessServer(tmp_path, {"CACHE_ENABLED": "false"})
-    assert asyncio.run(server.application.redis_roles()) == {"limits": None, "cache": None}
+    assert asyncio.run(server.application.wiring.redis_roles()) == {"limits": None, "cache": None}
     report_redis_roles({"limits": None, "cache": None, "spare": None})
     assert redis_up("spare") is None
 

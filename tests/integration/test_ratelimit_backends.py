@@ -249,9 +249,9 @@ def test_outage_falls_back_and_recovers(
         assert not limiter.degraded
         assert await limiter.check_backend() == (True, "redis ok")
 
-    with caplog.at_level(logging.INFO, logger="ratelimit"):
+    with caplog.at_level(logging.INFO, logger="bg_remover.redis"):
         run(scenario())
-    levels = [r.levelname for r in caplog.records if r.name == "ratelimit"]
+    levels = [r.levelname for r in caplog.records if r.name == "bg_remover.redis"]
     assert levels == ["WARNING", "INFO"]
 
 

@@ -62,7 +62,8 @@ INTERNAL_PATHS = {routes.METRICS, *routes.PROBES, "/", "/schema.json"}
 MAX_CONCURRENCY = Settings.model_fields["max_concurrency"].default
 
 API_LABELS = {"app.kubernetes.io/name": "bg-remover", "app.kubernetes.io/component": "api"}
-REDIS_LABELS = {"app.kubernetes.io/name": "redis", "app.kubernetes.io/component": "cache"}
+# Redis role (the workload is redis-<role>) -> the setting that points the API at it.
+REDIS_ROLES = {"budgets": "RATE_LIMIT_REDIS_URL", "cache": "CACHE_REDIS_URL"}
 APP_UID = 1034  # the `bentoml` user of `bentoml containerize` images
 PORT = 3000
 
@@ -583,34 +584,103 @@ def test_image(target: str) -> None:
 # --------------------------------------------------------------------------- Redis
 
 
-def _redis_workload(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    (redis,) = [w for w in workloads(docs) if w["metadata"]["name"] == "redis"]
+def _redis_workload(docs: list[dict[str, Any]], role: str) -> dict[str, Any]:
+    (redis,) = [w for w in workloads(docs) if w["metadata"]["name"] == f"redis-{role}"]
     return redis
 
 
+def _redis_container(docs: list[dict[str, Any]], role: str) -> dict[str, Any]:
+    (container,) = _redis_workload(docs, role)["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _argument(container: dict[str, Any], flag: str) -> str:
+    args = container["args"]
+    return args[args.index(flag) + 1]
+
+
+def _pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
 @pytest.mark.parametrize("target", OVERLAYS)
-def test_overlay_redis_url(target: str) -> None:
+def test_each_role_has_its_redis_and_its_url(target: str) -> None:
     docs = render(target)
-    assert api_config(docs)["REDIS_URL"] == "redis://redis:6379/0"
-    service = one(docs, "Service", "redis")
-    assert service["spec"].get("clusterIP") != "None"
-    assert [p["port"] for p in service["spec"]["ports"]] == [6379]
-    redis_pod_labels = _redis_workload(docs)["spec"]["template"]["metadata"]["labels"]
-    assert selects(service["spec"]["selector"], redis_pod_labels)
+    config = api_config(docs)
+    assert "REDIS_URL" not in config, "each role names its own Redis"
+    redis_workloads = [w for w in workloads(docs) if w["metadata"]["name"].startswith("redis")]
+    assert len(redis_workloads) == len(REDIS_ROLES)
+    for role, setting in REDIS_ROLES.items():
+        assert config[setting] == f"redis://redis-{role}:6379/0"
+        service = one(docs, "Service", f"redis-{role}")
+        assert service["spec"].get("clusterIP") != "None"
+        assert [p["port"] for p in service["spec"]["ports"]] == [6379]
+        for other in REDIS_ROLES:  # a role's Service reaches that role's pod only
+            labels = _pod_labels(_redis_workload(docs, other))
+            assert selects(service["spec"]["selector"], labels) == (other == role)
+
+
+@pytest.mark.parametrize("target", OVERLAYS)
+def test_budgets_never_evicted_and_kept_the_cache_evicts_and_keeps_nothing(
+    target: str,
+) -> None:
+    docs = render(target)
+    budgets, cache = _redis_container(docs, "budgets"), _redis_container(docs, "cache")
+    assert _argument(budgets, "--maxmemory-policy") == "noeviction"
+    assert _argument(budgets, "--appendonly") == "yes"
+    assert _argument(cache, "--maxmemory-policy") == "allkeys-lru"
+    assert _argument(cache, "--appendonly") == "no"
+    assert _argument(cache, "--save") == ""
+    assert {"name": "data", "mountPath": "/data"} in budgets["volumeMounts"]
+    for container in (budgets, cache):
+        assert container["image"].startswith("redis:7")
+
+
+@pytest.mark.parametrize("target", OVERLAYS)
+@pytest.mark.parametrize(("role", "headroom"), [("budgets", 2.0), ("cache", 1.5)])
+def test_redis_memory_limits_leave_room_above_maxmemory(
+    target: str, role: str, headroom: float
+) -> None:
+    """The container's limit is above maxmemory by Redis's overhead and a fork's copy-on-write
+    (the budgets' append-only file is rewritten by a fork: as much again)."""
+    container = _redis_container(render(target), role)
+    maxmemory = _memory_bytes(_argument(container, "--maxmemory").upper().removesuffix("B") + "i")
+    limit = _memory_bytes(container["resources"]["limits"]["memory"])
+    assert limit >= headroom * maxmemory, (role, limit, maxmemory)
+    assert _memory_bytes(container["resources"]["requests"]["memory"]) == limit
+
+
+@pytest.mark.parametrize("target", OVERLAYS)
+def test_each_redis_role_has_its_own_disruption_budget(target: str) -> None:
+    docs = render(target)
+    for role in REDIS_ROLES:
+        pdb = one(docs, "PodDisruptionBudget", f"redis-{role}")
+        for other in REDIS_ROLES:
+            labels = _pod_labels(_redis_workload(docs, other))
+            assert selects(pdb["spec"]["selector"]["matchLabels"], labels) == (other == role)
+        # One replica: a drain may always move it (minAvailable 1 would block every drain).
+        assert pdb["spec"] == {**pdb["spec"], "maxUnavailable": 1}
+        assert "minAvailable" not in pdb["spec"]
 
 
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_network_policy_restricts_redis_to_the_api(target: str) -> None:
     docs = render(target)
-    redis_labels = _redis_workload(docs)["spec"]["template"]["metadata"]["labels"]
+    redis_labels = [_pod_labels(_redis_workload(docs, role)) for role in REDIS_ROLES]
     api_labels = api_deployment(docs)["spec"]["template"]["metadata"]["labels"]
     policies = [
         p
         for p in by_kind(docs, "NetworkPolicy")
-        if selects(p["spec"]["podSelector"].get("matchLabels", {}), redis_labels)
+        if any(
+            selects(p["spec"]["podSelector"].get("matchLabels", {}), labels)
+            for labels in redis_labels
+        )
     ]
     assert len(policies) == 1, "exactly one NetworkPolicy selects the Redis pods"
     (policy,) = policies
+    assert all(
+        selects(policy["spec"]["podSelector"]["matchLabels"], labels) for labels in redis_labels
+    )
     assert "Ingress" in policy["spec"]["policyTypes"]
     (rule,) = policy["spec"]["ingress"]
     (peer,) = rule["from"]
@@ -619,39 +689,37 @@ def test_network_policy_restricts_redis_to_the_api(target: str) -> None:
     allowed = peer["podSelector"]["matchLabels"]
     assert allowed == API_LABELS
     assert selects(allowed, api_labels)
-    assert not selects(allowed, redis_labels)
+    assert not any(selects(allowed, labels) for labels in redis_labels)
     assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
     # No other policy opens Redis up again.
     for other in by_kind(docs, "NetworkPolicy"):
         if other is not policy:
-            assert not selects(other["spec"]["podSelector"].get("matchLabels", {}), redis_labels)
+            selector = other["spec"]["podSelector"].get("matchLabels", {})
+            assert not any(selects(selector, labels) for labels in redis_labels)
             assert other["spec"]["podSelector"].get("matchLabels"), "a catch-all policy"
 
 
-def test_dev_redis_is_ephemeral() -> None:
+def test_dev_redis_are_deployments_on_empty_dirs() -> None:
     docs = render("dev")
-    redis = _redis_workload(docs)
-    assert redis["kind"] == "Deployment"
-    assert redis["spec"]["replicas"] == 1
-    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[args.index("--save") + 1] == ""
-    assert args[args.index("--appendonly") + 1] == "no"
-    assert redis["spec"]["template"]["spec"]["containers"][0]["image"].startswith("redis:7")
+    for role in REDIS_ROLES:
+        redis = _redis_workload(docs, role)
+        assert redis["kind"] == "Deployment"
+        assert redis["spec"]["replicas"] == 1
+        volumes = redis["spec"]["template"]["spec"]["volumes"]
+        assert [volume["name"] for volume in volumes if "emptyDir" in volume] == ["data"]
 
 
-def test_prod_redis_is_a_statefulset_with_storage() -> None:
+def test_prod_budgets_are_a_statefulset_with_storage() -> None:
     docs = render("prod")
-    redis = _redis_workload(docs)
+    redis = _redis_workload(docs, "budgets")
     assert redis["kind"] == "StatefulSet"
     claims = redis["spec"]["volumeClaimTemplates"]
     assert [c["metadata"]["name"] for c in claims] == ["data"]
     assert "storage" in claims[0]["spec"]["resources"]["requests"]
-    container = redis["spec"]["template"]["spec"]["containers"][0]
-    assert {"name": "data", "mountPath": "/data"} in container["volumeMounts"]
-    args = container["args"]
-    assert args[args.index("--appendonly") + 1] == "yes"
     headless = one(docs, "Service", redis["spec"]["serviceName"])
     assert headless["spec"]["clusterIP"] == "None"
+    assert selects(headless["spec"]["selector"], _pod_labels(redis))
+    assert _redis_workload(docs, "cache")["kind"] == "Deployment"  # nothing to keep
     by_kind_names = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert ("ServiceMonitor", "bg-remover") in by_kind_names
 
@@ -678,10 +746,17 @@ def test_namespaces_enforce_restricted_pod_security() -> None:
 
 def test_external_redis_component() -> None:
     docs = render(COMPONENTS_TARGET)
-    assert not [w for w in workloads(docs) if w["metadata"]["name"] == "redis"]
+    assert not [w for w in workloads(docs) if w["metadata"]["name"].startswith("redis")]
     env = {e["name"]: e for e in api_container(docs)["env"]}
     assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "bg-remover-redis",
         "key": "REDIS_URL",
     }
-    assert "REDIS_URL" not in api_config(docs)
+    for setting in REDIS_ROLES.values():  # a Redis per role, if the Secret names one
+        assert env[setting]["valueFrom"]["secretKeyRef"] == {
+            "name": "bg-remover-redis",
+            "key": setting,
+            "optional": True,
+        }
+    config = api_config(docs)
+    assert not {"REDIS_URL", *REDIS_ROLES.values()} & config.keys()

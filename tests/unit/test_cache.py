@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.crc import key_slot
 
-from application.results import etag_matches
+from application.results import matched_tag
 from cache import CacheKeys, MemoryStore, codec, input_digest
 from optimizer import parse_options
-from optimizer.pipeline import output_id
+from optimizer.masks import output_id
 
 KEYS = CacheKeys("d" * 64, "u2netp:md5", "options")
 
@@ -28,6 +29,18 @@ def test_keys_are_stable_and_change_with_every_input() -> None:
     assert keys_for(b"photo!").mask != base.mask
     other_model = CacheKeys(base.digest, "u2net:md5", base.output_id)
     assert other_model.mask != base.mask and other_model.result != base.result
+
+
+def test_one_requests_keys_share_a_cluster_slot_and_photos_spread() -> None:
+    slots = set()
+    for number in range(50):
+        keys = keys_for(f"photo {number}".encode(), format="WEBP")
+        scoped = CacheKeys(keys.digest, keys.model_id, keys.output_id, namespace="client-a")
+        for one in (keys, scoped):  # a client's own cache (CACHE_SCOPE=client) too
+            assert key_slot(one.result.encode()) == key_slot(one.mask.encode())
+        assert scoped.mask != keys.mask and scoped.etag("image") != keys.etag("image")
+        slots.add(key_slot(keys.mask.encode()))
+    assert len(slots) > 40  # one slot per photo, not one for everything
 
 
 @pytest.mark.parametrize(
@@ -80,7 +93,7 @@ def test_representations_have_their_own_strong_etags() -> None:
     ],
 )
 def test_if_none_match(header: str, matches: bool) -> None:
-    assert etag_matches(header, '"abc"') is matches
+    assert (matched_tag(header, '"abc"') is not None) is matches
 
 
 # --- framing -------------------------------------------------------------------------------

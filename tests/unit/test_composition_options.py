@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from contract.errors import InvalidParameter
-from optimizer.geometry import Length, Margins, Placement, Roi
+from optimizer.geometry import Length, Margins, Roi
 from optimizer.options import PRESETS, OutputFormat, parse_options
+from optimizer.placement import Placement
 
 DIGEST = "ab" * 32
 

@@ -1,5 +1,6 @@
-"""Geometry on numbers: fit_size (fit in a box, never upscale), subject_bounds (crop box of the
-mask), margins, the region of interest, placement on the canvas and covering it."""
+"""Geometry on numbers (optimizer/geometry.py, optimizer/placement.py): fit_size (fit in a
+box, never upscale), subject_bounds (crop box of the mask), margins, the region of interest,
+placement on the canvas and covering it."""
 
 from __future__ import annotations
 
@@ -9,22 +10,24 @@ from PIL import Image
 
 from optimizer.geometry import (
     SUBJECT_ALPHA_THRESHOLD,
-    Layout,
     Length,
     Margins,
-    Placement,
     Roi,
     clip,
-    cover_box,
-    fit_frame,
     fit_size,
     grow,
-    original_position,
-    place,
     resolve_roi,
     subject_bounds,
 )
 from optimizer.options import Margin
+from optimizer.placement import (
+    Layout,
+    Placement,
+    cover_box,
+    fit_frame,
+    original_position,
+    place,
+)
 
 # --- fit_size ------------------------------------------------------------------------------
 
@@ -355,3 +358,12 @@ def test_cover_box_is_centred_with_the_canvas_aspect(
     size: tuple, canvas: tuple, box: tuple
 ) -> None:
     assert cover_box(size, canvas) == pytest.approx(box)
+
+
+@pytest.mark.parametrize(
+    ("size", "area"), [((4200, 2800), 10_000_000), ((1600, 1200), 1_500_000), ((451, 300), 99_999)]
+)
+def test_fit_size_keeps_within_an_area(size: tuple[int, int], area: int) -> None:
+    width, height = fit_size(size, (None, None), area)
+    assert width * height <= area
+    assert (width + 1) * (height + 1) > area  # and is the largest that does

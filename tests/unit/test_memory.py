@@ -7,7 +7,7 @@ import pytest
 from contract.errors import PayloadTooLarge, UnsupportedMediaType
 from optimizer import OutputFormat, parse_options
 from optimizer.memory import BYTES_PER_PIXEL, FIXED_BYTES, bytes_needed
-from optimizer.pipeline import memory_needed
+from optimizer.source import memory_needed
 from tests import images
 
 MAX = 10**8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -321,3 +322,17 @@ def test_cutout_clears_colour_only_where_fully_transparent() -> None:
     mask = Image.frombytes("L", (3, 1), bytes([0, 1, 255]))
     pixels = list(cutout(photo, mask).get_flattened_data())
     assert pixels == [(0, 0, 0, 0), (200, 100, 50, 1), (200, 100, 50, 255)]
+
+
+def test_an_opaque_format_is_chosen_by_the_results_own_transparency() -> None:
+    """remove.bg's format=auto: a PNG when any pixel is transparent, else the opaque format."""
+    auto = dataclasses.replace(parse_options({}), opaque_format=OutputFormat.JPEG)
+    data = images.photo_png("coffee")
+    prepared = prepare(
+        read_source(data, auto, max_input_pixels=MAX_PIXELS), auto, model_size=MODEL_SIZE
+    )
+    with_holes = finish(prepared, rect_mask((40, 40, 280, 280)), auto)
+    assert with_holes.format is OutputFormat.PNG
+    solid = finish(prepared, np.full((MODEL_SIZE, MODEL_SIZE), 255, np.uint8), auto)
+    assert solid.format is OutputFormat.JPEG
+    assert Image.open(io.BytesIO(solid.data)).format == "JPEG"

@@ -1,4 +1,4 @@
-"""FailoverBackend's outage state machine, with a fake clock and a scripted Redis.
+"""FailoverBackend over the budgets' breaker, with a fake clock and a scripted Redis.
 
 No server is contacted: the operation decides whether "Redis" fails.
 """
@@ -9,11 +9,13 @@ import asyncio
 import logging
 
 import pytest
-from limits.aio.storage import MemoryStorage
+from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage
 from limits.aio.strategies import RateLimiter as Strategy
+from redis.asyncio.cluster import RedisCluster
 
 from ratelimit import RedisUnavailable
 from ratelimit.backend import FailoverBackend, redis_storage
+from redisroles import Breaker, RedisConnection, parse_url
 
 
 class Clock:
@@ -39,12 +41,27 @@ class ScriptedRedis:
         return where
 
 
+def storage_for(url: str):  # type: ignore[no-untyped-def]
+    return redis_storage(RedisConnection(parse_url(url), 0.1), "p")
+
+
 def make_backend(clock: Clock, fail_open: bool = True) -> FailoverBackend:
     # Nothing connects at construction; the scripted operation never uses the client.
-    storage = redis_storage("redis://127.0.0.1:1/0", "test", 0.25)
-    return FailoverBackend(
-        "moving-window", storage, fail_open=fail_open, retry_interval=5.0, clock=clock
+    storage = storage_for("redis://127.0.0.1:1/0")
+    breaker = Breaker(
+        "limits", deadline=0.5, retry_interval=5.0, meanwhile="in-process limits", clock=clock
     )
+    return FailoverBackend("moving-window", storage, breaker, never_called, fail_open=fail_open)
+
+
+async def never_called() -> None:
+    raise AssertionError("no health check here")
+
+
+async def where(backend: FailoverBackend, redis: ScriptedRedis) -> str:
+    answer, in_process = await backend.run(redis)
+    assert in_process == (answer == "memory")  # the fallback says so
+    return answer
 
 
 def test_outage_falls_back_and_probes_once_per_interval(
@@ -54,10 +71,10 @@ def test_outage_falls_back_and_probes_once_per_interval(
     backend = make_backend(clock)
 
     async def scenario() -> None:
-        assert await backend.run(redis) == "redis"
+        assert await where(backend, redis) == "redis"
         redis.down = True
         redis.calls.clear()
-        results = [await backend.run(redis) for _ in range(10)]
+        results = [await where(backend, redis) for _ in range(10)]
         assert results == ["memory"] * 10
         # Only the first request tried Redis; the other nine went straight to memory.
         assert redis.calls == ["redis"] + ["memory"] * 10
@@ -65,23 +82,26 @@ def test_outage_falls_back_and_probes_once_per_interval(
 
         redis.calls.clear()
         clock.now += 4.9
-        await backend.run(redis)
+        await where(backend, redis)
         assert redis.calls == ["memory"]
         clock.now += 0.2  # the probe is due: exactly one request tries Redis
-        await backend.run(redis)
-        await backend.run(redis)
+        await where(backend, redis)
+        await where(backend, redis)
         assert redis.calls == ["memory", "redis", "memory", "memory"]
 
         redis.down = False
         clock.now += 5.1
-        assert await backend.run(redis) == "redis"
+        assert await where(backend, redis) == "redis"
         assert not backend.degraded
-        assert await backend.run(redis) == "redis"
+        assert await where(backend, redis) == "redis"
 
-    with caplog.at_level(logging.INFO, logger="ratelimit"):
+    with caplog.at_level(logging.INFO, logger="bg_remover.redis"):
         asyncio.run(scenario())
-    levels = [r.levelname for r in caplog.records if r.name == "ratelimit"]
-    assert levels == ["WARNING", "INFO"]  # one warning per outage, one recovery line
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "bg_remover.redis"]
+    # One warning per outage, one recovery line, both naming the role.
+    assert [level for level, _ in lines] == ["WARNING", "INFO"]
+    assert all("Redis for limits" in message for _, message in lines)
+    assert "in-process limits until it answers" in lines[0][1]
 
 
 def test_fail_closed_raises_without_retrying_every_request() -> None:
@@ -92,7 +112,7 @@ def test_fail_closed_raises_without_retrying_every_request() -> None:
     async def scenario() -> None:
         for _ in range(3):
             with pytest.raises(RedisUnavailable, match="refused"):
-                await backend.run(redis)
+                await where(backend, redis)
         assert redis.calls == ["redis"]
         assert backend.degraded
 
@@ -102,19 +122,32 @@ def test_fail_closed_raises_without_retrying_every_request() -> None:
 def test_no_redis_configured_always_uses_memory() -> None:
     backend = FailoverBackend("moving-window", None)
     redis = ScriptedRedis()
-    assert asyncio.run(backend.run(redis)) == "memory"
+    assert asyncio.run(backend.run(redis)) == ("memory", False)  # the primary, not a fallback
     assert not backend.degraded
 
 
-def test_redis_url_forms() -> None:
-    for url in ("redis://h:1/0", "rediss://h:1", "async+redis://h:1"):
-        assert redis_storage(url, "p", 0.1) is not None
+@pytest.mark.parametrize(
+    "url", ["redis://h:1/0", "rediss://h:1", "async+redis://h:1", "unix:///tmp/r.sock?db=1"]
+)
+def test_limits_runs_on_the_connections_own_pool(url: str) -> None:
+    connection = RedisConnection(parse_url(url), 0.1)
+    storage = redis_storage(connection, "p")
+    assert isinstance(storage, RedisStorage) and not isinstance(storage, RedisClusterStorage)
+    assert storage.bridge.get_connection().connection_pool is connection.pool
 
 
-def test_unsupported_url_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="scheme") as error:
-        redis_storage("http://user:pw@h:1", "p", 0.1)
-    assert "pw" not in str(error.value)
+def test_a_cluster_url_gives_limits_its_cluster_storage() -> None:
+    connection = RedisConnection(parse_url("redis+cluster://u:pw@h1:7000,h2:7001"), 0.1)
+    storage = redis_storage(connection, "p")
+    assert isinstance(storage, RedisClusterStorage)
+    client = storage.bridge.get_connection()
+    assert isinstance(client, RedisCluster)
+    assert {(node.host, node.port) for node in client.startup_nodes} == {
+        ("h1", 7000),
+        ("h2", 7001),
+    }
+    assert client.connection_kwargs["password"] == "pw"
+    assert client.connection_kwargs["socket_timeout"] == 0.1
 
 
 def test_requests_during_a_probe_do_not_probe_too() -> None:
@@ -131,7 +164,7 @@ def test_requests_during_a_probe_do_not_probe_too() -> None:
 
     async def scenario() -> None:
         redis.down = True
-        await backend.run(redis)  # outage starts
+        await where(backend, redis)  # outage starts
         clock.now += 5.1  # a probe is due
         redis.calls.clear()
         await asyncio.gather(*(backend.run(slow_dead_redis) for _ in range(6)))

@@ -121,11 +121,7 @@ def test_reset_and_retry_after_are_consistent(strategy: str) -> None:
         retry = status.retry_after(after)
         assert after + retry >= status.reset_at
         assert retry <= 3601
-        headers = status.headers(after)
-        assert headers["Retry-After"] == str(retry)
-        assert headers["X-RateLimit-Reset"] == str(status.reset_at)
-        assert headers["X-RateLimit-Remaining"] == "0"
-        assert headers["X-RateLimit-Limit"] == "2"
+        assert (status.limit, status.remaining, status.exceeded) == (2, 0, True)
 
     run(scenario())
 
@@ -149,15 +145,6 @@ def test_retry_after(reset_at: int, now: float, expected: int) -> None:
     status = RateLimitStatus(limit=1, remaining=0, reset_at=reset_at, exceeded=True)
     assert status.retry_after(now) == expected
     assert now + status.retry_after(now) >= reset_at or status.retry_after(now) == 1
-
-
-def test_headers_without_retry_after_when_not_exceeded() -> None:
-    status = RateLimitStatus(limit=10, remaining=9, reset_at=1_700_000_000)
-    assert status.headers() == {
-        "X-RateLimit-Limit": "10",
-        "X-RateLimit-Remaining": "9",
-        "X-RateLimit-Reset": "1700000000",
-    }
 
 
 def test_invalid_configuration_fails_early() -> None:
@@ -215,3 +202,17 @@ def test_peek_reports_without_spending() -> None:
 
     assert asyncio.run(scenario()) == (3, 2, 2)
     assert asyncio.run(RateLimiter({}).peek("remove-background", "ip:1.2.3.4")) is None
+
+
+def test_a_load_test_client_has_the_load_test_limit_on_limited_endpoints_only() -> None:
+    async def scenario() -> None:
+        limiter = RateLimiter(LIMITS, loadtest_limit="7/hour")
+        status = await limiter.hit("remove", "loadtest:a", loadtest=True)
+        assert status is not None and status.limit == 7 and status.remaining == 6
+        peeked = await limiter.peek("remove", "loadtest:a", loadtest=True)
+        assert peeked is not None and peeked.remaining == 6
+        ordinary = await limiter.hit("remove", "key:a")  # everyone else: the endpoint's limit
+        assert ordinary is not None and ordinary.limit == 3
+        assert await limiter.hit("unlisted", "loadtest:a", loadtest=True) is None
+
+    run(scenario())

@@ -199,8 +199,9 @@ def test_result_json_mimetype_for_jpeg() -> None:
     ("raw", "used"), [({}, "false"), ({"format": "PNG"}, "true"), ({"quality": ""}, "false")]
 )
 def test_result_headers(raw: dict, used: str) -> None:
-    headers = result_headers(make_result(), parse_options(raw), 123.6)
+    headers = result_headers(make_result(), parse_options(raw), 123.6, 0.25)
     assert headers == {
+        "X-Foreground-Coverage": "0.2500",
         "X-Original-Size": "1000",
         "X-Optimized-Size": "8",
         "X-Optimization-Used": used,

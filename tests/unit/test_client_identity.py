@@ -1,11 +1,19 @@
+"""Who the client is (gateway/clients.py), from networks as settings.py parses them."""
+
 from __future__ import annotations
 
 import hashlib
 
 import pytest
 
-from ratelimit import client_address, client_key, parse_networks, short_hash
-from ratelimit.identity import parse_ip
+from gateway.clients import (
+    client_address,
+    client_key,
+    loadtest_client_key,
+    parse_ip,
+    short_hash,
+)
+from settings import parse_networks
 
 PROXIES = parse_networks("10.0.0.0/8, 192.168.1.1, fd00::/8")
 
@@ -109,3 +117,10 @@ def test_an_ipv6_client_is_its_slash_64() -> None:
     assert client_key(None, "2001:db8:1:2::1", ipv6_prefix=48) == "ip:2001:db8:1::/48"
     assert client_key(None, "1.2.3.4") == "ip:1.2.3.4"  # IPv4 stays per address
     assert client_key("k", "2001:db8::1").startswith("key:")  # a key wins over any address
+
+
+def test_a_load_test_key_is_never_another_clients_key() -> None:
+    """Its budgets stay apart even from the same string sent as an ordinary API key."""
+    assert loadtest_client_key("k") != client_key("k", "1.2.3.4")
+    assert loadtest_client_key("k") == loadtest_client_key("k") != loadtest_client_key("l")
+    assert "k" not in loadtest_client_key("k").split(":", 1)[1]

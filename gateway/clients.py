@@ -1,46 +1,33 @@
-"""Who is the client? Peer address, trusted proxies and rate-limit keys.
+"""Who the client is: the address a request is accounted to, and the client key that budgets,
+the cache scope and the logs know it by.
 
-Only ``X-Forwarded-For`` is ever consulted, and only when the TCP peer is a trusted
-proxy. ``Forwarded`` and ``X-Real-IP`` are deliberately not parameters: a header a
-client can set freely must never choose whose budget a request spends.
+Only `X-Forwarded-For` is ever consulted, and only when the TCP peer is a trusted proxy.
+`Forwarded` and `X-Real-IP` are deliberately not parameters: a header a client can set freely
+must never choose whose budget a request spends.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+
+from settings import IPNetwork
 
 IPAddress = IPv4Address | IPv6Address
-IPNetwork = IPv4Network | IPv6Network
 
 # Returned when the server has no peer address at all (e.g. a Unix socket); such
 # requests share one budget rather than being unlimited.
 UNKNOWN_PEER = "unknown"
-
-
-def parse_networks(text: str) -> list[IPNetwork]:
-    """Parse a comma list of CIDRs or bare addresses; empty items are skipped.
-
-    Host bits are allowed (``10.0.0.1/8`` means ``10.0.0.0/8``). Raises ValueError
-    naming the first item that is not an address or network.
-    """
-    networks: list[IPNetwork] = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        try:
-            networks.append(ip_network(item, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"not an IP address or network: {item!r}") from exc
-    return networks
+# Client keys of load-test identities (LOADTEST_KEYS): budgets apart from every other client's.
+LOADTEST_CLIENT = "loadtest:"
 
 
 def parse_ip(text: str | None) -> IPAddress | None:
     """Parse one address as found in a peer or an XFF hop; None when it is not one.
 
-    Accepts ``1.2.3.4:port``, ``[v6]`` and ``[v6]:port`` because some proxies append
-    the port. IPv4-mapped IPv6 (``::ffff:1.2.3.4``) becomes plain IPv4 so that a
+    Accepts `1.2.3.4:port`, `[v6]` and `[v6]:port` because some proxies append
+    the port. IPv4-mapped IPv6 (`::ffff:1.2.3.4`) becomes plain IPv4 so that a
     dual-stack socket and an IPv4 socket give one client one identity.
     """
     if not text:
@@ -80,8 +67,8 @@ def client_address(
 ) -> str:
     """The address a request is accounted to.
 
-    - The peer, unless the peer is in ``trusted_proxies``.
-    - Behind a trusted peer: walk ``X-Forwarded-For`` (several header values may be
+    - The peer, unless the peer is in `trusted_proxies`.
+    - Behind a trusted peer: walk `X-Forwarded-For` (several header values may be
       joined with ","), right to left, and return the first hop that is not trusted.
     - Every hop trusted: the left-most hop.
     - A hop that is not an address (garbage, empty) stops the walk and the last
@@ -91,7 +78,7 @@ def client_address(
       which it shares with others; it can never pick an arbitrary identity.
 
     A peer that is not an IP address (a Unix socket, a test client name) is returned
-    as given, or ``"unknown"`` when missing.
+    as given, or `"unknown"` when missing.
     """
     peer_ip = parse_ip(peer)
     if peer_ip is None:
@@ -121,13 +108,15 @@ def short_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
 
 
-DEFAULT_IPV6_PREFIX = 64
+def loadtest_client_key(api_key: str) -> str:
+    """A load-test identity's client key: never equal to any other client's."""
+    return LOADTEST_CLIENT + short_hash(api_key)
 
 
-def client_key(api_key: str | None, address: str, ipv6_prefix: int = DEFAULT_IPV6_PREFIX) -> str:
+def client_key(api_key: str | None, address: str, ipv6_prefix: int = 64) -> str:
     """Rate-limit identity: the API key (hashed) when one is given, else the address.
 
-    An IPv6 client counts as its whole ``/ipv6_prefix`` network: one subscriber usually gets a
+    An IPv6 client counts as its whole `/ipv6_prefix` network: one subscriber usually gets a
     /64 (or more) and can pick any address in it, so a budget per address would be a fresh
     budget per request."""
     if api_key:
