@@ -1,6 +1,6 @@
 """k8s/components/loadtest: the locust master and workers, and the load-test identity of the API
 pods, as rendered on top of the base (tests/k8s/test_manifests.py schema- and policy-checks
-the same rendering)."""
+the same rendering: checkov holds the Jobs to the same lockdown as every pod)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,10 @@ def pod(job: dict[str, Any]) -> dict[str, Any]:
     return job["spec"]["template"]["spec"]
 
 
-def test_the_locust_jobs_are_locked_down_and_configured_by_their_configmap() -> None:
+def test_the_locust_jobs_are_configured_by_their_configmap() -> None:
     docs = render(COMPONENTS_TARGET)
     for name in ("bg-remover-loadtest-master", "bg-remover-loadtest-workers"):
-        spec = pod(one(docs, "Job", name))
-        assert spec["automountServiceAccountToken"] is False
-        assert spec["securityContext"]["runAsNonRoot"] is True
-        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-        (container,) = spec["containers"]
-        context = container["securityContext"]
-        assert context["readOnlyRootFilesystem"] is True
-        assert context["capabilities"]["drop"] == ["ALL"]
-        assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
+        (container,) = pod(one(docs, "Job", name))["containers"]
         (source,) = container["envFrom"]
         config = one(docs, "ConfigMap", source["configMapRef"]["name"])["data"]
         assert Schedule(config["LOADTEST_RATE"]).end > 0  # a schedule the locustfile accepts
