@@ -4,14 +4,8 @@
     .venv/bin/python bench/performance.py --layouts [--quick] [--rounds N]
     .venv/bin/python bench/performance.py --knee [--quick]
 
-Measures on the same images and machine: u2netp's bare onnxruntime throughput and CPU per image;
-our service and `rembg s` (its own venv, bench/setup-rembg-server.sh) at concurrency 1, 4 and 8
-(closed loop, 1 MP JPEG with fresh bytes -> default PNG) with the CPU each process spends per
-request; the result cache (miss, hit and mask-hit latency, and the mixed locust workload with
-and without it); the RSS of each server's process tree; 12 MP vs 1 MP; a per-stage profile from
-the JSON request log. `--layouts` compares serving layouts instead; `--knee` compares the
-saturation throughput with the knee of an open-loop capacity run. Writes
-bench/results/<timestamp>.md and prints it. See bench/README.md.
+What each part measures, and how: bench/README.md. Writes bench/results/<timestamp>.md and
+prints it.
 """
 
 from __future__ import annotations
@@ -22,7 +16,6 @@ import json
 import multiprocessing
 import os
 import platform
-import resource
 import signal
 import sys
 import tempfile
@@ -33,6 +26,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
 from importlib.metadata import version
+from itertools import product
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +39,11 @@ import psutil  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench import report  # noqa: E402
+from loadtests.inputs import write_uploads  # noqa: E402
+from loadtests.options import check_image, error_kind  # noqa: E402
+from loadtests.run import locust  # noqa: E402
+from loadtests.slo import Series  # noqa: E402
+from loadtests.summarize import read_failures, read_stats, summarize  # noqa: E402
 from settings import Settings  # noqa: E402
 from tests.serving import ServerProcess, bentoml_serve, free_port, fresh  # noqa: E402
 
@@ -53,15 +52,10 @@ REMBG_VENV = ROOT / ".venv-rembg"
 LEVELS = (1, 4, 8)
 SIZES = {"1 MP @1200": (1224, 816), "12 MP @1200": (4240, 2832)}
 TIMEOUT_S = 300.0
-LAYOUTS = [
-    *(
-        report.layout_env(w, t, spin, nice)
-        for w, t in ((1, 2), (2, 1))
-        for spin in (False, True)
-        for nice in (0, 10)
-    ),
-    report.layout_env(1, 2, False, 0, runs=2),
-]
+# (model workers, threads) × spinning × API worker nice, then 1 × 2 running 2 images at once
+GRID = list(product(((1, 2), (2, 1)), (False, True), (0, 10)))
+LAYOUTS = [report.layout_env(*pair, spin, nice) for pair, spin, nice in GRID]
+LAYOUTS.append(report.layout_env(1, 2, False, 0, runs=2))
 # Limits off and the JSON request log in every run (the profile needs it), so that the API
 # worker's logging CPU is the same in each.
 SERVICE_ENV = {"BENTOML_DO_NOT_TRACK": "true", "RATE_LIMIT_ENABLED": "false", "LOG_FORMAT": "json"}
@@ -69,6 +63,7 @@ SERVICE_ENV = {"BENTOML_DO_NOT_TRACK": "true", "RATE_LIMIT_ENABLED": "false", "L
 
 Images = dict[str, bytes]  # "1 MP @1200" and "12 MP @1200": JPEG bytes
 Latencies = dict[str, list[float]]  # seconds per label
+Probe = tuple[bytes, dict[str, str], str]  # an image, its options, the X-Cache expected
 Args, Level = argparse.Namespace, report.Level
 
 
@@ -171,11 +166,11 @@ class Measured(ServerProcess):
     `rembg s` is one process and takes one image at /api/remove."""
 
     def __init__(self, name: str, command: list[str], env: dict, scratch: Path, port: int) -> None:
-        ready = "/api" if name == "rembg s" else "/readyz"
+        rembg = name == "rembg s"
+        ready = "/api" if rembg else "/readyz"
         super().__init__(command, env, scratch / f"{name}.out", port, ready)
         self.name, self.roles, self.phase = name, {}, "startup"
         self.trace: list[tuple[float, str, int]] = []
-        rembg = ready == "/api"
         self.path, self.form = ("/api/remove", {"model": "u2netp"}) if rembg else (REMOVE, {})
 
     def start(self) -> Measured:
@@ -220,37 +215,39 @@ def ours(name: str, scratch: Path, settings: dict[str, str] | None = None) -> Me
 
 def rembg(scratch: Path) -> Measured | str:
     """`rembg s` from its own venv, offline: the server, or why it cannot run."""
+    from segmentation import get_spec
+    from segmentation.sources import cache_candidates
+
     executable = REMBG_VENV / "bin" / "rembg"
-    folders = [os.environ.get("U2NET_HOME", "~/.u2net"), "~/.rembg/models/u2netp"]
-    found = [path for f in folders if (path := Path(f).expanduser() / "u2netp.onnx").is_file()]
+    candidates = cache_candidates(get_spec(MODEL_NAME), Settings().u2net_home)
     if not executable.exists():
         return f"not run: {executable} is missing (bash bench/setup-rembg-server.sh creates it)"
-    if not found:
-        return "not run: no u2netp.onnx in ~/.u2net or ~/.rembg (import_model.py puts it there)"
-    model = found[0]
-    # rembg is pointed at the folder holding the model, so it never downloads; BROWSER=true
-    # stops its start-up hook from opening a browser.
-    env = {**os.environ, "BROWSER": "true", "U2NET_HOME": str(model.parent)}
-    if model.parent.name == MODEL_NAME:  # <REMBG_HOME>/models/u2netp/u2netp.onnx
-        env.pop("U2NET_HOME")
-        env["REMBG_HOME"] = str(model.parents[2])
+    if not (found := [path for path in candidates if path.is_file()]):
+        return "not run: no u2netp.onnx in rembg's cache (import_model.py puts it there)"
+    # rembg also reads <U2NET_HOME>/u2netp.onnx, so it never downloads; BROWSER=true stops its
+    # start-up hook from opening a browser.
+    env = {**os.environ, "BROWSER": "true", "U2NET_HOME": str(found[0].parent)}
     port = free_port()
     command = f"{executable} s --host 127.0.0.1 --port {port} --no-ui --log_level warning".split()
     return Measured("rembg s", command, env, scratch, port)
 
 
-def post(client: httpx.Client, server: Measured, image: bytes, fields: dict | None = None):
+def post(
+    client: httpx.Client, server: Measured, image: bytes, fields: dict | None = None
+) -> tuple[float, httpx.Response]:
+    """One image to the server's removal route: (seconds until it answered, the answer)."""
     files, data = {"file": ("photo.jpg", image, "image/jpeg")}, {**server.form, **(fields or {})}
-    return client.post(server.url + server.path, data=data, files=files)
+    sent = time.perf_counter()
+    response = client.post(server.url + server.path, data=data, files=files)
+    return time.perf_counter() - sent, response
 
 
 def problem(response: httpx.Response, media_type: str = "image/png") -> str | None:
-    """None if the answer is a good image, else its kind."""
+    """None if the answer is an image of `media_type`, else what is wrong (as the load test
+    names it)."""
     if response.status_code != 200:
-        return f"HTTP {response.status_code}"
-    if not response.headers.get("content-type", "").startswith(media_type):
-        return "wrong type"
-    return None if response.content else "empty body"
+        return error_kind(response.status_code, response.content)
+    return check_image(response.headers, response.content, media_type)
 
 
 def run_level(server: Measured, image: bytes, concurrency: int, seconds: float, ids: list) -> Level:
@@ -265,7 +262,7 @@ def run_level(server: Measured, image: bytes, concurrency: int, seconds: float, 
             start.wait()
             while (sent := time.perf_counter()) < end:
                 try:
-                    response = post(client, server, fresh(image))
+                    response = post(client, server, fresh(image))[1]
                     error, size = problem(response), len(response.content)
                 except httpx.HTTPError as exc:
                     error, response = type(exc).__name__, None
@@ -296,65 +293,47 @@ def run_level(server: Measured, image: bytes, concurrency: int, seconds: float, 
     return level
 
 
-def warm_up(server: Measured, images: Images, notes: list[str], attempts: int = 3) -> None:
-    """Three 1 MP requests and one 12 MP, fresh bytes each, each retried up to `attempts`."""
+def warm_up(server: Measured, images: Images, notes: list[str]) -> None:
+    """Three 1 MP requests and one 12 MP, fresh bytes each, each tried up to three times."""
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for image in [images["1 MP @1200"]] * 3 + [images["12 MP @1200"]]:
-            for attempt in range(1, attempts + 1):
+            for attempt in (1, 2, 3):
                 try:
-                    response = post(client, server, fresh(image))
-                    error = problem(response) and f"{problem(response)}: {response.text[:300]}"
+                    response = post(client, server, fresh(image))[1]
+                    if (error := problem(response)) is None:
+                        break
+                    error += f": {response.text[:300]}"
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
-                if error is None:
-                    break
                 notes.append(f"{server.name} warm-up request failed ({error}), attempt {attempt}.")
-                if attempt == attempts:
-                    raise RuntimeError(f"{server.name}: warm-up request failed ({error})")
                 time.sleep(2)
+            else:
+                raise RuntimeError(f"{server.name}: warm-up request failed ({error})")
 
 
-def timed(client: httpx.Client, server: Measured, body: bytes, fields: dict) -> tuple:
-    sent = time.perf_counter()
-    response = post(client, server, body, fields)
-    return time.perf_counter() - sent, response
-
-
-def size_latency(server: Measured, images: Images, count: int, ids: dict) -> Latencies:
-    """Alternating 1 MP and 12 MP requests at max_width=1200, fresh bytes, one at a time."""
-    latencies: Latencies = {name: [] for name in images}
-    with httpx.Client(timeout=TIMEOUT_S) as client:
-        for _ in range(count):
-            for name, image in images.items():
-                elapsed, response = timed(client, server, fresh(image), {"max_width": "1200"})
-                if problem(response) is None:
-                    latencies[name].append(elapsed)
-                    ids.setdefault(name, []).append(response.headers.get("x-request-id", ""))
-    return latencies
-
-
-def cache_latency(server: Measured, image: bytes, count: int, notes: list[str]) -> Latencies:
-    """`count` rounds of the cache probes, one request at a time. An answer whose X-Cache is not
-    the one expected is left out and counted in a note."""
-    latencies: Latencies = {probe: [] for probe in report.CACHE_PROBES}
+def one_at_a_time(
+    server: Measured, probes: dict[str, Probe], count: int, notes: list[str], ids: dict
+) -> Latencies:
+    """`count` rounds of `probes`, one request at a time; a probe expecting a miss gets fresh
+    bytes, the others the previous probe's. An answer that is not an image of the format asked
+    for with the X-Cache expected is left out and counted in a note; `ids` keeps the others'."""
+    latencies: Latencies = {probe: [] for probe in probes}
     unexpected: Counter[str] = Counter()
     body = b""
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for _ in range(count):
-            for probe, (options, expected) in report.CACHE_PROBES.items():
+            for probe, (image, fields, expected) in probes.items():
                 body = fresh(image) if expected == "miss" else body
-                fields = report.CACHE_OPTIONS[options]
                 media_type = "image/" + fields.get("format", "png").lower()
-                elapsed, response = timed(client, server, body, fields)
+                elapsed, response = post(client, server, body, fields)
                 got = response.headers.get("x-cache")
                 if got == expected and not problem(response, media_type):
                     latencies[probe].append(elapsed)
+                    ids.setdefault(probe, []).append(response.headers.get("x-request-id", ""))
                 else:
                     unexpected[f"{probe}: HTTP {response.status_code}, X-Cache {got}"] += 1
     if unexpected:
-        notes.append(
-            "Cache latency left out: " + ", ".join(f"{k} ×{n}" for k, n in unexpected.items())
-        )
+        notes.append("Left out: " + ", ".join(f"{k} ×{n}" for k, n in unexpected.items()))
     return latencies
 
 
@@ -380,6 +359,7 @@ def bench_servers(run: report.Run, images: Images, args: Args, scratch: Path) ->
     else:
         servers.append(other)
     ids: dict[str, list[str]] = {}
+    one_mp = images["1 MP @1200"]
     try:
         for server in list(servers):
             try:
@@ -393,28 +373,27 @@ def bench_servers(run: report.Run, images: Images, args: Args, scratch: Path) ->
                 server.stop()
                 servers.remove(server)
         main = servers[0]
-        main.phase = "sizes"
-        run.sizes = size_latency(main, images, args.size_requests, ids)
+        main.phase = "sizes"  # 12 MP against 1 MP at max_width=1200, then the cache probes
+        sizes = {name: (image, {"max_width": "1200"}, "miss") for name, image in images.items()}
+        run.sizes = one_at_a_time(main, sizes, args.size_requests, run.notes, ids)
         main.phase = "cache"
-        run.cache = cache_latency(main, images["1 MP @1200"], args.cache_requests, run.notes)
+        cache = report.CACHE_PROBES.items()
+        probes = {name: (one_mp, fields, expected) for name, (fields, expected) in cache}
+        run.cache = one_at_a_time(main, probes, args.cache_requests, run.notes, {})
         set_phase(servers, "idle", 2)
         for concurrency in LEVELS:
             for server in servers:
                 set_phase(servers, "waiting")
                 server.phase = f"c={concurrency}"
-                chosen = (
-                    ids.setdefault(f"1 MP default, c={concurrency}", []) if server is main else []
-                )
-                run.levels.append(
-                    run_level(server, images["1 MP @1200"], concurrency, args.level_s, chosen)
-                )
+                chosen: list[str] = []  # the request ids of our server's level, for the profile
+                if server is main:
+                    ids[f"1 MP default, c={concurrency}"] = chosen
+                run.levels.append(run_level(server, one_mp, concurrency, args.level_s, chosen))
         set_phase(servers, "after", args.rest_s)
         if args.soak_minutes:
             main.phase = "soak"
-            soak = run_level(main, images["1 MP @1200"], 8, args.soak_minutes * 60, [])
-            growth = report.soak_growth(
-                [(t, rss) for t, phase, rss in main.trace if phase == "soak"]
-            )
+            soak = run_level(main, one_mp, 8, args.soak_minutes * 60, [])
+            growth = report.soak_growth([(t, rss) for t, p, rss in main.trace if p == "soak"])
             run.notes.append(
                 f"Soak: concurrency 8 for {args.soak_minutes:g} min: {soak.rps:.2f} req/s, "
                 f"p50 {soak.ms(50):.0f} ms, {sum(soak.errors.values())} errors, RSS growth "
@@ -440,39 +419,24 @@ def set_phase(servers: list[Measured], phase: str, rest_s: float = 0) -> None:
 def mixed_load(run: report.Run, images: Images, args: Args, scratch: Path) -> None:
     """The locustfile's mix with 30% replayed requests against our service with the result
     cache on, then off: same users, seed and length, one server at a time, limits off."""
-    from loadtests.inputs import write_uploads
-    from loadtests.run import locust
-    from loadtests.slo import Series
-    from loadtests.summarize import read_failures, read_stats
-
     write_uploads(scratch / "uploads")  # the /read-file samples, as serve-for-load.sh does
-    users = str(args.mixed_users)
+    users, seconds = str(args.mixed_users), args.mixed_seconds
+    env = {"STEP_USERS": users, "MAX_USERS": users, "SPAWN_RATE": users}  # all at once
+    env |= {"STEP_SECONDS": str(seconds * 2), "RUN_SECONDS": str(seconds)}
+    env |= {"LOADTEST_REPEAT_SHARE": "0.3", "LOADTEST_SEED": "bench-performance"}
     for label, enabled in (("cache on", "true"), ("cache off", "false")):
         name, out = "mixed-" + enabled, scratch / f"mixed-{enabled}"
         settings = {"CACHE_ENABLED": enabled, "UPLOAD_DIR": str(scratch / "uploads")}
         with ours(name, scratch, settings) as server:
             warm_up(server, images, run.notes)
-            before, children = server.cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
-            env = {"STEP_USERS": users, "MAX_USERS": users, "SPAWN_RATE": users}
-            env |= {
-                "STEP_SECONDS": str(args.mixed_seconds * 2),
-                "RUN_SECONDS": str(args.mixed_seconds),
-            }
-            env |= {"LOADTEST_REPEAT_SHARE": "0.3", "LOADTEST_SEED": "bench-performance"}
-            log(f"mixed load, {label}: {users} users for {args.mixed_seconds:g} s")
-            locust(server.url, out, env, ["--loglevel", "WARNING"], args.mixed_seconds + 300)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = report.cpu_split(before, server.cpu())
+            log(f"mixed load, {label}: {users} users for {seconds:g} s")
+            locust(server.url, out, env, ["--loglevel", "WARNING"], seconds + 300)
         rows = {row.name: row for row in read_stats(out / "locust_stats.csv")}
         total = rows["Aggregated"]
         images_ok = sum(r.requests - r.failures for r in rows.values() if "/remove-" in r.name)
-        mixed = report.Mixed(
-            label, args.mixed_seconds, total.requests, total.failures, images_ok, total.p50
-        )
-        mixed.cache, mixed.cpu = Series.load(out / "locust_series.json").cache, cpu
-        used = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-        mixed.client_cores = used / args.mixed_seconds
-        run.mixed.append(mixed)
+        counts = (total.requests, total.failures, images_ok, total.p50)
+        cache = Series.load(out / "locust_series.json").cache
+        run.mixed.append(report.Mixed(label, seconds, *counts, cache))
         failures = sorted(read_failures(out / "locust_failures.csv"), key=lambda f: -f[3])
         if failures:
             kinds = "; ".join(f"{name}: {message} ×{n}" for name, _, message, n in failures[:5])
@@ -485,9 +449,8 @@ def environment(args: Args) -> dict[str, str]:
     names += " api_worker_nice max_batch_size cache_enabled"
     settings = [f"{name.upper()}={str(getattr(served, name)).lower()}" for name in names.split()]
     rembg = sorted((REMBG_VENV / "lib").glob("python*/site-packages/rembg-*.dist-info"))
-    versions = [
-        f"{name} {version(name)}" for name in ("bentoml", "onnxruntime", "pillow", "locust")
-    ]
+    packages = ("bentoml", "onnxruntime", "pillow", "locust")
+    versions = [f"{package} {version(package)}" for package in packages]
     versions.append("rembg (server venv) " + (rembg[-1].name[6:-10] if rembg else "absent"))
     cpus = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line]
     memory = psutil.virtual_memory().total / 2**30
@@ -509,9 +472,7 @@ def load_average() -> str:
 
 
 def run_benchmark(args: Args) -> str:
-    run = report.Run(environment=environment(args))
-    images = make_images()
-    served = Settings()
+    run, images, served = report.Run(environment=environment(args)), make_images(), Settings()
     layouts, run.served_layout = bare_layouts(served.model_threads, served.model_thread_spinning)
     one_mp = images["1 MP @1200"]
     steps: list[tuple[str, Callable[[Path], None]]] = [
@@ -563,9 +524,6 @@ def run_layouts(args: Args) -> str:
 def run_knee(args: Args) -> str:
     """Saturation (closed loop, concurrency 1, 4, 8) and an open-loop step run (from 1 to 10
     req/s) of the same request against one server: the capacity report's knee against it."""
-    from loadtests.run import locust
-    from loadtests.summarize import summarize
-
     images, notes = make_images(), []
     with (
         tempfile.TemporaryDirectory(prefix="bench-knee-") as scratch,
@@ -586,37 +544,27 @@ def run_knee(args: Args) -> str:
     ratio = knee / saturation if knee else float("nan")
     within = "within" if abs(ratio - 1) <= 0.15 else "NOT within"
     closed = ", ".join(f"c={level.concurrency} {level.rps:.2f}" for level in levels)
-    lines = [
-        "# Knee against saturation",
-        "",
-        *(f"- {k}: {v}" for k, v in environment(args).items()),
-    ]
-    lines.append(f"- saturation (closed loop): {saturation:.2f} req/s ({closed})")
-    lines.append(f"- knee (open loop): {knee} req/s, {ratio:.2f}× the saturation, {within} ±15%")
-    return "\n".join([*lines, *(f"- {note}" for note in notes), "", text])
-
-
-OPTIONS = [  # flag, argparse keywords
-    ("--quick", {"action": "store_true", "help": "10 s per load level, shorter everything"}),
-    ("--soak-minutes", {"type": float, "default": 0, "help": "also concurrency 8 for N min"}),
-    ("--level-seconds", {"type": float, "help": "override the load level length"}),
-    ("--skip-rembg", {"action": "store_true", "help": "do not run rembg s"}),
-    ("--mixed-seconds", {"type": float, "help": "each mixed-load run (60 s, 30 quick; 0 skips)"}),
-    # enough users to saturate the server despite the locustfile's think times, yet fewer than
-    # MAX_CONCURRENCY (32), so that its concurrency limit sheds none
-    ("--mixed-users", {"type": int, "default": 24, "help": "locust users [24]"}),
-    ("--layouts", {"action": "store_true", "help": "instead: compare serving layouts"}),
-    ("--rounds", {"type": int, "default": 1, "help": "with --layouts: rounds over them [1]"}),
-    ("--knee", {"action": "store_true", "help": "instead: saturation against the open loop"}),
-    ("--knee-rates", {"default": "1..10/1", "help": "with --knee: the steps [1..10/1 req/s]"}),
-    ("--out-dir", {"type": Path, "default": ROOT / "bench" / "results"}),
-]
+    facts = environment(args) | {"saturation (closed loop)": f"{saturation:.2f} req/s ({closed})"}
+    facts["knee (open loop)"] = f"{knee} req/s, {ratio:.2f}× the saturation, {within} ±15%"
+    return report.document("Knee against saturation", facts, [text], notes)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag, keywords in OPTIONS:
-        parser.add_argument(flag, **keywords)
+    add = parser.add_argument
+    add("--quick", action="store_true", help="10 s per load level, shorter everything")
+    add("--soak-minutes", type=float, default=0, help="also concurrency 8 for N min")
+    add("--level-seconds", type=float, help="override the load level length")
+    add("--skip-rembg", action="store_true", help="do not run rembg s")
+    add("--mixed-seconds", type=float, help="each mixed-load run (60 s, 30 quick; 0 skips)")
+    # enough users to saturate the server despite the locustfile's think times, yet fewer than
+    # MAX_CONCURRENCY (32), so that its concurrency limit sheds none
+    add("--mixed-users", type=int, default=24, help="locust users [24]")
+    add("--layouts", action="store_true", help="instead: compare serving layouts")
+    add("--rounds", type=int, default=1, help="with --layouts: rounds over them [1]")
+    add("--knee", action="store_true", help="instead: saturation against the open loop")
+    add("--knee-rates", default="1..10/1", help="with --knee: the steps [1..10/1 req/s]")
+    add("--out-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     args.level_s = args.level_seconds or (10 if args.quick else 30)
     args.bare_s = 5 if args.quick else (10 if args.layouts else 15)

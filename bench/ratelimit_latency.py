@@ -76,12 +76,6 @@ def count_round_trips(url: str, prefix: str, hits: int) -> float:
     return len(sent) / hits
 
 
-def delete_keys(url: str, prefix: str) -> None:
-    with redis.Redis.from_url(url) as client:
-        if keys := list(client.scan_iter(match=f"{prefix}:*", count=1000)):
-            client.delete(*keys)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
@@ -93,9 +87,7 @@ def main() -> None:
     dead = RateLimiter(LIMITS, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     report("Redis down, fail-open fallback", asyncio.run(timings(dead, args.n)))
     try:
-        redis_limiter = RateLimiter(LIMITS, redis_url=args.redis_url, key_prefix=prefix)
-        report("Redis (moving window)", asyncio.run(timings(redis_limiter, args.n)))
-        for strategy in ("fixed-window", "sliding-window-counter"):
+        for strategy in ("moving-window", "fixed-window", "sliding-window-counter"):
             limiter = RateLimiter(
                 LIMITS, redis_url=args.redis_url, key_prefix=prefix, strategy=strategy
             )
@@ -103,7 +95,9 @@ def main() -> None:
         trips = count_round_trips(args.redis_url, prefix, 50)
         print(f"Redis round trips per hit (moving window, MONITOR): {trips:g}")
     finally:
-        delete_keys(args.redis_url, prefix)
+        with redis.Redis.from_url(args.redis_url) as client:  # our keys only
+            if keys := list(client.scan_iter(match=f"{prefix}:*", count=1000)):
+                client.delete(*keys)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
 """The pure half of bench/performance.py: what a run measured, its statistics and its Markdown.
 
-Standard library only, so tests/unit/test_bench.py checks it without servers or models.
+No servers or models, so tests/unit/test_bench.py checks it directly.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+
+from loadtests.summarize import fmt, percent, table
 
 MB = 1_000_000
 STAGES = ("decode", "preprocess", "inference", "compose", "encode")
@@ -18,30 +22,19 @@ ROLES = (API, MODEL, ARBITER, OTHER)
 # Cache probes at concurrency 1, in the order sent: (their options, the X-Cache expected); a
 # probe expecting a miss gets fresh bytes, the others the last miss's. Each is compared with the
 # miss of the same options.
-CACHE_OPTIONS = {
-    "default PNG": {},
-    "format=WEBP": {"format": "WEBP"},
-    "PNG at max_width=1200": {"max_width": "1200"},
-}
-CACHE_PROBES = {
-    "miss: fresh bytes, default PNG": ("default PNG", "miss"),
-    "hit: the same bytes and options again": ("default PNG", "hit"),
-    "mask: the same bytes, format=WEBP": ("format=WEBP", "mask"),
-    "mask: the same bytes, PNG at max_width=1200": ("PNG at max_width=1200", "mask"),
-    "miss: fresh bytes, format=WEBP": ("format=WEBP", "miss"),
-    "miss: fresh bytes, PNG at max_width=1200": ("PNG at max_width=1200", "miss"),
+CACHE_PROBES: dict[str, tuple[dict[str, str], str]] = {
+    "miss: fresh bytes, default PNG": ({}, "miss"),
+    "hit: the same bytes and options again": ({}, "hit"),
+    "mask: the same bytes, format=WEBP": ({"format": "WEBP"}, "mask"),
+    "mask: the same bytes, PNG at max_width=1200": ({"max_width": "1200"}, "mask"),
+    "miss: fresh bytes, format=WEBP": ({"format": "WEBP"}, "miss"),
+    "miss: fresh bytes, PNG at max_width=1200": ({"max_width": "1200"}, "miss"),
 }
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) with linear interpolation (numpy's default); NaN if empty."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    """The q-th percentile (0..100), linearly interpolated; NaN if empty."""
+    return float(np.percentile(values, q)) if len(values) else math.nan
 
 
 def process_role(cmdline: Sequence[str], is_root: bool) -> str:
@@ -58,12 +51,15 @@ def process_role(cmdline: Sequence[str], is_root: bool) -> str:
     return {"bg_remover": API, "segmenter": MODEL}.get(name, OTHER)
 
 
-def cpu_split(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]):
-    """CPU seconds per role between two snapshots of pid -> (role, CPU seconds); a process that
-    appeared in between counts from zero."""
-    seconds: dict[str, float] = {}
+Snapshot = dict[int, tuple[str, float]]  # pid -> (role, CPU seconds)
+
+
+def cpu_split(before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """CPU seconds per role between two snapshots; a process that appeared in between counts
+    from zero."""
+    seconds: defaultdict[str, float] = defaultdict(float)
     for pid, (role, cpu) in after.items():
-        seconds[role] = seconds.get(role, 0.0) + max(cpu - before.get(pid, (role, 0.0))[1], 0.0)
+        seconds[role] += max(cpu - before.get(pid, (role, 0.0))[1], 0.0)
     return seconds
 
 
@@ -121,12 +117,6 @@ class Mixed:
     images: int  # ok requests of the /remove-background* endpoints
     p50_ms: float | None
     cache: dict[str, int] = field(default_factory=dict)
-    cpu: dict[str, float] = field(default_factory=dict)
-    client_cores: float = math.nan
-
-    def share(self, *outcomes: str) -> float:
-        total = sum(self.cache.values())
-        return sum(self.cache.get(name, 0) for name in outcomes) / total if total else math.nan
 
 
 @dataclass
@@ -167,7 +157,7 @@ def median_stages(lines: Iterable[dict], request_ids: Iterable[str]) -> dict[str
     """Median of each logged stage over the request-log lines of `request_ids`."""
     wanted = set(request_ids)
     chosen = [line for line in lines if line.get("request_id") in wanted]
-    stages = {"requests": float(len(chosen))}
+    stages: dict[str, float] = {}
     for key in (*STAGES, "duration_ms"):
         values = [float(line[key]) for line in chosen if isinstance(line.get(key), int | float)]
         if values:
@@ -175,28 +165,15 @@ def median_stages(lines: Iterable[dict], request_ids: Iterable[str]) -> dict[str
     return stages
 
 
-def fmt(value: float | None, digits: int = 0) -> str:
-    if value is None or math.isnan(value):
-        return "–"
-    text = f"{value:,.{digits}f}"
-    return text.lstrip("-") if float(text.replace(",", "")) == 0 else text  # never "-0.0"
-
-
 def ms(values: Sequence[float], q: float, digits: int = 0) -> str:
     return fmt(percentile(values, q) * 1000, digits)
 
 
-def table(title: str, header: str, rows: Sequence[Sequence[str]]) -> list[str]:
-    """A titled Markdown table (`header`: its cells joined by " | "); nothing without rows."""
-    if not rows:
-        return []
-    rule = "|" + "---|" * (header.count(" | ") + 1)
-    lines = [f"## {title}", "", f"| {header} |", rule]
-    return [*lines, *("| " + " | ".join(row) + " |" for row in rows), ""]
-
-
-def notes(items: Sequence[str]) -> list[str]:
-    return ["## Notes", "", *(f"- {note}" for note in items), ""] if items else []
+def document(title: str, facts: dict[str, str], body: list[str], notes: Sequence[str]) -> str:
+    """A Markdown report: its title, its facts as a list, its body, and its notes if any."""
+    lines = [f"# {title}", "", *(f"- {k}: {v}" for k, v in facts.items()), "", *body]
+    lines += ["## Notes", "", *(f"- {note}" for note in notes)] if notes else []
+    return "\n".join(lines).rstrip() + "\n"
 
 
 RSS_PHASES = (("idle", True), ("c=8", False), ("after", True), ("soak", False))  # (phase, last)
@@ -208,15 +185,11 @@ def rss_at(trace: list[tuple[float, str, int]], phase: str, last: bool = False) 
 
 
 def render(run: Run) -> str:
-    out = ["# Performance benchmark", "", *(f"- {k}: {v}" for k, v in run.environment.items())]
-    out += [
-        "",
-        *table(
-            "Bare onnxruntime ceiling (u2netp, 1×3×320×320, warm)",
-            "layout | images/s | ms/image | p50 ms per run | CPU ms/image | ",
-            [_bare_row(run, name, bare) for name, bare in run.bare.items()],
-        ),
-    ]
+    out = table(
+        "Bare onnxruntime ceiling (u2netp, 1×3×320×320, warm)",
+        "layout | images/s | ms/image | p50 ms per run | CPU ms/image | ",
+        [_bare_row(run, name, bare) for name, bare in run.bare.items()],
+    )
     out += table(
         "Served throughput and latency (1 MP JPEG, fresh bytes → default PNG)",
         "server | conc. | ok | req/s | p50 ms | p95 ms | p99 ms | errors | of ceiling | resp. KB"
@@ -250,7 +223,7 @@ def render(run: Run) -> str:
         " | ".join(["request", *STAGES, "stages sum", "logged total"]),
         [_stage_row(name, stages) for name, stages in run.profiles.items()],
     )
-    return "\n".join([*out, *notes(run.notes)]).rstrip() + "\n"
+    return document("Performance benchmark", run.environment, out, run.notes)
 
 
 def _bare_row(run: Run, name: str, bare: Bare) -> list[str]:
@@ -263,7 +236,7 @@ def _served_row(run: Run, level: Level) -> list[str]:
     errors = ", ".join(f"{kind} ×{n}" for kind, n in level.errors.items()) or "0"
     size = fmt(statistics.fmean(level.sizes) / 1000) if level.sizes else "–"
     cache = ", ".join(f"{name} {n}" for name, n in sorted(level.cache.items())) or "–"
-    share = fmt(level.rps / run.ceiling * 100) + "%"
+    share = percent(level.rps, run.ceiling, 0)
     percentiles = [ms(level.latencies, q) for q in (50, 95, 99)]
     head = [level.server, str(level.concurrency), str(level.ok), f"{level.rps:.2f}"]
     return [*head, *percentiles, errors, share, size, cache]
@@ -301,14 +274,13 @@ def _render_mixed(run: Run) -> list[str]:
         ok = m.requests - m.failures
         cache = ", ".join(f"{name} {n}" for name, n in sorted(m.cache.items())) or "–"
         rates = [f"{ok / m.seconds:.2f}", f"{m.images / m.seconds:.2f}", fmt(m.p50_ms), cache]
-        shares = [fmt(m.share("hit") * 100) + "%", fmt(m.share("hit", "mask") * 100) + "%"]
-        cores = [fmt(m.cpu.get(role, math.nan) / m.seconds, 2) for role in (API, MODEL)]
+        total, hits = sum(m.cache.values()), m.cache.get("hit", 0)
+        shares = [percent(hits, total, 0), percent(hits + m.cache.get("mask", 0), total, 0)]
         rows.append([m.label, f"{m.seconds:g}", str(ok), str(m.failures), *rates, *shares])
-        rows[-1] += [*cores, fmt(m.client_cores, 2)]
     lines = table(
         "Result cache under mixed load (loadtests/locustfile.py, 30% replayed requests)",
         "run | s | ok | failures | req/s | image req/s | p50 ms | X-Cache | hit ratio"
-        " | model skipped | API worker cores | model worker cores | locust cores",
+        " | model skipped",
         rows,
     )
     if len(run.mixed) == 2:
@@ -352,7 +324,7 @@ def render_layouts(
     results: Sequence[tuple[dict[str, str], Level]],
     bare: dict[str, Bare],
     environment: dict[str, str],
-    notes_: Sequence[str],
+    notes: Sequence[str],
 ) -> str:
     """One row per layout with its rounds pooled; *p50 ms at c=1* is the short level run before
     concurrency 8. Best: the most req/s, or within 1% of it the lower p50."""
@@ -360,27 +332,26 @@ def render_layouts(
     for env, level in results:
         groups.setdefault(tuple(env.items()), []).append(level)
     rows = []
-    for env, levels in groups.items():
+    for settings, levels in groups.items():
         loaded = pooled([lv for lv in levels if lv.concurrency > 1])
         alone = [v for lv in levels if lv.concurrency == 1 for v in lv.latencies]
         rounds = " / ".join(f"{lv.rps:.2f}" for lv in levels if lv.concurrency > 1)
         rss = fmt(loaded.peak_rss / MB) if loaded.peak_rss else "–"
         cpu = [fmt(loaded.cpu_ms(role), 1) for role in (API, MODEL)]
-        head = [*(value for _, value in env), f"{loaded.rps:.2f}", rounds]
+        head = [*(value for _, value in settings), f"{loaded.rps:.2f}", rounds]
         p50s = [ms(loaded.latencies, 50), ms(loaded.latencies, 95), ms(alone, 50)]
         rows.append((loaded, [*head, *p50s, *cpu, rss, str(sum(loaded.errors.values()))]))
     top = max((lv.rps for lv, _ in rows), default=math.nan)
     best = min((r for r in rows if r[0].rps >= top * 0.99), key=lambda r: r[0].ms(50), default=None)
-    out = ["# Serving layouts", "", *(f"- {k}: {v}" for k, v in environment.items()), ""]
-    out += table(
+    out = table(
         "Concurrency 8, 1 MP JPEG with fresh bytes → default PNG",
         " | ".join(layout_env(1, 1, False, 0)) + " | req/s | req/s per round | p50 ms | p95 ms"
         " | p50 ms at c=1 | API CPU ms/req | model CPU ms/image | peak RSS MB | errors | ",
-        [[*cells, "**best**" if row is best else ""] for row in rows for cells in [row[1]]],
+        [[*row[1], "**best**" if row is best else ""] for row in rows],
     )
     out += table(
         "Bare onnxruntime, one image at a time",
         "layout | images/s | CPU ms/image",
         [[name, f"{b.rate:.2f}", fmt(b.cpu_ms, 1)] for name, b in bare.items()],
     )
-    return "\n".join([*out, *notes(notes_)]).rstrip() + "\n"
+    return document("Serving layouts", environment, out, notes)

@@ -28,14 +28,11 @@ BUCKET_WEIGHTS: dict[str, int] = {"0.25MP": 4, "1MP": 3, "3MP": 2, "12MP": 1}
 # Upload encodings: phone and camera photos are mostly JPEG.
 UPLOAD_FORMATS: dict[str, int] = {"JPEG": 2, "PNG": 1}
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
-MIMETYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
-JPEG_QUALITY = 90
-# Level 1 keeps generation of the 12 MP PNGs under a second each; they stay below 10 MB,
+# PNG level 1 keeps generation of the 12 MP PNGs under a second each; they stay below 10 MB,
 # under the service's default MAX_CONTENT_LENGTH (16 MiB) even once base64-encoded.
-PNG_COMPRESS_LEVEL = 1
+SAVE_OPTIONS: dict[str, dict] = {"JPEG": {"quality": 90}, "PNG": {"compress_level": 1}}
 
-# /read-file samples: small ones (the answer is the whole file in base64).
-UPLOAD_SUBDIR = "loadtest"
+UPLOAD_SUBDIR = "loadtest"  # in the server's UPLOAD_DIR
 UPLOAD_BUCKETS = ("0.25MP", "1MP")
 
 
@@ -54,45 +51,26 @@ class Sample:
 
     @property
     def mimetype(self) -> str:
-        return MIMETYPES[self.fmt]
+        return f"image/{self.fmt.lower()}"
 
     @property
     def megapixels(self) -> float:
         return self.width * self.height / 1e6
 
 
-def target_size(width: int, height: int, megapixels: float) -> tuple[int, int]:
-    """The size with `width`:`height`'s aspect ratio and (about) `megapixels` pixels."""
-    aspect = width / height
-    new_width = round(math.sqrt(megapixels * 1e6 * aspect))
-    return new_width, round(new_width / aspect)
-
-
-@cache
-def _photo(name: str) -> Image.Image:
-    if name not in PHOTO_NAMES:
-        raise ValueError(f"unknown photo {name!r}; choose from {PHOTO_NAMES}")
-    import skimage.data  # lazily: importing the locustfile must stay cheap
-
-    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
-
-
 @cache
 def sample(photo: str, bucket: str, fmt: str) -> Sample:
-    """One photo resized to `bucket` and encoded as `fmt` (JPEG or PNG); cached."""
-    if bucket not in BUCKETS:
-        raise ValueError(f"unknown bucket {bucket!r}; choose from {tuple(BUCKETS)}")
-    if fmt not in EXTENSIONS:
-        raise ValueError(f"unknown upload format {fmt!r}; choose from {tuple(EXTENSIONS)}")
-    source = _photo(photo)
-    size = target_size(source.width, source.height, BUCKETS[bucket])
-    image = source.resize(size, Image.Resampling.BICUBIC)
+    """One photo resized to `bucket`'s megapixels (its aspect ratio kept) and encoded as `fmt`
+    (JPEG or PNG); cached."""
+    import skimage.data  # lazily: importing the locustfile must stay cheap
+
+    source = Image.fromarray(getattr(skimage.data, photo)()).convert("RGB")
+    aspect = source.width / source.height
+    width = round(math.sqrt(BUCKETS[bucket] * 1e6 * aspect))
+    image = source.resize((width, round(width / aspect)), Image.Resampling.BICUBIC)
     buffer = io.BytesIO()
-    if fmt == "JPEG":
-        image.save(buffer, "JPEG", quality=JPEG_QUALITY)
-    else:
-        image.save(buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return Sample(photo, bucket, fmt, size[0], size[1], buffer.getvalue())
+    image.save(buffer, fmt, **SAVE_OPTIONS[fmt])
+    return Sample(photo, bucket, fmt, *image.size, buffer.getvalue())
 
 
 def corpus(buckets: Iterable[str] = BUCKETS) -> list[Sample]:
@@ -111,22 +89,22 @@ def pick(rng: random.Random, buckets: Sequence[str] | None = None) -> Sample:
     return sample(rng.choice(PHOTO_NAMES), _weighted(rng, allowed), _weighted(rng, UPLOAD_FORMATS))
 
 
-def upload_samples() -> list[Sample]:
-    """The JPEG files /read-file asks for (written into UPLOAD_DIR by write_uploads)."""
-    return [sample(photo, bucket, "JPEG") for bucket in UPLOAD_BUCKETS for photo in PHOTO_NAMES]
-
-
 def read_file_paths() -> list[str]:
     """Paths, relative to the server's UPLOAD_DIR, of the /read-file samples."""
     return [f"{UPLOAD_SUBDIR}/{item.filename}" for item in upload_samples()]
 
 
-def write_uploads(upload_dir: Path) -> list[Path]:
-    """Write the /read-file samples under `upload_dir`/loadtest/ (idempotent)."""
-    (upload_dir / UPLOAD_SUBDIR).mkdir(parents=True, exist_ok=True)
+def upload_samples() -> list[Sample]:
+    """The /read-file samples: small JPEGs (the answer is the whole file in base64)."""
+    return [sample(photo, bucket, "JPEG") for bucket in UPLOAD_BUCKETS for photo in PHOTO_NAMES]
+
+
+def write_uploads(upload_dir: Path) -> Path:
+    """Write the /read-file samples into `upload_dir`/loadtest/ (idempotent); that folder."""
+    (folder := upload_dir / UPLOAD_SUBDIR).mkdir(parents=True, exist_ok=True)
     for item in upload_samples():
-        (upload_dir / UPLOAD_SUBDIR / item.filename).write_bytes(item.data)
-    return [upload_dir / path for path in read_file_paths()]
+        (folder / item.filename).write_bytes(item.data)
+    return folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,8 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("list", help="print every sample of the corpus")
     args = parser.parse_args(argv)
     if args.command == "write-uploads":
-        paths = write_uploads(args.upload_dir)
-        print(f"wrote {len(paths)} samples to {args.upload_dir / UPLOAD_SUBDIR}")
+        print(f"wrote {len(read_file_paths())} samples to {write_uploads(args.upload_dir)}")
     else:
         for item in corpus():
             size = f"{item.width:5}x{item.height:<5} {item.megapixels:6.2f} MP"

@@ -109,8 +109,7 @@ def batch(user: Sender) -> Request:
 def read_file(user: Sender) -> Request | None:
     """A sample that run.sh or serve-for-load.sh put in the server's UPLOAD_DIR; a path the
     server lacks (404) is logged once and not asked again."""
-    paths = env_list("LOADTEST_READ_FILE_PATHS", inputs.read_file_paths())
-    if not (paths := [path for path in paths if path not in MISSING]):
+    if not (paths := [path for path in inputs.read_file_paths() if path not in MISSING]):
         return None
     body = json.dumps({"path": user.rng.choice(paths)}).encode()
     return Request("/read-file", options.check_json_result, body, "application/json")
@@ -170,19 +169,16 @@ class Sender(FastHttpUser):
     def send(self, request: Request, intended: float | None = None) -> None:
         """One request, counted in locust's stats (non-2xx and failed checks as failures, by
         kind) and in the series; the clock starts at `intended` when given."""
-        headers = dict(self.auth)
-        if request.content_type:
-            headers["Content-Type"] = request.content_type
+        content = {"Content-Type": request.content_type} if request.content_type else {}
         sent = time.perf_counter() if intended is None else intended
         SERIES.sent(sent - ORIGIN[0], request.path)
+        kwargs: dict[str, Any] = {"name": request.name, "data": request.body}
         with self.client.request(
-            request.method, request.path, name=request.name, data=request.body,
-            headers=headers, catch_response=True,
-        ) as response:  # fmt: skip
+            request.method, request.path, headers=self.auth | content, catch_response=True, **kwargs
+        ) as response:
             done = time.perf_counter()
-            response.request_meta["response_time"] = (done - sent) * 1000
+            response.request_meta["response_time"] = elapsed_ms = (done - sent) * 1000
             outcome, problem = self.judge(response, request.check)
-            elapsed_ms = (done - sent) * 1000
             SERIES.answered(sent - ORIGIN[0], done - ORIGIN[0], request.path, outcome, elapsed_ms)
             response.failure(problem) if problem else response.success()
         if response.status_code == 404 and request.path == "/read-file":
@@ -228,13 +224,8 @@ def closed(name: str) -> type[ClosedLoopUser]:
     return type(name, (ClosedLoopUser,), namespace)
 
 
-RemoveBackgroundUser = closed("RemoveBackgroundUser")
-PreviewUser = closed("PreviewUser")
-Base64User = closed("Base64User")
-BatchUser = closed("BatchUser")
-ReadFileUser = closed("ReadFileUser")
-PresetsUser = closed("PresetsUser")
-HealthUser = closed("HealthUser")
+# One user class per endpoint, named as in ENDPOINTS: locust finds them among this module's names.
+globals().update({name: closed(name) for name in ENDPOINTS})
 
 
 class OpenLoopUser(Sender):
@@ -306,6 +297,7 @@ ARGUMENTS = [  # flag (its variable: LOADTEST_ and the flag's name), type, defau
     ("--slo-error-ratio", float, 0.01, "errors / answers [0.01]"),
     ("--slo-shed-ratio", float, None, "shed 503s / answers"),
     ("--slo-min-rps", float, None, "ok answers per second over the run"),
+    ("--slo-shed-is-error", bool, False, "count shed 503s as errors"),
     ("--pods", int, 1, "replicas serving the run, for the capacity per pod [1]"),
     ("--target-rps", float, None, "a rate to plan replicas for"),
 ]
@@ -316,17 +308,14 @@ def _arguments(parser: Any, **_: Any) -> None:
     group = parser.add_argument_group("bg-remover", "open loop, SLO verdict, capacity")
     for flag, kind, default, text in ARGUMENTS:
         variable = "LOADTEST_" + flag[2:].upper().replace("-", "_")
-        group.add_argument(flag, env_var=variable, type=kind, default=default, help=text)
-    group.add_argument(
-        "--slo-shed-is-error", env_var="LOADTEST_SLO_SHED_IS_ERROR", action="store_true"
-    )
+        how = {"action": "store_true"} if kind is bool else {"type": kind, "default": default}
+        group.add_argument(flag, env_var=variable, help=text, **how)
 
 
 def slo_of(parsed: Any) -> Slo:
-    return Slo(
-        Slo.limits(parsed.slo_p95), Slo.limits(parsed.slo_p99), parsed.slo_error_ratio,
-        parsed.slo_shed_ratio, parsed.slo_min_rps, parsed.slo_shed_is_error,
-    )  # fmt: skip
+    limits = Slo.limits(parsed.slo_p95), Slo.limits(parsed.slo_p99)
+    ratios = parsed.slo_error_ratio, parsed.slo_shed_ratio, parsed.slo_min_rps
+    return Slo(*limits, *ratios, parsed.slo_shed_is_error)
 
 
 @events.init.add_listener

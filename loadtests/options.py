@@ -10,10 +10,11 @@ from __future__ import annotations
 import io
 import json
 import random
-import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from urllib3 import encode_multipart_formdata
 
 from optimizer import PRESETS
 
@@ -33,7 +34,13 @@ INTEGER_OPTIONS = ("quality", "max_width", "max_height")
 P_PRESET, P_FORMAT_WITH_PRESET, P_QUALITY, P_BOX = 0.2, 0.3, 0.4, 0.3
 P_CROP, P_MARGIN, P_BG, P_MASK, P_LOWERCASE = 0.15, 0.5, 0.15, 0.05, 0.2
 
-MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
+# Where each output format's signature sits: (offset, bytes).
+MAGIC = {
+    "image/png": (0, b"\x89PNG\r\n\x1a\n"),
+    "image/jpeg": (0, b"\xff\xd8\xff"),
+    "image/webp": (8, b"WEBP"),  # after RIFF and the size
+    "image/avif": (4, b"ftypavi"),  # avif or avis
+}
 
 
 def random_options(rng: random.Random) -> dict[str, str]:
@@ -64,17 +71,10 @@ def random_options(rng: random.Random) -> dict[str, str]:
     return options
 
 
-def expected_format(options: Mapping[str, Any]) -> str:
-    """The output format the service must answer with: explicit > preset > PNG."""
-    fmt = options.get("format")
-    if fmt:
-        fmt = str(fmt).upper()
-        return "JPEG" if fmt == "JPG" else fmt
-    return PRESET_FORMATS.get(str(options.get("preset")), "PNG")
-
-
 def expected_mimetype(options: Mapping[str, Any]) -> str:
-    return FORMAT_MIMETYPES[expected_format(options)]
+    """The type the service must answer with: the explicit format > the preset's > PNG."""
+    fmt = str(options.get("format") or PRESET_FORMATS.get(str(options.get("preset")), "PNG"))
+    return FORMAT_MIMETYPES["JPEG" if fmt.upper() == "JPG" else fmt.upper()]
 
 
 def json_options(options: Mapping[str, str]) -> dict[str, Any]:
@@ -93,26 +93,10 @@ def json_options(options: Mapping[str, str]) -> dict[str, Any]:
 def multipart(
     fields: Mapping[str, str], files: Sequence[tuple[str, str, str, bytes]]
 ) -> tuple[bytes, str]:
-    """A multipart/form-data body and its Content-Type.
-
-    `files` holds (field, filename, content type, data) tuples.
-    """
-    boundary = uuid.uuid4().hex
-    chunks: list[bytes] = []
-    for name, value in fields.items():
-        chunks.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-            f"{value}\r\n".encode()
-        )
-    for field, filename, content_type, data in files:
-        chunks.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
-            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
-        )
-        chunks.append(data)
-        chunks.append(b"\r\n")
-    chunks.append(f"--{boundary}--\r\n".encode())
-    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+    """A multipart/form-data body and its Content-Type; `files` holds (field, filename,
+    content type, data) tuples."""
+    parts = [(field, (name, data, kind)) for field, name, kind, data in files]
+    return encode_multipart_formdata([*fields.items(), *parts])
 
 
 # --- response checks: (headers, body) -> None when fine, else a stable failure message -------
@@ -120,33 +104,21 @@ def multipart(
 
 def error_kind(status: int, body: bytes) -> str:
     """`HTTP <status> <code>` for a non-2xx answer (`code` from the JSON error, or `-`)."""
-    try:
-        parsed = json.loads(body) if body else None
-    except ValueError:
-        parsed = None
-    code = (
-        str(parsed.get("code") or parsed.get("status") or "-") if isinstance(parsed, dict) else "-"
-    )
-    return f"HTTP {status} {code}"
+    error = _json(body)
+    code = (error.get("code") or error.get("status")) if isinstance(error, dict) else None
+    return f"HTTP {status} {code or '-'}"
 
 
 def _media_type(headers: Mapping[str, str]) -> str:
     return (headers.get("Content-Type") or "").split(";")[0].strip().lower()
 
 
-def _magic_ok(mimetype: str, data: bytes) -> bool:
-    if mimetype == "image/webp":
-        return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    if mimetype == "image/avif":
-        return data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis")
-    return data.startswith(MAGIC[mimetype])
-
-
 def check_image(headers: Mapping[str, str], body: bytes, expected: str) -> str | None:
     """A 200 image answer: the expected Content-Type and matching magic bytes."""
     if (actual := _media_type(headers)) != expected:
         return f"bad 200: content-type {actual or 'missing'}, expected {expected}"
-    return None if _magic_ok(expected, body) else f"bad 200: body is not {expected}"
+    offset, magic = MAGIC[expected]
+    return None if body.startswith(magic, offset) else f"bad 200: body is not {expected}"
 
 
 def _json(body: bytes) -> Any:

@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import groupby
 
 DEFAULTS = {"STEP_USERS": 2, "STEP_SECONDS": 30, "MAX_USERS": 10, "RUN_SECONDS": 300}
 RAMP_WINDOW_S = 10  # a ramp is judged in windows of this length
@@ -65,7 +66,8 @@ class Schedule:
     curve), `0.5..8@600` (a ramp), `2@120,12@60,2@180` (a spike)."""
 
     def __init__(self, spec: str) -> None:
-        self.spec, self.pieces = spec, []
+        self.spec = spec
+        self.pieces: list[Piece] = []
         for segment in filter(None, (part.strip() for part in spec.split(","))):
             try:
                 self._add(segment)
@@ -121,11 +123,9 @@ class Schedule:
     def windows(self) -> list[tuple[float, float, float]]:
         """(start, end, offered req/s) of each window: a step, a constant segment, or a slice
         of a ramp."""
-        grouped: dict[int, list[Piece]] = {}
-        for piece in self.pieces:
-            grouped.setdefault(piece.window, []).append(piece)
         result = []
-        for pieces in grouped.values():
+        for _, group in groupby(self.pieces, key=lambda piece: piece.window):
+            pieces = list(group)
             start, end = pieces[0].start, pieces[-1].end
             offered = sum(p.rate * (p.end - p.start) for p in pieces)
             result.append((start, end, offered / (end - start)))

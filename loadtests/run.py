@@ -3,14 +3,10 @@
     loadtests/run.sh HOST [locust arguments: user class names, --rate, --slo-*, --processes N…]
 
 Checks that HOST/health answers; writes the /read-file samples into $UPLOAD_DIR when that is set
-(a server on the same host); runs locust with --csv, --csv-full-history and --html into
-loadtests/results/<UTC timestamp>/ (or $RESULTS_DIR); then writes summary.md there. The exit
-status is locust's: the SLO verdict (0 met, 1 missed).
-
-The target's rate limits must be raised, or most requests are 429s: RATE_LIMIT_ENABLED=false,
-large RATE_LIMIT_*_PER_HOUR, or a load-test key (the server's LOADTEST_KEYS, sent here as
-LOADTEST_API_KEY). `python -m locust -f loadtests/locustfile.py --help` lists the locust and
-load-test arguments.
+(a server on the same host); runs locust into loadtests/results/<UTC timestamp>/ (or
+$RESULTS_DIR), then writes summary.md there. The exit status is the SLO verdict (0 met, 1
+missed). The target's rate limits must be off or raised, or the run given a load-test key
+(LOADTEST_API_KEY). The load-test flags: loadtests/README.md (ARGUMENTS in the locustfile).
 """
 
 from __future__ import annotations
@@ -24,6 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+
+from loadtests.inputs import write_uploads
+from loadtests.summarize import main as summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,15 +41,10 @@ def locust(
     command += ["--headless", "--host", host, "--csv", str(out / "locust"), "--csv-full-history"]
     command += ["--html", str(out / "report.html"), "--logfile", str(out / "locust.log"), *extra]
     with (out / "locust.out").open("wb") as sink:
-        output = sink if quiet else None
+        stdout, stderr = (sink, subprocess.STDOUT) if quiet else (None, None)
+        env = {**os.environ, **(env or {})}
         run = subprocess.run(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdout=output,
-            stderr=subprocess.STDOUT if quiet else None,
-            timeout=timeout,
-            check=False,
+            command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr, timeout=timeout
         )
     return run.returncode
 
@@ -70,16 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except httpx.HTTPError as exc:
         sys.exit(f"target {host} is not reachable: {exc}")
     if upload_dir := os.environ.get("UPLOAD_DIR"):
-        from loadtests.inputs import write_uploads
-
         write_uploads(Path(upload_dir))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = Path(os.environ.get("RESULTS_DIR") or ROOT / "loadtests" / "results" / stamp)
     print(f"results: {out}", flush=True)
     status = locust(host, out, extra=extra, quiet=False)
     if (out / "locust_stats.csv").exists():
-        from loadtests.summarize import main as summarize
-
         summarize([str(out), "--host", host, "--out", str(out / "summary.md")])
         print(f"summary: {out / 'summary.md'}")
     else:

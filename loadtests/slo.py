@@ -17,7 +17,6 @@ from typing import Any
 
 from loadtests.plans import Schedule
 
-OUTCOMES = ("ok", "shed", "error")
 KEEP_UP = 0.95  # a window keeps up when it serves this share of the rate it was offered
 
 
@@ -27,48 +26,41 @@ def rounded(ms: float) -> int:
 
 
 class Series:
-    """Answers by the second of their intended send time and endpoint class (sent, ok, shed,
-    error and the latencies of the ok ones), ok answers by the second they arrived (the served
-    rate), and the X-Cache counts. Plain dicts, so a locust worker can send its share."""
+    """Counts keyed `second|class|what`: requests sent (by the second of their intended send
+    time and their endpoint class), their answers by outcome, the ok ones by latency (what is a
+    rounded ms), and ok answers by the second they arrived (`second||served`: the served rate);
+    and the X-Cache counts. Plain counters, so a locust worker sends its share to the master."""
 
     def __init__(self, data: dict[str, Any] | None = None) -> None:
-        self.buckets: dict[str, list] = {}  # "second|class" -> [sent, ok, shed, error, {ms: n}]
-        self.served: Counter[str] = Counter()  # second -> ok answers that arrived in it
+        self.counts: Counter[str] = Counter()
         self.cache: Counter[str] = Counter()
         self.meta: dict[str, Any] = {}
         self.merge(data or {})
 
-    def _bucket(self, t: float, cls: str) -> list:
-        return self.buckets.setdefault(f"{math.floor(t)}|{cls}", [0, 0, 0, 0, {}])
+    def count(self, t: float, cls: str, what: str | int) -> None:
+        self.counts[f"{math.floor(t)}|{cls}|{what}"] += 1
 
     def sent(self, t: float, cls: str) -> None:
-        self._bucket(t, cls)[0] += 1
+        self.count(t, cls, "sent")
 
     def answered(self, t: float, done: float, cls: str, outcome: str, ms: float) -> None:
-        bucket = self._bucket(t, cls)
-        bucket[1 + OUTCOMES.index(outcome)] += 1
+        self.count(t, cls, outcome)
         if outcome == "ok":
-            key = str(rounded(ms))
-            bucket[4][key] = bucket[4].get(key, 0) + 1
-            self.served[str(math.floor(done))] += 1
+            self.count(t, cls, rounded(ms))
+            self.count(done, "", "served")
 
     def merge(self, data: dict[str, Any]) -> None:
-        for key, (sent, ok, shed, error, latencies) in data.get("buckets", {}).items():
-            bucket = self.buckets.setdefault(key, [0, 0, 0, 0, {}])
-            bucket[:4] = [a + b for a, b in zip(bucket[:4], (sent, ok, shed, error), strict=True)]
-            for ms, count in latencies.items():
-                bucket[4][ms] = bucket[4].get(ms, 0) + count
-        self.served.update(data.get("served", {}))
+        self.counts.update(data.get("counts", {}))
         self.cache.update(data.get("cache", {}))
         self.meta.update(data.get("meta", {}))
 
     def data(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in ("buckets", "served", "cache", "meta")}
+        return {"counts": self.counts, "cache": self.cache, "meta": self.meta}
 
     def drain(self) -> dict[str, Any]:
         """What was recorded since the last drain (a worker's report to the master)."""
         data = self.data()
-        self.buckets, self.served, self.cache = {}, Counter(), Counter()
+        self.counts, self.cache = Counter(), Counter()
         return data
 
     def save(self, path: Path) -> None:
@@ -83,21 +75,22 @@ class Series:
     ) -> Stats:
         """What was sent in [start, end) (of one class, or all with the ok answers that arrived
         then); `seconds` is that span, cut to the seconds the run has."""
-        total = Stats()
-        for key, (sent, ok, shed, error, latencies) in self.buckets.items():
-            second, name = key.split("|", 1)
+        total, seen = Stats(), set()
+        for key, count in self.counts.items():
+            second, name, what = key.split("|")
+            seen.add(int(second))
             if start <= int(second) < end and cls in (None, name):
-                total.add(sent, ok, shed, error, latencies)
-        if cls is None:
-            total.served = sum(n for second, n in self.served.items() if start <= int(second) < end)
-        seen = [int(key.split("|")[0]) for key in self.buckets] + [*map(int, self.served)]
+                if what.isdigit():
+                    total.latencies[int(what)] += count
+                else:
+                    setattr(total, what, getattr(total, what) + count)
         first, last = max(start, min(seen, default=0)), min(end, max(seen, default=-1) + 1)
         total.seconds = max(last - first, 0)
         return total
 
     @property
     def classes(self) -> list[str]:
-        return sorted({key.split("|", 1)[1] for key in self.buckets})
+        return sorted({key.split("|")[1] for key in self.counts} - {""})
 
 
 @dataclass
@@ -109,11 +102,6 @@ class Stats:
     error: int = 0
     served: int = 0
     latencies: Counter[int] = field(default_factory=Counter)
-
-    def add(self, sent: int, ok: int, shed: int, error: int, latencies: dict[str, int]) -> None:
-        self.sent, self.ok = self.sent + sent, self.ok + ok
-        self.shed, self.error = self.shed + shed, self.error + error
-        self.latencies.update({int(ms): n for ms, n in latencies.items()})
 
     @property
     def answered(self) -> int:

@@ -1,15 +1,12 @@
-"""Turn a run's results into a Markdown summary with its SLO verdict and capacity answer.
+"""Turn a run's results into a Markdown summary with its SLO verdict and capacity answer (and
+the Markdown helpers bench/report.py shares).
 
-    python loadtests/summarize.py RESULTS_DIR [--prefix locust] [--host URL] [--out FILE]
+    python -m loadtests.summarize RESULTS_DIR [--prefix locust] [--host URL] [--out FILE]
 
 Reads <prefix>_stats.csv (required), <prefix>_failures.csv, <prefix>_stats_history.csv and
 <prefix>_series.json (optional) from RESULTS_DIR, prints the summary (also written to --out) and
-draws capacity.png there: offered against served rate, p50/p95/p99 and the shed ratio over time.
-
-Times are milliseconds. Locust's percentiles come from its histogram (2 significant digits above
-100 ms). Failures are grouped by the status at the start of each failure message: `HTTP 429
-rate_limited`, `HTTP 503 overloaded`, …; `bad 200` is a 200 that broke the contract, `conn` a
-connection error.
+draws capacity.png there. Times are milliseconds; failures are grouped by kind: the status and
+code of `HTTP 503 overloaded`, `bad 200` (a 200 that broke the contract), `conn` (no answer).
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import csv
 import math
 import re
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,8 +29,32 @@ _HTTP = re.compile(r"HTTP (\d{3}) ([^'\"\s)]+)")
 _CATCH = re.compile(r"^CatchResponseError\((['\"])(.*)\1\)$")
 
 
+def fmt(value: float | None, digits: int = 0) -> str:
+    """`value` with thousands separators, or – when nothing was measured (None or NaN)."""
+    if value is None or math.isnan(value):
+        return "–"
+    text = f"{value:,.{digits}f}"
+    return text.lstrip("-") if float(text.replace(",", "")) == 0 else text  # never "-0.0"
+
+
+def percent(part: float, whole: float, digits: int = 1) -> str:
+    return fmt(100 * part / whole, digits) + "%" if whole else "–"
+
+
+def table(title: str, header: str, rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
+    """A Markdown table (`header`: its cells joined by " | ") under `## title` (if any), its
+    first `left` columns left-aligned and the others right-aligned; nothing without rows."""
+    if not rows:
+        return []
+    rule = "|" + "---|" * left + "---:|" * (header.count(" | ") + 1 - left)
+    lines = [f"## {title}", ""] if title else []
+    return [*lines, f"| {header} |", rule, *("| " + " | ".join(row) + " |" for row in rows), ""]
+
+
 @dataclass(frozen=True)
 class Row:
+    """One row of locust's stats CSV; None where locust measured nothing."""
+
     method: str
     name: str
     requests: int
@@ -44,13 +64,6 @@ class Row:
     p95: float | None
     p99: float | None
     max_ms: float | None
-
-
-def _number(value: str) -> float | None:
-    try:
-        return float(value)
-    except ValueError:  # locust writes N/A when nothing was measured
-        return None
 
 
 def _records(path: Path) -> list[dict[str, str]]:
@@ -65,7 +78,8 @@ def read_stats(path: Path) -> list[Row]:
     rows = []
     for r in _records(path):
         counts = (int(r["Request Count"]), int(r["Failure Count"]), float(r["Requests/s"]))
-        rows.append(Row(r["Type"], r["Name"], *counts, *(_number(r[key]) for key in numbers)))
+        ms = (None if r[key] == "N/A" else float(r[key]) for key in numbers)
+        rows.append(Row(r["Type"], r["Name"], *counts, *ms))
     return rows
 
 
@@ -92,57 +106,32 @@ def read_failures(path: Path) -> list[tuple[str, str, str, int]]:
     ]
 
 
-def _ms(value: float | None) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:.0f}"
-
-
-def _percent(part: float, whole: float) -> str:
-    return "–" if not whole else f"{100 * part / whole:.1f}%"
-
-
-def stats_table(rows: Sequence[Row], failures: Sequence[tuple[str, str, str, int]]) -> list[str]:
+def stats_table(rows: Sequence[Row]) -> list[str]:
     """One row per request name and the total: requests, req/s over the whole run, latency
-    percentiles, failures, and one column per failure kind."""
-    kinds = sorted({kind for _, kind, _, _ in failures})
-    by_name: dict[str, Counter[str]] = {AGGREGATED: Counter()}
-    for name, kind, _, count in failures:
-        by_name.setdefault(name, Counter())[kind] += count
-        by_name[AGGREGATED][kind] += count
-    header = ["request", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "failures"]
-    lines = ["| " + " | ".join([*header, "fail %", *kinds]) + " |"]
-    lines.append("|---" + "|---:" * (len(header) + len(kinds)) + "|")
+    percentiles and failures (by kind in the failures table)."""
     ordered = sorted((r for r in rows if r.name != AGGREGATED), key=lambda r: (r.name, r.method))
+    body = []
     for row in [*ordered, *(r for r in rows if r.name == AGGREGATED)]:
         label = "**total**" if row.name == AGGREGATED else f"{row.method} {row.name}"
-        counts = by_name.get(AGGREGATED if row.name == AGGREGATED else label, Counter())
-        cells = [label, str(row.requests), f"{row.rps:.2f}", *map(_ms, (row.p50, row.p95))]
-        cells += [_ms(row.p99), _ms(row.max_ms), str(row.failures)]
-        cells += [_percent(row.failures, row.requests), *(str(counts[kind]) for kind in kinds)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        cells = [label, str(row.requests), f"{row.rps:.2f}"]
+        cells += [fmt(ms) for ms in (row.p50, row.p95, row.p99, row.max_ms)]
+        body.append([*cells, str(row.failures), percent(row.failures, row.requests)])
+    header = "request | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | failures | fail %"
+    return table("", header, body)
 
 
 def capacity_table(found: Capacity) -> list[str]:
-    lines = ["", "## Capacity", "", found.summary() + ".", ""]
-    lines += ["| offered req/s | sent | served req/s | p50 ms | p95 ms | p99 ms | errors | shed "]
-    lines[-1] += "| unanswered | SLO |"
-    lines.append("|" + "---:|" * 9 + "---|")
+    rows = []
     for w in found.windows:
-        s, served = w.stats, w.stats.served / (w.end - w.start)
-        cells = [
-            f"{w.offered:g}",
-            str(s.sent),
-            f"{served:.2f}",
-            *(_ms(s.ms(q)) for q in PERCENTILES),
-        ]
-        cells += [
-            _percent(s.error, s.answered),
-            _percent(s.shed, s.answered),
-            str(s.sent - s.answered),
-        ]
-        cells.append("met" if not w.failed else "missed: " + "; ".join(map(str, w.failed)))
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        s = w.stats
+        cells = [f"{w.offered:g}", str(s.sent), f"{s.served / (w.end - w.start):.2f}"]
+        cells += [fmt(s.ms(q)) for q in PERCENTILES]
+        cells += [percent(s.error, s.answered), percent(s.shed, s.answered)]
+        slo = "met" if not w.failed else "missed: " + "; ".join(map(str, w.failed))
+        rows.append([*cells, str(s.sent - s.answered), slo])
+    header = "offered req/s | sent | served req/s | p50 ms | p95 ms | p99 ms | errors | shed"
+    header += " | unanswered | SLO"
+    return ["## Capacity", "", found.summary() + ".", "", *table("", header, rows)]
 
 
 def plot(series: Series, path: Path) -> str:
@@ -182,41 +171,37 @@ def summarize(
     results: Path, prefix: str = "locust", host: str | None = None
 ) -> tuple[str, Capacity | None]:
     """The Markdown summary of a run, and its capacity answer (None for a closed loop)."""
-    rows = read_stats(results / f"{prefix}_stats.csv")
     failures = read_failures(results / f"{prefix}_failures.csv")
-    history = [
-        r for r in _records(results / f"{prefix}_stats_history.csv") if r["Name"] == AGGREGATED
-    ]
+    history = _records(results / f"{prefix}_stats_history.csv")
+    history = [r for r in history if r["Name"] == AGGREGATED]
     facts = [f"target `{host}`"] if host else []
     if history:
         stamps = [int(r["Timestamp"]) for r in history]
         facts.append(f"started {datetime.fromtimestamp(min(stamps), UTC):%Y-%m-%d %H:%M:%SZ}")
         users = max(int(r["User Count"]) for r in history)
         facts.append(f"{max(stamps) - min(stamps)} s; peak {users} users")
-    lines = ["# Load-test summary", "", "; ".join(facts), "", *stats_table(rows, failures)]
+    lines = ["# Load-test summary", "", "; ".join(facts), ""]
+    lines += stats_table(read_stats(results / f"{prefix}_stats.csv"))
     series, found = Series.load(results / f"{prefix}_series.json"), None
-    if series.buckets:
+    if series.counts:
         slo = Slo(**series.meta.get("slo", {}))
-        lines += ["", "## SLO", "", verdict(series, slo)[1]]
+        lines += ["## SLO", "", verdict(series, slo)[1], ""]
         if found := capacity(series, slo, series.meta.get("pods", 1), series.meta.get("target")):
             lines += capacity_table(found)
-        lines += ["", plot(series, results / "capacity.png")]
+        lines += [plot(series, results / "capacity.png"), ""]
     if total := sum(series.cache.values()):
-        hits, masks = series.cache.get("hit", 0), series.cache.get("mask", 0)
-        counts = ", ".join(
-            f"{name} {series.cache.get(name, 0)}" for name in ("hit", "mask", "miss")
-        )
-        lines += ["", "## Result cache", "", f"{total} single-result responses: {counts}. Hit "]
-        lines[-1] += f"ratio {_percent(hits, total)} (finished result reused); model skipped for "
-        lines[-1] += f"{_percent(hits + masks, total)} (hit or mask)."
-    lines += ["", "## Failures", ""]
-    if not failures:
-        lines.append("none")
-    else:
-        lines += ["| request | kind | message | count |", "|---|---|---|---:|"]
-        for name, kind, message, count in sorted(failures, key=lambda f: (-f[3], f[0])):
-            lines.append(f"| {name} | {kind} | {message.replace('|', '/')} | {count} |")
-    return "\n".join(lines) + "\n", found
+        hits, reused = series.cache["hit"], series.cache["hit"] + series.cache["mask"]
+        counts = ", ".join(f"{name} {series.cache[name]}" for name in ("hit", "mask", "miss"))
+        ratios = f"Hit ratio {percent(hits, total)} (finished result reused); model skipped for "
+        ratios += f"{percent(reused, total)} (hit or mask)."
+        lines += ["## Result cache", "", f"{total} single-result responses: {counts}. {ratios}", ""]
+    rows = [
+        [name, kind, message.replace("|", "/"), str(count)]
+        for name, kind, message, count in sorted(failures, key=lambda f: (-f[3], f[0]))
+    ]
+    none = ["## Failures", "", "none"]
+    lines += table("Failures", "request | kind | message | count", rows, 3) or none
+    return "\n".join(lines).rstrip() + "\n", found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Real locust runs of loadtests/locustfile.py against the whole API in this process (the real
 model): a 2-process open-loop run sends the mix of a 1-process run, and the exit code is the
-SLO verdict, with shed 503s counted apart from errors."""
+SLO verdict, with shed 503s counted apart from errors; summarize.py reads locust's own files."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pytest
 from loadtests.inputs import write_uploads
 from loadtests.run import locust
 from loadtests.slo import Series
-from loadtests.summarize import AGGREGATED, read_stats
+from loadtests.summarize import AGGREGATED, read_stats, summarize
 from tests.integration.api_server import InProcessServer
+from tests.serving import free_port
 
 pytestmark = pytest.mark.slow
 SMALL = {"LOADTEST_BUCKETS": "0.25MP", "LOADTEST_SEED": "runs"}
@@ -42,9 +43,10 @@ def test_two_processes_send_the_mix_of_one(server: InProcessServer, tmp_path: Pa
     for processes in (1, 2):
         out = tmp_path / f"processes-{processes}"
         extra = ["--rate", "1@24", "--processes", str(processes), "--slo-error-ratio", "0"]
-        assert locust(server.url, out, SMALL, extra, timeout=300) == 0, (
-            out / "locust.out"
-        ).read_text()
+        port = str(free_port())  # the master's, apart from any other locust run's
+        extra += ["--master-bind-port", port, "--master-port", port]
+        code = locust(server.url, out, SMALL, extra, timeout=300)
+        assert code == 0, (out / "locust.out").read_text()
         runs[processes] = (mix(out), Series.load(out / "locust_series.json"))
     (one, one_series), (two, two_series) = runs[1], runs[2]
     assert sum(one.values()) == sum(two.values()) == 24  # 1 req/s for 24 s, all answered
@@ -78,3 +80,7 @@ def test_the_exit_code_is_the_slo_verdict(
     assert all(text in verdict for text in said), verdict
     stats = Series.load(tmp_path / "locust_series.json").stats()
     assert stats.shed > 0 and stats.error == 0 and stats.ok > 0  # 503 + Retry-After: shed
+    text, _ = summarize(tmp_path)  # locust's CSVs: the stats, the history and the failures
+    assert "; peak 1 users" in text and verdict in text
+    assert f"| POST /remove-background [0.25MP] | {stats.answered} |" in text
+    assert "| POST /remove-background [0.25MP] | 503 overloaded | HTTP 503 overloaded |" in text

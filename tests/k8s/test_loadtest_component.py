@@ -1,39 +1,23 @@
 """k8s/components/loadtest: the locust master and workers, and the load-test identity of the API
 pods, as rendered on top of the base (tests/k8s/test_manifests.py schema- and policy-checks
-the same rendering)."""
+the same rendering: checkov holds the Jobs to the same lockdown as every pod)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from loadtests.plans import Schedule
-from tests.k8s.test_manifests import (
-    COMPONENTS_TARGET,
-    api_config,
-    api_container,
-    one,
-    render,
-    selects,
-)
+from tests.k8s.test_manifests import COMPONENTS_TARGET, api_config, api_container, one, render
 
 
 def pod(job: dict[str, Any]) -> dict[str, Any]:
     return job["spec"]["template"]["spec"]
 
 
-def test_the_locust_jobs_are_locked_down_and_configured_by_their_configmap() -> None:
+def test_the_locust_jobs_are_configured_by_their_configmap() -> None:
     docs = render(COMPONENTS_TARGET)
     for name in ("bg-remover-loadtest-master", "bg-remover-loadtest-workers"):
-        spec = pod(one(docs, "Job", name))
-        assert spec["automountServiceAccountToken"] is False
-        assert spec["securityContext"]["runAsNonRoot"] is True
-        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-        (container,) = spec["containers"]
-        context = container["securityContext"]
-        assert context["readOnlyRootFilesystem"] is True and context["capabilities"]["drop"] == [
-            "ALL"
-        ]
-        assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
+        (container,) = pod(one(docs, "Job", name))["containers"]
         (source,) = container["envFrom"]
         config = one(docs, "ConfigMap", source["configMapRef"]["name"])["data"]
         assert Schedule(config["LOADTEST_RATE"]).end > 0  # a schedule the locustfile accepts
@@ -42,16 +26,15 @@ def test_the_locust_jobs_are_locked_down_and_configured_by_their_configmap() -> 
 
 def test_the_workers_reach_the_master_and_are_as_many_as_it_expects() -> None:
     docs = render(COMPONENTS_TARGET)
-    master, workers = (
-        one(docs, "Job", "bg-remover-loadtest-master"),
-        one(docs, "Job", "bg-remover-loadtest-workers"),
-    )
+    master = one(docs, "Job", "bg-remover-loadtest-master")
+    workers = one(docs, "Job", "bg-remover-loadtest-workers")
     args = pod(master)["containers"][0]["args"]
     assert "--headless" in args and "--master" in args
     assert int(args[args.index("--expect-workers") + 1]) == workers["spec"]["parallelism"]
     worker_args = pod(workers)["containers"][0]["args"]
     service = one(docs, "Service", worker_args[worker_args.index("--master-host") + 1])
-    assert selects(service["spec"]["selector"], master["spec"]["template"]["metadata"]["labels"])
+    labels = master["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()  # the Service selects the master
     assert master["spec"]["backoffLimit"] == 0  # the exit code is the verdict: never rerun
 
 

