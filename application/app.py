@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from application.admission import Admission, memory_budget_bytes
@@ -18,7 +18,7 @@ from application.models import ModelService
 from application.processing import ImageProcessor
 from application.removebg import RemoveBg
 from application.removebg_improve import Improvements
-from application.replies import Caller, HealthReport, Reply, Upload, json_reply
+from application.replies import Caller, HealthReport, Posted, Reply, Upload, json_reply
 from application.results import JSON_RESULT, Results, Shape, download
 from application.wiring import Wiring
 from contract import routes
@@ -66,12 +66,7 @@ class Application:
             on_output=OutputHook(settings.output_dir if settings.save_outputs else None),
         )
         self.results = Results(self.producer, settings.cache_ttl_s, clock)
-        self.urls = ImageUrls(
-            settings.allow_image_url,
-            settings.max_content_length,
-            settings.image_url_timeout_s,
-            settings.image_url_ports,
-        )
+        self.urls = ImageUrls.from_settings(settings)
         self.removebg_api = RemoveBg(self.gate, self.producer, self.results, self.urls)
         self.improvements = Improvements(settings.upload_dir, workers, self.removebg_api.image)
         self.batches = Batches(self.producer, settings, self.urls)
@@ -81,27 +76,14 @@ class Application:
     def from_settings(cls, settings: Settings, models: ModelService) -> Application:
         return cls(settings, models, Wiring.from_settings(settings))
 
-    async def remove_file(
-        self,
-        caller: Caller,
-        upload: Upload | None,
-        raw_options: Mapping[str, Any],
-        bg_upload: Upload | None = None,
-    ) -> Reply:
+    async def remove_file(self, caller: Caller, form: Posted) -> Reply:
         """Image in, image out, named for download."""
-        sent = uploaded(routes.REMOVE, upload, raw_options, bg_upload)
+        sent, upload = uploaded(routes.REMOVE, form), form.upload("file")
         return await self._single(caller, sent, download(upload.filename if upload else None))
 
-    async def preview(
-        self,
-        caller: Caller,
-        upload: Upload | None,
-        raw_options: Mapping[str, Any],
-        bg_upload: Upload | None = None,
-    ) -> Reply:
+    async def preview(self, caller: Caller, form: Posted) -> Reply:
         """Image in, the JSON result out."""
-        sent = uploaded(routes.PREVIEW, upload, raw_options, bg_upload)
-        return await self._single(caller, sent, JSON_RESULT)
+        return await self._single(caller, uploaded(routes.PREVIEW, form), JSON_RESULT)
 
     async def remove_base64(self, caller: Caller, body: Mapping[str, Any]) -> Reply:
         """Base64 (or a data URL) in JSON in, the JSON result out."""
@@ -118,18 +100,13 @@ class Application:
         """remove.bg's API: its parameters, credits, headers, result shapes and errors."""
         return await self.removebg_api.remove(caller, fields, upload, json_wanted, bg_upload)
 
-    async def remove_batch(
-        self,
-        caller: Caller,
-        uploads: Sequence[Upload],
-        raw_options: Mapping[str, Any],
-        bg_upload: Upload | None = None,
-    ) -> Reply:
+    async def remove_batch(self, caller: Caller, form: Posted) -> Reply:
         """Several images in, a zip of the results and `manifest.json` out; each file spends
         one unit of the budget, and one background serves them all."""
         started = self.clock()
-        async with self.gate.request(caller, routes.BATCH, cost=max(1, len(uploads))):
-            archive = await self.batches.archive(caller, uploads, raw_options, bg_upload)
+        cost = max(1, len(form.uploads("files")))
+        async with self.gate.request(caller, routes.BATCH, cost=cost):
+            archive = await self.batches.archive(caller, form)
         return batch_reply(archive, self.results.ms_since(started))
 
     async def read_file(self, caller: Caller, body: Mapping[str, Any]) -> Reply:

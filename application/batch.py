@@ -9,14 +9,14 @@ import io
 import json
 import logging
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from application.caching import CachedProcessor
 from application.image_url import ImageUrls
-from application.inputs import split_background
-from application.replies import ZIP, Caller, Reply, Upload
+from application.inputs import BG_IMAGE, split_background
+from application.replies import ZIP, Caller, Posted, Reply, Upload
 from application.results import IMAGE, content_disposition, download_name, server_timing
 from contract import headers
 from contract.errors import InvalidImage, InvalidParameter, ServiceError
@@ -36,18 +36,13 @@ class Batches:
         # A file waits for memory as long as the request may last: its client waits anyway.
         self.memory_wait_s = settings.request_timeout_s
 
-    async def archive(
-        self,
-        caller: Caller,
-        uploads: Sequence[Upload],
-        raw_options: Mapping[str, Any],
-        bg_upload: Upload | None = None,
-    ) -> bytes:
+    async def archive(self, caller: Caller, form: Posted) -> bytes:
+        uploads = form.uploads("files")
         if not uploads:
             raise InvalidImage("No images were sent in the 'files' field")
         if len(uploads) > self.max_files:
             raise InvalidParameter(f"At most {self.max_files} files per batch")
-        raw_options, backdrop = split_background(raw_options, bg_upload.data if bg_upload else None)
+        raw_options, backdrop = split_background(form.options(), form.upload(BG_IMAGE))
         options = parse_options(raw_options, background_digest=backdrop.digest())
         background, options = await backdrop.read(self.urls, options)
         names = unique_names(download_name(upload.filename, options) for upload in uploads)

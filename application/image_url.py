@@ -22,6 +22,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import httpx
 
 from contract.errors import DOWNLOAD, InvalidImage, InvalidParameter, PayloadTooLarge, ServiceError
+from settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
@@ -164,6 +165,15 @@ class ImageUrls:
 
     def __init__(self, allowed: bool, max_bytes: int, timeout: float, ports: Collection[int]):
         self.allowed, self.max_bytes, self.timeout, self.ports = allowed, max_bytes, timeout, ports
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageUrls:
+        return cls(
+            settings.allow_image_url,
+            settings.max_content_length,
+            settings.image_url_timeout_s,
+            settings.image_url_ports,
+        )
 
     async def fetch(self, url: object, parameter: str) -> bytes:
         if not self.allowed:

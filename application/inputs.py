@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from application.image_url import ImageUrls
-from application.replies import Upload
+from application.replies import Posted, Upload
 from cache import input_digest
 from contract.errors import MULTIPLE, InvalidImage, InvalidParameter
 from optimizer import Options, parse_options
@@ -68,21 +68,17 @@ class Sent:
     background: Backdrop = Backdrop()
 
 
-def uploaded(
-    route: str,
-    upload: Upload | None,
-    raw_options: Mapping[str, Any],
-    bg_upload: Upload | None = None,
-) -> Sent:
+def uploaded(route: str, form: Posted) -> Sent:
     """An image in the form's `file` field, a background in `bg_image` (or `bg_image_url`),
     options in its other fields."""
+    upload, bg_upload = form.upload("file"), form.upload(BG_IMAGE)
 
     async def image() -> bytes:
         if upload is None:
             raise InvalidImage("No image was sent in the 'file' field")
         return upload.data
 
-    raw_options, backdrop = split_background(raw_options, bg_upload.data if bg_upload else None)
+    raw_options, backdrop = split_background(form.options(), bg_upload)
     data = upload.data if upload and backdrop.url is None else None
     return Sent(route, data, _options(raw_options, backdrop), image, backdrop)
 
@@ -91,8 +87,8 @@ def in_base64(route: str, body: Mapping[str, Any]) -> Sent:
     """A JSON body: the image in base64 (or a data URL) as `image`, the background the same
     way as `bg_image` (or `bg_image_url`), options in the rest."""
     raw_options = {key: value for key, value in body.items() if key not in ("image", BG_IMAGE)}
-    bg_data = _background_base64(body.get(BG_IMAGE))
-    raw_options, backdrop = split_background(raw_options, bg_data)
+    bg_upload = _background_base64(body.get(BG_IMAGE))
+    raw_options, backdrop = split_background(raw_options, bg_upload)
     data = decoded_or_none(body.get("image"))
 
     async def image() -> bytes:  # decoded once; a value that holds no image is refused here
@@ -103,10 +99,11 @@ def in_base64(route: str, body: Mapping[str, Any]) -> Sent:
 
 
 def split_background(
-    raw_options: Mapping[str, Any], bg_data: bytes | None
+    raw_options: Mapping[str, Any], bg_upload: Upload | None
 ) -> tuple[dict[str, Any], Backdrop]:
-    """The options but `bg_image_url`, and the background sent as bytes or as that URL."""
+    """The options but `bg_image_url`, and the background sent as a file or as that URL."""
     options = {key: value for key, value in raw_options.items() if key != BG_IMAGE_URL}
+    bg_data = bg_upload.data if bg_upload else None
     return options, Backdrop.of(bg_data, raw_options.get(BG_IMAGE_URL))
 
 
@@ -114,11 +111,11 @@ def _options(raw_options: Mapping[str, Any], backdrop: Backdrop) -> Callable[[],
     return lambda: parse_options(raw_options, background_digest=backdrop.digest())
 
 
-def _background_base64(value: Any) -> bytes | None:
+def _background_base64(value: Any) -> Upload | None:
     if value in (None, ""):
         return None
     try:
-        return decode_base64_image(value, BG_IMAGE)
+        return Upload(None, decode_base64_image(value, BG_IMAGE))
     except InvalidImage as error:
         raise InvalidParameter(error.details, parameter=BG_IMAGE) from None
 

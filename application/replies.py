@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 JSON = "application/json"
 ZIP = "application/zip"
@@ -32,6 +32,17 @@ class Upload:
 
     filename: str | None
     data: bytes
+
+
+class Posted(Protocol):
+    """A multipart request's parts, as the edge read them: files by field name (`upload`:
+    at most one), and the text fields (`options`)."""
+
+    def upload(self, name: str) -> Upload | None: ...
+
+    def uploads(self, name: str) -> list[Upload]: ...
+
+    def options(self) -> dict[str, str]: ...
 
 
 @dataclass

@@ -55,9 +55,7 @@ def render(reply: Reply) -> Response:
     openapi_extra=docs.request_body(("multipart/form-data", docs.ONE_IMAGE)),
 )
 async def remove_background(request: Request, app: App, caller: Call) -> Response:
-    form = await read_form(request)
-    upload, background = form.upload("file"), form.upload("bg_image")
-    return render(await app.remove_file(caller, upload, form.options(), background))
+    return render(await app.remove_file(caller, await read_form(request)))
 
 
 @router.post(
@@ -67,9 +65,7 @@ async def remove_background(request: Request, app: App, caller: Call) -> Respons
     openapi_extra=docs.request_body(("multipart/form-data", docs.ONE_IMAGE)),
 )
 async def remove_background_preview(request: Request, app: App, caller: Call) -> Response:
-    form = await read_form(request)
-    upload, background = form.upload("file"), form.upload("bg_image")
-    return render(await app.preview(caller, upload, form.options(), background))
+    return render(await app.preview(caller, await read_form(request)))
 
 
 @router.post(
@@ -93,9 +89,7 @@ async def remove_background_base64(request: Request, app: App, caller: Call) -> 
     openapi_extra=docs.request_body(("multipart/form-data", docs.MANY_IMAGES)),
 )
 async def remove_background_batch(request: Request, app: App, caller: Call) -> Response:
-    form = await read_form(request)
-    uploads, background = form.uploads("files"), form.upload("bg_image")
-    return render(await app.remove_batch(caller, uploads, form.options(), background))
+    return render(await app.remove_batch(caller, await read_form(request)))
 
 
 @router.post(
