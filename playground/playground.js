@@ -4,14 +4,20 @@
 
 const API_ROOT = new URL("../", document.baseURI); // the service root, also behind a prefix
 const KEY_STORE = "bg-remover-api-key"; // sessionStorage only: gone when the tab closes
-const TEXT_OPTIONS = ["preset", "format", "quality", "max_width", "max_height"];
+// Sent as typed when not empty (and not disabled); the other controls are read one by one.
+const TEXT_OPTIONS = [
+  "preset", "format", "quality", "max_width", "max_height",
+  "canvas", "position", "shadow", "shadow_opacity", "edges",
+];
 
 const $ = (id) => document.getElementById(id);
 const form = $("form");
 const fileInput = $("file");
 const keyInput = $("api-key");
 const urls = { original: null, result: null };
-let presets = {}; // from GET /presets: name -> {format, quality, max_width, max_height}
+// From GET /presets: name -> {format, quality, max_width, max_height}, some with
+// bg_color, canvas and scale.
+let presets = {};
 
 // --- small helpers ---------------------------------------------------------------------
 
@@ -133,7 +139,11 @@ function describePreset(options) {
   const box = options.max_width || options.max_height
     ? `fits ${options.max_width ?? "any"}×${options.max_height ?? "any"}`
     : "original size";
-  return `${options.format}, quality ${options.quality}, ${box}`;
+  const parts = [options.format, `quality ${options.quality}`];
+  if (options.canvas) parts.push(`${options.canvas} canvas at ${options.scale ?? "100%"}`);
+  else parts.push(box);
+  if (options.bg_color) parts.push(`on ${options.bg_color}`);
+  return parts.join(", ");
 }
 
 async function loadPresets() {
@@ -163,15 +173,28 @@ async function loadPresets() {
   showDefaults();
 }
 
+// A select's empty choice names what the server will use instead.
+function nameDefault(id, fromPreset, fallback) {
+  $(id).options[0].textContent =
+    fromPreset ? `From the preset (${fromPreset})` : `Default (${fallback})`;
+}
+
 // Empty fields show, as placeholders, what the server will use for them.
 function showDefaults() {
   const preset = presets[$("preset").value];
   const format = $("format").value || preset?.format || "PNG";
-  $("format").options[0].textContent =
-    preset ? `From the preset (${preset.format})` : "Default (PNG)";
+  nameDefault("format", preset?.format, "PNG");
   $("quality").placeholder = preset?.quality ?? (format === "PNG" ? 100 : 80);
   $("max_width").placeholder = preset?.max_width ?? "none";
   $("max_height").placeholder = preset?.max_height ?? "none";
+  // A canvas or a scale moves the subject: centred unless placed, 100% of a canvas unless scaled.
+  const canvas = $("canvas").value.trim() || preset?.canvas;
+  const scale = $("scale").value.trim() || preset?.scale;
+  $("canvas").placeholder = preset?.canvas ?? "none";
+  $("scale").placeholder = preset?.scale?.replace("%", "") ?? (canvas ? 100 : "original");
+  $("position").placeholder = canvas || scale ? "center" : "original";
+  nameDefault("shadow", preset?.shadow, "none");
+  nameDefault("edges", preset?.edges, "keep");
 }
 
 // --- the form --------------------------------------------------------------------------
@@ -181,9 +204,16 @@ function buildRequest(file) {
   data.append("file", file, file.name);
   for (const id of TEXT_OPTIONS) {
     const value = $(id).value.trim();
-    if (value) data.append(id, value);
+    if (value && !$(id).disabled) data.append(id, value);
   }
+  const scale = $("scale").value.trim();
+  if (scale) data.append("scale", `${scale}%`);
+  // The radios let one background through: the API refuses a colour with an image.
   if ($("bg-colour").checked) data.append("bg_color", $("bg_color").value);
+  const background = $("bg_image").files[0];
+  if ($("bg-picture").checked && background) {
+    data.append("bg_image", background, background.name);
+  }
   if ($("crop").checked) {
     data.append("crop", "true");
     const margin = $("crop_margin").value.trim();
@@ -257,6 +287,11 @@ async function removeBackground(event) {
     fileInput.focus();
     return;
   }
+  if ($("bg-picture").checked && !$("bg_image").files.length) {
+    showError({ title: "Choose a background image, or another background." });
+    $("bg_image").focus();
+    return;
+  }
   if (!form.checkValidity()) {
     form.reportValidity();
     return;
@@ -305,7 +340,16 @@ function chooseFile() {
 
 function syncDependentFields() {
   $("bg_color").disabled = !$("bg-colour").checked;
+  // The file stays enabled (choosing one is how the image is picked), shown as unused.
+  $("bg_image").classList.toggle("unused", !$("bg-picture").checked);
   $("crop_margin").disabled = !$("crop").checked;
+  $("shadow_opacity").disabled = $("shadow").value !== "drop";
+}
+
+// A background image chosen is the background: the colour is unticked, never sent with it.
+function chooseBackground() {
+  if ($("bg_image").files.length) $("bg-picture").checked = true;
+  syncDependentFields();
 }
 
 function wireDropZone() {
@@ -338,10 +382,12 @@ function wireApiKey() {
 form.addEventListener("submit", removeBackground);
 fileInput.addEventListener("change", chooseFile);
 $("original-image").addEventListener("error", () => { $("original-image").hidden = true; });
-for (const id of ["bg-transparent", "bg-colour", "crop"]) {
+for (const id of ["bg-transparent", "bg-colour", "bg-picture", "crop", "shadow"]) {
   $(id).addEventListener("change", syncDependentFields);
 }
+$("bg_image").addEventListener("change", chooseBackground);
 for (const id of ["preset", "format"]) $(id).addEventListener("change", showDefaults);
+for (const id of ["canvas", "scale"]) $(id).addEventListener("input", showDefaults);
 wireDropZone();
 wireApiKey();
 syncDependentFields();

@@ -22,7 +22,7 @@ from PIL import Image
 
 from tests.e2e.playwright_browser import INSTALL_HINT, chromium
 from tests.e2e.server import ROOT, BentoServer
-from tests.images import photo
+from tests.images import RED, encode, photo
 
 try:
     from playwright.sync_api import Browser, Page, Request, Response, expect
@@ -36,12 +36,22 @@ ARTIFACT = ROOT / "test-artifacts" / "playground.png"
 DOCS_SCREENSHOT = ROOT / "docs" / "playground.png"
 DOCS_MAX_BYTES = 150_000
 VIEWPORT = {"width": 1200, "height": 820}
+SCALE = re.compile(r"^Scale")  # not "Mask only (the greyscale alpha mask)"
 READ_BLOB_JS = """async (selector) => {
   const response = await fetch(document.querySelector(selector).src);
   const bytes = new Uint8Array(await response.arrayBuffer());
   let text = "";
   for (const byte of bytes) text += String.fromCharCode(byte);
   return btoa(text);
+}"""
+# The shown result's top-left pixel as [r, g, b, a], drawn on a canvas in the page.
+CORNER_PIXEL_JS = """(selector) => {
+  const img = document.querySelector(selector);
+  const canvas = Object.assign(document.createElement("canvas"),
+                               { width: img.naturalWidth, height: img.naturalHeight });
+  const context = canvas.getContext("2d");
+  context.drawImage(img, 0, 0);
+  return Array.from(context.getImageData(0, 0, 1, 1).data);
 }"""
 
 
@@ -73,6 +83,13 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BentoServ
 def photo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("inputs") / "chelsea.jpg"
     path.write_bytes(photo("chelsea", "JPEG"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def red_background(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("inputs") / "red.png"
+    path.write_bytes(encode(Image.new("RGB", (64, 48), RED), "PNG"))
     return path
 
 
@@ -232,6 +249,23 @@ OPTIONS: dict[str, tuple[Callable[[Page], object], dict[str, str]]] = {
         {"crop": "true", "crop_margin": "10%"},
     ),
     "only_mask": (lambda page: page.get_by_label("Mask only").check(), {"only_mask": "true"}),
+    "canvas": (lambda page: page.get_by_label("Canvas").fill("400x300"), {"canvas": "400x300"}),
+    "scale": (lambda page: page.get_by_label(SCALE).fill("80"), {"scale": "80%"}),
+    "position": (
+        lambda page: page.get_by_label("Position").fill("25% 75%"),
+        {"position": "25% 75%"},
+    ),
+    "shadow": (
+        lambda page: (
+            page.get_by_label("Shadow", exact=True).select_option("drop"),
+            page.get_by_label("Shadow opacity").fill("70"),
+        ),
+        {"shadow": "drop", "shadow_opacity": "70"},
+    ),
+    "edges": (
+        lambda page: page.get_by_label("Edges").select_option("decontaminate"),
+        {"edges": "decontaminate"},
+    ),
 }
 
 
@@ -252,6 +286,98 @@ def test_each_option_goes_into_the_request(
     assert form_fields(response.request) == {"file": "chelsea.jpg", **sent}
     assert response.status == 200, response.text()
     assert response.all_headers()["x-optimization-used"] == "true"
+
+
+def shown_size(page: Page) -> tuple[int, int]:
+    shown_result(page)
+    width, height = page.evaluate(
+        "() => { const img = document.querySelector('#result-image');"
+        " return [img.naturalWidth, img.naturalHeight]; }"
+    )
+    return width, height
+
+
+def test_a_composition_comes_back_at_the_canvas_size(
+    page: Page, server: BentoServer, photo_file: Path
+) -> None:
+    open_playground(page, server, photo_file)
+    expect(page.get_by_label("Shadow opacity")).to_be_disabled()  # until a shadow is chosen
+    expect(page.get_by_label("Position")).to_have_attribute("placeholder", "original")
+    for label, wrong in (("Canvas", "400 by 300"), ("Position", "left")):  # caught in the page
+        page.get_by_label(label).fill(wrong)
+        assert page.get_by_label(label).evaluate("(input) => input.validity.patternMismatch")
+        page.get_by_label(label).fill("")
+    page.get_by_label("Canvas").fill("400x300")
+    expect(page.get_by_label("Position")).to_have_attribute("placeholder", "center")
+    expect(page.get_by_label(SCALE)).to_have_attribute("placeholder", "100")
+    page.get_by_label(SCALE).fill("75")
+    page.get_by_label("Shadow", exact=True).select_option("drop")
+    page.get_by_label("Shadow opacity").fill("80")
+    page.get_by_label("Edges").select_option("decontaminate")
+
+    response = submit(page)
+
+    assert response.status == 200, response.text()
+    assert form_fields(response.request) == {
+        "file": "chelsea.jpg",
+        "canvas": "400x300",
+        "scale": "75%",
+        "shadow": "drop",
+        "shadow_opacity": "80",
+        "edges": "decontaminate",
+    }
+    assert shown_size(page) == (400, 300)
+    expect(page.locator("#stat-dimensions")).to_have_text("400 × 300 px")
+    with Image.open(io.BytesIO(response.body())) as result:
+        assert result.size == (400, 300)
+        # The canvas around the subject stays transparent: no background was asked for.
+        assert result.getpixel((0, 0))[3] == 0
+
+
+def test_a_background_image_replaces_the_colour_and_fills_the_canvas(
+    page: Page, server: BentoServer, photo_file: Path, red_background: Path
+) -> None:
+    open_playground(page, server, photo_file)
+    page.get_by_label("Image", exact=True).check()
+    page.get_by_role("button", name="Remove background").click()
+    assert "Choose a background image" in error_text(page)  # and nothing was sent
+
+    page.get_by_label("Colour", exact=True).check()
+    expect(page.get_by_label("Background colour")).to_be_enabled()
+    page.get_by_label("Background image").set_input_files(red_background)
+    # Choosing the image makes it the background: the colour can no longer go with it.
+    expect(page.get_by_label("Image", exact=True)).to_be_checked()
+    expect(page.get_by_label("Colour", exact=True)).not_to_be_checked()
+    expect(page.get_by_label("Background colour")).to_be_disabled()
+    page.get_by_label("Canvas").fill("400x300")
+    page.get_by_label(SCALE).fill("50")
+
+    response = submit(page)
+
+    assert form_fields(response.request) == {
+        "file": "chelsea.jpg",
+        "canvas": "400x300",
+        "scale": "50%",
+        "bg_image": "red.png",
+    }
+    assert response.status == 200, response.text()
+    assert shown_size(page) == (400, 300)
+    # The subject covers half the canvas, centred: the corner is the background's red.
+    assert page.evaluate(CORNER_PIXEL_JS, "#result-image") == [*RED, 255]
+
+    page.get_by_label("Colour", exact=True).check()  # back to a colour: the image stays out
+    page.get_by_label("Background colour").fill("#0000ff")
+    recoloured = submit(page)
+
+    assert recoloured.status == 200, recoloured.text()
+    assert form_fields(recoloured.request) == {
+        "file": "chelsea.jpg",
+        "canvas": "400x300",
+        "scale": "50%",
+        "bg_color": "#0000ff",
+    }
+    shown_result(page)
+    assert page.evaluate(CORNER_PIXEL_JS, "#result-image") == [0, 0, 255, 255]
 
 
 def test_a_file_that_is_not_an_image_gets_a_readable_415(
