@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager, contextmanager
 from contract import headers
 from contract.errors import SHED_MEMORY, Overloaded, PayloadTooLarge
 from operations.metrics import ADMITTED_MEMORY, REQUESTS_IN_FLIGHT
-from operations.resources import container_memory_limit
+from operations.resources import container_memory_limit, trim_free_heap
 from settings import Settings
 
 MIB = 1024 * 1024
@@ -29,6 +29,8 @@ DEFAULT_BUDGET_MB = 1024  # no memory limit to derive it from
 POD_RESERVE_MB = 1024
 MIN_BUDGET_MB = 256
 REQUESTS_RETRY_AFTER_S = 2
+# Work this large has its freed heap pages returned before its memory is admitted to others.
+TRIM_ABOVE_BYTES = 64 * MIB
 
 
 def memory_budget_bytes(settings: Settings, limit: int | None = None) -> int:
@@ -88,9 +90,13 @@ class Admission:
         try:
             yield
         finally:
-            async with self._room:
-                self._take(-needed)
-                self._room.notify_all()
+            try:
+                if needed >= TRIM_ABOVE_BYTES:  # what it freed stays resident until trimmed
+                    await asyncio.to_thread(trim_free_heap)
+            finally:
+                async with self._room:
+                    self._take(-needed)
+                    self._room.notify_all()
 
     def _fits(self, needed: int) -> bool:
         return self.memory_in_use + needed <= self.memory_budget

@@ -11,6 +11,7 @@ from application.batch import Batches, batch_reply
 from application.caching import CachedProcessor
 from application.files import UploadFolder
 from application.gate import RequestGate
+from application.image_url import ImageUrls
 from application.image_work import ImageWorkers
 from application.inputs import Sent, in_base64, uploaded
 from application.models import ModelService
@@ -65,9 +66,15 @@ class Application:
             on_output=OutputHook(settings.output_dir if settings.save_outputs else None),
         )
         self.results = Results(self.producer, settings.cache_ttl_s, clock)
-        self.removebg_api = RemoveBg(settings, self.gate, self.producer, self.results)
+        self.urls = ImageUrls(
+            settings.allow_image_url,
+            settings.max_content_length,
+            settings.image_url_timeout_s,
+            settings.image_url_ports,
+        )
+        self.removebg_api = RemoveBg(self.gate, self.producer, self.results, self.urls)
         self.improvements = Improvements(settings.upload_dir, workers, self.removebg_api.image)
-        self.batches = Batches(self.producer, settings)
+        self.batches = Batches(self.producer, settings, self.urls)
         self.uploads = UploadFolder(settings.upload_dir, settings.max_content_length, workers)
 
     @classmethod
@@ -75,19 +82,26 @@ class Application:
         return cls(settings, models, Wiring.from_settings(settings))
 
     async def remove_file(
-        self, caller: Caller, upload: Upload | None, raw_options: Mapping[str, Any]
+        self,
+        caller: Caller,
+        upload: Upload | None,
+        raw_options: Mapping[str, Any],
+        bg_upload: Upload | None = None,
     ) -> Reply:
         """Image in, image out, named for download."""
-        sent = uploaded(routes.REMOVE, upload, raw_options)
+        sent = uploaded(routes.REMOVE, upload, raw_options, bg_upload)
         return await self._single(caller, sent, download(upload.filename if upload else None))
 
     async def preview(
-        self, caller: Caller, upload: Upload | None, raw_options: Mapping[str, Any]
+        self,
+        caller: Caller,
+        upload: Upload | None,
+        raw_options: Mapping[str, Any],
+        bg_upload: Upload | None = None,
     ) -> Reply:
         """Image in, the JSON result out."""
-        return await self._single(
-            caller, uploaded(routes.PREVIEW, upload, raw_options), JSON_RESULT
-        )
+        sent = uploaded(routes.PREVIEW, upload, raw_options, bg_upload)
+        return await self._single(caller, sent, JSON_RESULT)
 
     async def remove_base64(self, caller: Caller, body: Mapping[str, Any]) -> Reply:
         """Base64 (or a data URL) in JSON in, the JSON result out."""
@@ -105,13 +119,17 @@ class Application:
         return await self.removebg_api.remove(caller, fields, upload, json_wanted, bg_upload)
 
     async def remove_batch(
-        self, caller: Caller, uploads: Sequence[Upload], raw_options: Mapping[str, Any]
+        self,
+        caller: Caller,
+        uploads: Sequence[Upload],
+        raw_options: Mapping[str, Any],
+        bg_upload: Upload | None = None,
     ) -> Reply:
         """Several images in, a zip of the results and `manifest.json` out; each file spends
-        one unit of the budget."""
+        one unit of the budget, and one background serves them all."""
         started = self.clock()
         async with self.gate.request(caller, routes.BATCH, cost=max(1, len(uploads))):
-            archive = await self.batches.archive(caller, uploads, raw_options)
+            archive = await self.batches.archive(caller, uploads, raw_options, bg_upload)
         return batch_reply(archive, self.results.ms_since(started))
 
     async def read_file(self, caller: Caller, body: Mapping[str, Any]) -> Reply:
@@ -157,6 +175,7 @@ class Application:
         if unchanged := await self.results.unchanged(caller, sent, shape):
             return unchanged
         async with self.gate.request(caller, sent.route):
-            options = sent.options()
-            produced = await self.producer.produce(caller, await sent.image(), options)
+            background, options = await sent.background.read(self.urls, sent.options())
+            image = await sent.image()
+            produced = await self.producer.produce(caller, image, options, None, background)
             return await shape.reply(self.results.answer(produced, options, shape, started))

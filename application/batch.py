@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from application.caching import CachedProcessor
+from application.image_url import ImageUrls
+from application.inputs import split_background
 from application.replies import ZIP, Caller, Reply, Upload
 from application.results import IMAGE, content_disposition, download_name, server_timing
 from contract import headers
@@ -26,26 +28,33 @@ ARCHIVE_NAME = "images_no_bg.zip"
 
 
 class Batches:
-    def __init__(self, producer: CachedProcessor, settings: Settings) -> None:
+    def __init__(self, producer: CachedProcessor, settings: Settings, urls: ImageUrls) -> None:
         self.producer = producer
+        self.urls = urls
         self.max_files = settings.max_batch_files
         self.parallelism = settings.batch_parallelism
         # A file waits for memory as long as the request may last: its client waits anyway.
         self.memory_wait_s = settings.request_timeout_s
 
     async def archive(
-        self, caller: Caller, uploads: Sequence[Upload], raw_options: Mapping[str, Any]
+        self,
+        caller: Caller,
+        uploads: Sequence[Upload],
+        raw_options: Mapping[str, Any],
+        bg_upload: Upload | None = None,
     ) -> bytes:
         if not uploads:
             raise InvalidImage("No images were sent in the 'files' field")
         if len(uploads) > self.max_files:
             raise InvalidParameter(f"At most {self.max_files} files per batch")
-        options = parse_options(raw_options)
+        raw_options, backdrop = split_background(raw_options, bg_upload.data if bg_upload else None)
+        options = parse_options(raw_options, background_digest=backdrop.digest())
+        background, options = await backdrop.read(self.urls, options)
         names = unique_names(download_name(upload.filename, options) for upload in uploads)
         in_work = asyncio.Semaphore(self.parallelism)
         entries = await asyncio.gather(
             *(
-                self._entry(caller, upload, name, options, in_work)
+                self._entry(caller, upload, name, options, in_work, background)
                 for upload, name in zip(uploads, names, strict=True)
             )
         )
@@ -58,12 +67,13 @@ class Batches:
         name: str,
         options: Options,
         in_work: asyncio.Semaphore,
+        background: bytes | None,
     ) -> BatchEntry:
         entry = BatchEntry(upload.filename or "image", name, len(upload.data))
         try:
             async with in_work:
                 produced = await self.producer.produce(
-                    caller, upload.data, options, self.memory_wait_s
+                    caller, upload.data, options, self.memory_wait_s, background
                 )
         except ServiceError as error:  # that file's alone
             entry.error = error

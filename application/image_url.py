@@ -21,7 +21,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 
-from contract.errors import InvalidImage, InvalidParameter, PayloadTooLarge
+from contract.errors import DOWNLOAD, InvalidImage, InvalidParameter, PayloadTooLarge, ServiceError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
@@ -155,3 +155,31 @@ async def _download(url: str, host: str, host_header: str, max_bytes: int, timeo
     except httpx.HTTPError as exc:
         raise InvalidImage(f"image_url could not be fetched: {type(exc).__name__}") from None
     return b"".join(chunks)
+
+
+class ImageUrls:
+    """The server's policy on client-named URLs (`image_url`, `bg_image_url`): off unless
+    ALLOW_IMAGE_URL; a bad URL is 400 naming its parameter, a failed download names it too
+    (problem `download`)."""
+
+    def __init__(self, allowed: bool, max_bytes: int, timeout: float, ports: Collection[int]):
+        self.allowed, self.max_bytes, self.timeout, self.ports = allowed, max_bytes, timeout, ports
+
+    async def fetch(self, url: object, parameter: str) -> bytes:
+        if not self.allowed:
+            raise InvalidParameter(
+                f"{parameter} is disabled on this server (ALLOW_IMAGE_URL)", parameter=parameter
+            )
+        if not isinstance(url, str):
+            raise InvalidParameter(f"{parameter} must be a string", parameter=parameter)
+        try:
+            return await fetch_image_url(
+                url, max_bytes=self.max_bytes, timeout=self.timeout, ports=self.ports
+            )
+        except ServiceError as error:
+            # The fetcher's messages speak of `image_url`: name the parameter the client sent.
+            error.details = error.details.replace("image_url", parameter, 1)
+            error.parameter = parameter
+            if not isinstance(error, InvalidParameter):
+                error.problem = DOWNLOAD
+            raise

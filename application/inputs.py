@@ -1,5 +1,6 @@
-"""What a single-result request sent: its image (as an upload, base64 or a data URL) and its
-options, each read when the request's flow asks for it (`Application._single`)."""
+"""What a processing request sent: its image (as an upload, base64 or a data URL), its options
+and its background picture (`bg_image`: an upload, base64 or, where the server allows it, a
+URL), each read when the request's flow asks for it (`Application._single`)."""
 
 from __future__ import annotations
 
@@ -7,46 +8,119 @@ import base64
 import binascii
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from application.image_url import ImageUrls
 from application.replies import Upload
-from contract.errors import InvalidImage
+from cache import input_digest
+from contract.errors import MULTIPLE, InvalidImage, InvalidParameter
 from optimizer import Options, parse_options
 
 DATA_URL_PREFIX = re.compile(r"^data:[\w/+.-]*(;[\w=-]+)*;base64,", re.IGNORECASE)
 WHITESPACE = re.compile(rb"\s+")
+BG_IMAGE, BG_IMAGE_URL = "bg_image", "bg_image_url"
+# The digest the options carry while a background is still to be downloaded.
+TO_BE_DOWNLOADED = "bg_image_url"
+
+
+@dataclass(frozen=True)
+class Backdrop:
+    """The background picture a request sent: its bytes, or a URL to fetch, or neither."""
+
+    data: bytes | None = None
+    url: str | None = None
+
+    @classmethod
+    def of(cls, data: bytes | None, url: Any) -> Backdrop:
+        url = None if url in (None, "") else url
+        if data and url is not None:
+            raise InvalidParameter(
+                "Send the background as bg_image or as bg_image_url, not both",
+                parameter=BG_IMAGE,
+                problem=MULTIPLE,
+            )
+        return cls(data or None, url)
+
+    def digest(self) -> str | None:
+        """What the options name the background by before it is read."""
+        if self.data is not None:
+            return input_digest(self.data)
+        return TO_BE_DOWNLOADED if self.url is not None else None
+
+    async def read(self, urls: ImageUrls, options: Options) -> tuple[bytes | None, Options]:
+        """The background's bytes (downloaded now when sent as a URL) and the options naming
+        it by the hash of those bytes."""
+        if self.url is None:
+            return self.data, options
+        data = await urls.fetch(self.url, BG_IMAGE_URL)
+        return data, replace(options, bg_image=input_digest(data))
 
 
 @dataclass(frozen=True)
 class Sent:
     route: str
-    # The image bytes, when the request carries them itself: what a 304 is checked against.
+    # The image bytes, when the request carries all it is made from: what a 304 is checked
+    # against (a background still to be downloaded cannot be).
     data: bytes | None
     options: Callable[[], Options]  # parsed: 400 when they are wrong
     image: Callable[[], Awaitable[bytes]]  # the image, read after the options
+    background: Backdrop = Backdrop()
 
 
-def uploaded(route: str, upload: Upload | None, raw_options: Mapping[str, Any]) -> Sent:
-    """An image in the form's `file` field, options in its other fields."""
+def uploaded(
+    route: str,
+    upload: Upload | None,
+    raw_options: Mapping[str, Any],
+    bg_upload: Upload | None = None,
+) -> Sent:
+    """An image in the form's `file` field, a background in `bg_image` (or `bg_image_url`),
+    options in its other fields."""
 
     async def image() -> bytes:
         if upload is None:
             raise InvalidImage("No image was sent in the 'file' field")
         return upload.data
 
-    return Sent(route, upload.data if upload else None, lambda: parse_options(raw_options), image)
+    raw_options, backdrop = split_background(raw_options, bg_upload.data if bg_upload else None)
+    data = upload.data if upload and backdrop.url is None else None
+    return Sent(route, data, _options(raw_options, backdrop), image, backdrop)
 
 
 def in_base64(route: str, body: Mapping[str, Any]) -> Sent:
-    """A JSON body: the image in base64 (or a data URL) as `image`, options in the rest."""
-    raw_options = {key: value for key, value in body.items() if key != "image"}
+    """A JSON body: the image in base64 (or a data URL) as `image`, the background the same
+    way as `bg_image` (or `bg_image_url`), options in the rest."""
+    raw_options = {key: value for key, value in body.items() if key not in ("image", BG_IMAGE)}
+    bg_data = _background_base64(body.get(BG_IMAGE))
+    raw_options, backdrop = split_background(raw_options, bg_data)
     data = decoded_or_none(body.get("image"))
 
     async def image() -> bytes:  # decoded once; a value that holds no image is refused here
         return data if data is not None else decode_base64_image(body.get("image"))
 
-    return Sent(route, data, lambda: parse_options(raw_options), image)
+    revalidated = data if backdrop.url is None else None
+    return Sent(route, revalidated, _options(raw_options, backdrop), image, backdrop)
+
+
+def split_background(
+    raw_options: Mapping[str, Any], bg_data: bytes | None
+) -> tuple[dict[str, Any], Backdrop]:
+    """The options but `bg_image_url`, and the background sent as bytes or as that URL."""
+    options = {key: value for key, value in raw_options.items() if key != BG_IMAGE_URL}
+    return options, Backdrop.of(bg_data, raw_options.get(BG_IMAGE_URL))
+
+
+def _options(raw_options: Mapping[str, Any], backdrop: Backdrop) -> Callable[[], Options]:
+    return lambda: parse_options(raw_options, background_digest=backdrop.digest())
+
+
+def _background_base64(value: Any) -> bytes | None:
+    if value in (None, ""):
+        return None
+    try:
+        return decode_base64_image(value, BG_IMAGE)
+    except InvalidImage as error:
+        raise InvalidParameter(error.details, parameter=BG_IMAGE) from None
 
 
 def decode_base64_image(value: Any, field: str = "image") -> bytes:

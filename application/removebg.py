@@ -19,7 +19,7 @@ from typing import Any
 
 from application.caching import CachedProcessor
 from application.gate import RequestGate, units
-from application.image_url import fetch_image_url
+from application.image_url import ImageUrls
 from application.image_work import Cancellation
 from application.inputs import Sent, decode_base64_image
 from application.removebg_archive import ZipResult, zip_result
@@ -28,10 +28,9 @@ from application.replies import ZIP, Caller, Reply, Upload, json_reply
 from application.results import IMAGE, REMOVEBG_JSON, Answer, Results, Shape
 from cache import input_digest
 from contract import headers, routes
-from contract.errors import DOWNLOAD, InvalidImage, InvalidParameter, NoSubject, ServiceError
+from contract.errors import InvalidImage, InvalidParameter, NoSubject
 from optimizer import Options
 from optimizer.geometry import Bounds
-from settings import Settings
 
 UNLIMITED_CREDITS = 1_000_000_000  # what /v1.0/account reports when limits are off
 NO_SUBJECT = "No subject was found in the image; see the documentation on supported images"
@@ -39,12 +38,12 @@ NO_SUBJECT = "No subject was found in the image; see the documentation on suppor
 
 class RemoveBg:
     def __init__(
-        self, settings: Settings, gate: RequestGate, producer: CachedProcessor, results: Results
+        self, gate: RequestGate, producer: CachedProcessor, results: Results, urls: ImageUrls
     ) -> None:
-        self.settings = settings
         self.gate = gate
         self.producer = producer
         self.results = results
+        self.urls = urls
 
     async def remove(
         self,
@@ -109,37 +108,14 @@ class RemoveBg:
             return decode_base64_image(fields["image_file_b64"], "image_file_b64")
         if fields.get("image_url") in (None, ""):
             raise InvalidImage("image_file must be a file upload; send base64 as image_file_b64")
-        return await self._fetch(fields["image_url"], "image_url")
+        return await self.urls.fetch(fields["image_url"], "image_url")
 
     async def _background(self, request: RemoveBgRequest) -> bytes | None:
         if request.bg_image_file is not None:
             return request.bg_image_file.data
         if request.bg_image_url is not None:
-            return await self._fetch(request.bg_image_url, "bg_image_url")
+            return await self.urls.fetch(request.bg_image_url, "bg_image_url")
         return None
-
-    async def _fetch(self, url: Any, parameter: str) -> bytes:
-        """A client's URL, where the server allows it: a bad URL is `invalid_<parameter>`, a
-        failed download `failed_..._download`."""
-        if not self.settings.allow_image_url:
-            raise InvalidParameter(
-                f"{parameter} is disabled on this server (ALLOW_IMAGE_URL)", parameter=parameter
-            )
-        if not isinstance(url, str):
-            raise InvalidParameter(f"{parameter} must be a string", parameter=parameter)
-        try:
-            return await fetch_image_url(
-                url,
-                max_bytes=self.settings.max_content_length,
-                timeout=self.settings.image_url_timeout_s,
-                ports=self.settings.image_url_ports,
-            )
-        except InvalidParameter as error:
-            error.parameter = parameter
-            raise
-        except ServiceError as error:
-            error.parameter, error.problem = parameter, DOWNLOAD
-            raise
 
     async def _archive(self, request: RemoveBgRequest, data: bytes, json_wanted: bool) -> Reply:
         """format=zip: the colours and the matte as two files, neither cached nor tagged."""

@@ -28,7 +28,7 @@ from contract.errors import MULTIPLE, InvalidParameter
 MULTIPART = b"multipart/form-data"
 URLENCODED = b"application/x-www-form-urlencoded"
 MAX_PARTS = 1000
-UPLOAD_FIELDS = frozenset({"file", "files", "image_file", "bg_image_file"})
+UPLOAD_FIELDS = frozenset({"file", "files", "bg_image", "image_file", "bg_image_file"})
 
 
 @dataclass(frozen=True)

@@ -131,13 +131,28 @@ class ProcessingOptions(BaseModel):
     preset: str | None = Field(None, description=", ".join(PRESETS))
     bg_color: str | None = Field(None, description="#rgb, #rrggbb, #rrggbbaa or a colour name")
     crop: bool | None = None
-    crop_margin: str | None = Field(None, description="pixels, or N% of the subject box")
+    crop_margin: str | None = Field(
+        None, description="1, 2 or 4 values (CSS order), each pixels or N% of the subject box"
+    )
     only_mask: bool | None = None
     model: str | None = Field(None, description="a model listed by GET /models")
+    scale: str | None = Field(None, description="original, or 10%-100% of the canvas")
+    position: str | None = Field(None, description="original, center, X% or X% Y%")
+    canvas: str | None = Field(None, description="WxH, each side 100-MAX_CANVAS_SIDE")
+    roi: str | None = Field(None, description="x1 y1 x2 y2, each Npx, N% or 0")
+    bg_image_url: str | None = Field(
+        None, description="a background picture's URL; only when ALLOW_IMAGE_URL is on"
+    )
+    shadow: str | None = Field(None, description="none or drop")
+    shadow_opacity: int | None = Field(None, description="0-100 (default 50)")
+    edges: str | None = Field(None, description="keep or decontaminate")
 
 
 class Base64Request(ProcessingOptions):
     image: str = Field(description="the image in base64, or a data: URL")
+    bg_image: str | None = Field(
+        None, description="a background picture in base64, or a data: URL (not with bg_color)"
+    )
 
 
 class ReadFileRequest(BaseModel):
@@ -225,7 +240,11 @@ def binary(description: str, *media_types: str) -> dict[str, Any]:
     }
 
 
-ONE_IMAGE = _form(ProcessingOptions, {"file": BINARY})
-MANY_IMAGES = _form(ProcessingOptions, {"files": {"type": "array", "items": BINARY}})
+BACKGROUND = {**BINARY, "description": "a background picture (not with bg_color)"}
+ONE_IMAGE = _form(ProcessingOptions, {"file": BINARY, "bg_image": BACKGROUND})
+MANY_IMAGES = _form(
+    ProcessingOptions,
+    {"files": {"type": "array", "items": BINARY}, "bg_image": BACKGROUND},
+)
 REMOVEBG_FORM = _form(RemoveBgRequest, {"image_file": BINARY, "bg_image_file": BINARY})
 IMPROVE_FORM = _form(ImproveRequest, {"image_file": BINARY})

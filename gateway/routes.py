@@ -56,7 +56,8 @@ def render(reply: Reply) -> Response:
 )
 async def remove_background(request: Request, app: App, caller: Call) -> Response:
     form = await read_form(request)
-    return render(await app.remove_file(caller, form.upload("file"), form.options()))
+    upload, background = form.upload("file"), form.upload("bg_image")
+    return render(await app.remove_file(caller, upload, form.options(), background))
 
 
 @router.post(
@@ -67,7 +68,8 @@ async def remove_background(request: Request, app: App, caller: Call) -> Respons
 )
 async def remove_background_preview(request: Request, app: App, caller: Call) -> Response:
     form = await read_form(request)
-    return render(await app.preview(caller, form.upload("file"), form.options()))
+    upload, background = form.upload("file"), form.upload("bg_image")
+    return render(await app.preview(caller, upload, form.options(), background))
 
 
 @router.post(
@@ -92,7 +94,8 @@ async def remove_background_base64(request: Request, app: App, caller: Call) -> 
 )
 async def remove_background_batch(request: Request, app: App, caller: Call) -> Response:
     form = await read_form(request)
-    return render(await app.remove_batch(caller, form.uploads("files"), form.options()))
+    uploads, background = form.uploads("files"), form.upload("bg_image")
+    return render(await app.remove_batch(caller, uploads, form.options(), background))
 
 
 @router.post(

@@ -58,6 +58,26 @@ MMAP_THRESHOLD_BYTES = 16 * 1024 * 1024
 ARENA_MAX = 2
 
 
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def trim_free_heap() -> bool:
+    """Give the free pages of every glibc heap back to the system (`malloc_trim`): buffers
+    under the mmap threshold that a finished image freed stay resident otherwise, and the
+    next image's work, in another thread's heap, adds to them. False where there is no
+    glibc."""
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
 def return_freed_memory_promptly() -> bool:
     """Make glibc give large freed buffers back to the system at once.
 

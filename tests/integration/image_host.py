@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import pytest
 
-import application.removebg
+import application.image_url
 from application.image_url import IPAddress, fetch_image_url
 
 HOST_NAME = "images.test"
@@ -83,4 +83,4 @@ async def _to_loopback(host: str, port: int) -> list[IPAddress]:
 def reach_image_host(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let the service in this process fetch from the test image host (and nowhere else)."""
     opened = partial(fetch_image_url, resolver=_to_loopback, allowed=lambda address: True)
-    monkeypatch.setattr(application.removebg, "fetch_image_url", opened)
+    monkeypatch.setattr(application.image_url, "fetch_image_url", opened)

@@ -100,3 +100,44 @@ def test_glibc_is_told_to_return_freed_memory() -> None:
     )
     told = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
     assert told.returncode == 0  # these machines run glibc
+
+
+def test_trimming_gives_a_freed_heap_back() -> None:
+    """In a child process: 400 MiB freed in the holes of a heap stay resident until trimmed."""
+    code = (
+        "import numpy as np, psutil\n"
+        "from operations.resources import return_freed_memory_promptly, trim_free_heap\n"
+        "return_freed_memory_promptly()\n"
+        "blocks = [np.ones(1 << 20, dtype=np.uint8) for _ in range(800)]\n"
+        "del blocks[::2]  # every other block: holes the heap's top cannot give back\n"
+        "before = psutil.Process().memory_info().rss\n"
+        "assert trim_free_heap()\n"
+        "after = psutil.Process().memory_info().rss\n"
+        "print((before - after) >> 20)\n"
+    )
+    trimmed = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, timeout=60, capture_output=True, text=True
+    )
+    assert trimmed.returncode == 0, trimmed.stderr
+    assert int(trimmed.stdout) >= 300, f"{trimmed.stdout} MiB given back"
+
+
+def test_large_work_trims_the_heap_before_its_memory_is_free_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trimmed: list[int] = []
+    admission = Admission(max_requests=10, memory_budget=1024 * MIB, wait_s=1)
+
+    def trim() -> bool:
+        trimmed.append(admission.memory_in_use)  # still admitted while it trims
+        return True
+
+    monkeypatch.setattr("application.admission.trim_free_heap", trim)
+
+    async def work() -> None:
+        for needed in (MIB, 100 * MIB):  # a small image is not worth a trim
+            async with admission.memory(needed):
+                pass
+
+    asyncio.run(work())
+    assert trimmed == [100 * MIB] and admission.memory_in_use == 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from contract.errors import InvalidParameter
+from gateway import openapi
 from optimizer.geometry import Length, Margins, Roi
-from optimizer.options import PRESETS, OutputFormat, parse_options
+from optimizer.options import OPTION_NAMES, PRESETS, OutputFormat, parse_options
 from optimizer.placement import Placement
 
 DIGEST = "ab" * 32
@@ -347,3 +348,13 @@ def test_the_settings_default_canvas_side_is_the_parsers() -> None:
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.max_canvas_side == DEFAULT_MAX_CANVAS_SIDE
+
+
+def test_the_openapi_document_describes_every_option_and_the_background() -> None:
+    """What the native routes take, as their OpenAPI document describes it: every option
+    `parse_options` knows, the background URL, and the background picture itself."""
+    described = set(openapi.ProcessingOptions.model_fields)
+    assert described == OPTION_NAMES | {"bg_image_url"}
+    assert "bg_image" in openapi.Base64Request.model_fields
+    for form in (openapi.ONE_IMAGE, openapi.MANY_IMAGES):
+        assert form["properties"]["bg_image"]["format"] == "binary"
