@@ -177,15 +177,22 @@ def test_decontaminated_edges_change_colours_not_the_matte(
     assert np.array_equal(kept[solid], cleaned[solid])
 
 
+@pytest.mark.parametrize(
+    ("options", "details"),
+    [
+        (["--shadow", "purple"], "(shadow must be one of none, drop; got 'purple')"),
+        (["--bg-image", "letter.txt"], "(bg_image is not a usable image: "),
+    ],
+)
 def test_a_composition_value_the_server_refuses_is_reported_with_its_error(
-    server: InProcessServer, tmp_path: Path
+    server: InProcessServer, tmp_path: Path, options: list[str], details: str
 ) -> None:
     (tmp_path / "cup.jpg").write_bytes(images.photo("coffee", "JPEG"))
-    done = run_cli("cup.jpg", "--url", server.url, "--shadow", "purple", cwd=tmp_path)
+    (tmp_path / "letter.txt").write_bytes(images.text_file())
+    done = run_cli("cup.jpg", "--url", server.url, *options, cwd=tmp_path)
     assert done.returncode == 1
     (failure,) = [line for line in done.stdout.splitlines() if "cup.jpg:" in line]
-    assert "HTTP 400 invalid_parameter" in failure
-    assert "shadow must be one of none, drop; got 'purple'" in failure
+    assert "HTTP 400 invalid_parameter: Invalid optimization parameters " + details in failure
     assert "Traceback" not in done.stderr
 
 
