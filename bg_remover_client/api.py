@@ -1,4 +1,5 @@
-"""The HTTP side: options as form fields, one upload to `POST /remove-background`, retries.
+"""The HTTP side: options as form fields (and a background image as a file part), one upload
+to `POST /remove-background`, retries.
 
 Retry rules (docs/api.md, "Errors" and "Headers"):
 - 429 and 503 carry `Retry-After` (integer seconds): wait that long, unless it is longer than
@@ -15,7 +16,7 @@ import asyncio
 import email.utils
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
@@ -28,6 +29,7 @@ NOTICEABLE_WAIT_S = 1.0
 
 Sleep = Callable[[float], Awaitable[None]]
 Notify = Callable[[str], None]
+FilePart = tuple[str, bytes]  # a multipart file part: (file name, content)
 
 
 async def preset_format(client: httpx.AsyncClient, preset: str) -> str | None:
@@ -57,6 +59,15 @@ class Options:
     crop_margin: str | None = None
     only_mask: bool = False
     model: str | None = None
+    # Composition (docs/api.md, "Composition"): sent as given, the server checks the grammar.
+    scale: str | None = None
+    position: str | None = None
+    canvas: str | None = None
+    roi: str | None = None
+    shadow: str | None = None
+    shadow_opacity: str | None = None
+    edges: str | None = None
+    bg_image: FilePart | None = field(default=None, repr=False)  # one for every input
 
     def form_fields(self) -> dict[str, str]:
         """Only the options given: a request with none is a defaults-only request."""
@@ -71,8 +82,19 @@ class Options:
             "crop_margin": self.crop_margin,
             "only_mask": "true" if self.only_mask else None,
             "model": self.model,
+            "scale": self.scale,
+            "position": self.position,
+            "canvas": self.canvas,
+            "roi": self.roi,
+            "shadow": self.shadow,
+            "shadow_opacity": self.shadow_opacity,
+            "edges": self.edges,
         }
         return {name: str(value) for name, value in fields.items() if value is not None}
+
+    def file_parts(self) -> dict[str, FilePart]:
+        """The files sent beside the input: the background image, when one was given."""
+        return {"bg_image": self.bg_image} if self.bg_image is not None else {}
 
 
 @dataclass(frozen=True)
@@ -170,6 +192,7 @@ class Uploader:
     ) -> None:
         self.client = client
         self.fields = options.form_fields()
+        self.file_parts = options.file_parts()
         self.policy = policy
         self.sleep = sleep
         self.notify = notify
@@ -200,7 +223,7 @@ class Uploader:
         """One request. Raises RequestFailed when retrying cannot help."""
         try:
             response = await self.client.post(
-                ENDPOINT, files={"file": (name, data)}, data=self.fields
+                ENDPOINT, files={"file": (name, data), **self.file_parts}, data=self.fields
             )
         except httpx.TransportError as exc:
             detail = f": {exc}" if str(exc) else ""

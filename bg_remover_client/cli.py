@@ -13,6 +13,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 
 import httpx
@@ -28,7 +29,7 @@ from rich.progress import (
 )
 
 from bg_remover_client import __version__
-from bg_remover_client.api import Options, RetryPolicy, Uploader, preset_format
+from bg_remover_client.api import FilePart, Options, RetryPolicy, Uploader, preset_format
 from bg_remover_client.files import InputError, InputFile, discover, output_extension
 from bg_remover_client.report import print_summary
 from bg_remover_client.runner import Outcome, Plan, plan, run_jobs
@@ -60,6 +61,8 @@ Examples:
   bg-remover photo.jpg
   bg-remover photos/ --recursive --format webp --output-dir cut-outs
   bg-remover shop/*.jpg --preset web --bg-color white --crop --crop-margin 5%
+  bg-remover mug.jpg --canvas 1000x1000 --scale 85% --bg-color white --shadow drop --format jpeg
+  bg-remover people/ --bg-image beach.jpg --edges decontaminate --format jpeg
   {KEY_ENV}=secret bg-remover --url https://bg.example.com scans/ --concurrency 8
 """
 
@@ -104,6 +107,15 @@ def crop_margin(text: str) -> str:
     return text.strip()
 
 
+def readable_file(text: str) -> FilePart:
+    """The file's name and bytes, read once: the same background goes with every input."""
+    path = Path(text)
+    try:
+        return path.name, path.read_bytes()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {text!r}: {exc.strerror or exc}") from None
+
+
 def http_url(text: str) -> str:
     if not re.match(r"https?://[^/]", text):
         raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
@@ -129,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_processing_arguments(
         parser.add_argument_group(
             "processing options (sent as form fields; omitted ones use the server's defaults)"
+        )
+    )
+    _add_composition_arguments(
+        parser.add_argument_group(
+            'composition (docs/api.md, "Composition"; the server checks the values)'
         )
     )
     _add_file_arguments(parser.add_argument_group("files"))
@@ -211,6 +228,46 @@ def _add_processing_arguments(group: argparse._ArgumentGroup) -> None:
     )
 
 
+def _add_composition_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--scale",
+        metavar="S",
+        help="the subject's larger side as a share of the canvas, 10%%-100%%, or original",
+    )
+    group.add_argument(
+        "--position",
+        metavar="P",
+        help="where the subject goes: center, original, X%% or 'X%% Y%%' (0%% left/top)",
+    )
+    group.add_argument(
+        "--canvas",
+        metavar="WxH",
+        help="a fixed output size, e.g. 1000x1000 (sides from 100 px to the server's maximum, "
+        "4000 by default)",
+    )
+    group.add_argument(
+        "--roi",
+        metavar="BOX",
+        help="look for the subject only in 'X1 Y1 X2 Y2', each Npx or N%%, e.g. '0 0 50%% 100%%'",
+    )
+    group.add_argument(
+        "--bg-image",
+        type=readable_file,
+        metavar="FILE",
+        help="a picture behind the subject, covering the canvas; the same for every input "
+        "(not with --bg-color)",
+    )
+    group.add_argument("--shadow", metavar="none|drop", help="drop: a soft drop shadow")
+    group.add_argument(
+        "--shadow-opacity", metavar="N", help="the shadow's darkest alpha, 0-100 (default: 50)"
+    )
+    group.add_argument(
+        "--edges",
+        metavar="keep|decontaminate",
+        help="decontaminate: clean the old background's colour out of the soft edges",
+    )
+
+
 def _add_file_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--output-dir",
@@ -261,18 +318,8 @@ def _add_run_arguments(group: argparse._ArgumentGroup) -> None:
 
 
 def options_from(args: argparse.Namespace) -> Options:
-    return Options(
-        format=args.format,
-        quality=args.quality,
-        max_width=args.max_width,
-        max_height=args.max_height,
-        preset=args.preset,
-        bg_color=args.bg_color,
-        crop=args.crop,
-        crop_margin=args.crop_margin,
-        only_mask=args.only_mask,
-        model=args.model,
-    )
+    """Every option has the name of its argument (`--bg-color` is `bg_color`)."""
+    return Options(**{option.name: getattr(args, option.name) for option in fields(Options)})
 
 
 def make_client(
@@ -372,6 +419,8 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (argparse says 2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.bg_image is not None and args.bg_color is not None:  # the server's 400, sooner
+        return usage_error(parser, "--bg-color and --bg-image cannot be used together: choose one")
     items = find_inputs(parser, args)
     if isinstance(items, int):
         return items

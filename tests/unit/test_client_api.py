@@ -114,6 +114,7 @@ async def upload(
 
 def test_defaults_send_no_option_fields() -> None:
     assert Options().form_fields() == {}
+    assert Options().file_parts() == {}
 
 
 def test_every_option_maps_to_its_form_field() -> None:
@@ -128,6 +129,14 @@ def test_every_option_maps_to_its_form_field() -> None:
         crop_margin="5%",
         only_mask=True,
         model="u2netp",
+        scale="90%",
+        position="50% 100%",
+        canvas="1000x1000",
+        roi="0 0 50% 100%",
+        shadow="drop",
+        shadow_opacity="35",
+        edges="decontaminate",
+        bg_image=("beach.jpg", b"jpeg"),
     )
     assert options.form_fields() == {
         "format": "WEBP",
@@ -140,7 +149,15 @@ def test_every_option_maps_to_its_form_field() -> None:
         "crop_margin": "5%",
         "only_mask": "true",
         "model": "u2netp",
+        "scale": "90%",
+        "position": "50% 100%",
+        "canvas": "1000x1000",
+        "roi": "0 0 50% 100%",
+        "shadow": "drop",
+        "shadow_opacity": "35",
+        "edges": "decontaminate",
     }
+    assert options.file_parts() == {"bg_image": ("beach.jpg", b"jpeg")}
 
 
 def test_upload_is_multipart_with_the_file_and_the_options() -> None:
@@ -155,6 +172,19 @@ def test_upload_is_multipart_with_the_file_and_the_options() -> None:
     assert b'name="format"\r\n\r\nWEBP' in body
     assert b'name="crop"\r\n\r\ntrue' in body
     assert result == Result(b"RIFF-webp", 'attachment; filename="cat_no_bg.webp"')
+
+
+def test_the_background_image_is_a_file_part_of_every_upload() -> None:
+    server = Server([ok()])
+    options = Options(canvas="640x480", bg_image=("beach.png", b"png-bytes"))
+    run(server, options=options)
+    run(server, options=options)
+    for request in server.requests:
+        body = request.content
+        assert b'name="file"; filename="cat.jpg"' in body and b"jpeg-bytes" in body
+        assert b'name="bg_image"; filename="beach.png"' in body and b"png-bytes" in body
+        assert b'name="canvas"\r\n\r\n640x480' in body
+    assert "png-bytes" not in repr(options)  # a background's bytes stay out of messages
 
 
 # --- retries -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -41,6 +42,7 @@ class FakeService:
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
         self.fields: list[dict[str, str]] = []
+        self.files: list[dict[str, tuple[str, bytes]]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/presets":  # the service's own table
@@ -50,6 +52,7 @@ class FakeService:
         self.requests.append(request)
         fields, files = parse_multipart(request)
         self.fields.append(fields)
+        self.files.append(files)
         filename, data = files["file"]
         if filename.startswith("bad"):
             return httpx.Response(
@@ -186,6 +189,14 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
         "--crop-margin",
         "--only-mask",
         "--model",
+        "--scale",
+        "--position",
+        "--canvas",
+        "--roi",
+        "--bg-image",
+        "--shadow",
+        "--shadow-opacity",
+        "--edges",
         "--concurrency",
         "--retries",
         "--max-wait",
@@ -248,6 +259,88 @@ def test_cli_options_become_form_fields(service: FakeService, photos: Path) -> N
 def test_no_options_send_no_fields(service: FakeService, photos: Path) -> None:
     run(service, photos / "a.jpg")
     assert service.fields == [{}]
+    assert list(service.files[0]) == ["file"]
+
+
+def test_composition_options_become_form_fields_and_the_background_a_file_part(
+    service: FakeService, photos: Path, tmp_path: Path
+) -> None:
+    background = tmp_path / "beach.jpg"
+    background.write_bytes(b"a beach")
+    assert (
+        run(
+            service,
+            photos / "a.jpg",
+            photos / "b.png",
+            "--scale",
+            "85%",
+            "--position",
+            "50% 100%",
+            "--canvas",
+            "1000x1000",
+            "--roi",
+            "0 0 50% 100%",
+            "--shadow",
+            "drop",
+            "--shadow-opacity",
+            "35",
+            "--edges",
+            "decontaminate",
+            "--bg-image",
+            background,
+        )
+        == cli.EXIT_OK
+    )
+    composition = {
+        "scale": "85%",
+        "position": "50% 100%",
+        "canvas": "1000x1000",
+        "roi": "0 0 50% 100%",
+        "shadow": "drop",
+        "shadow_opacity": "35",
+        "edges": "decontaminate",
+    }
+    assert service.fields == [composition, composition]
+    # One background, sent with every input.
+    assert [files["bg_image"] for files in service.files] == [("beach.jpg", b"a beach")] * 2
+    assert sorted(files["file"][0] for files in service.files) == ["a.jpg", "b.png"]
+
+
+def test_a_background_image_replaces_a_presets_colour(
+    service: FakeService, photos: Path, tmp_path: Path
+) -> None:
+    """Only an explicit --bg-color conflicts: `product`'s white gives way on the server."""
+    background = tmp_path / "beach.jpg"
+    background.write_bytes(b"a beach")
+    assert run(service, photos / "a.jpg", "--preset", "product", "--bg-image", background) == 0
+    assert service.fields == [{"preset": "product"}]
+    assert service.files[0]["bg_image"] == ("beach.jpg", b"a beach")
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "missing.jpg", lambda p: p])
+def test_an_unreadable_background_is_a_usage_error(
+    service: FakeService,
+    photos: Path,
+    tmp_path: Path,
+    make: Callable[[Path], Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    background = make(tmp_path)
+    assert run(service, photos / "a.jpg", "--bg-image", background) == cli.EXIT_USAGE
+    assert f"argument --bg-image: cannot read '{background}'" in capsys.readouterr().err
+    assert service.requests == []
+
+
+def test_a_background_image_with_a_colour_is_refused_before_sending(
+    service: FakeService, photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    background = tmp_path / "beach.jpg"
+    background.write_bytes(b"a beach")
+    args = ("--bg-image", background, "--bg-color", "white")
+    assert run(service, photos / "a.jpg", *args) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "error: --bg-color and --bg-image cannot be used together: choose one" in err
+    assert service.requests == []
 
 
 def test_api_key_from_the_environment_and_the_url(
