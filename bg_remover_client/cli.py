@@ -102,9 +102,13 @@ def positive_float(text: str) -> float:
 
 
 def crop_margin(text: str) -> str:
-    if not re.fullmatch(r"\d+%?", text.strip()):
-        raise argparse.ArgumentTypeError(f"expected pixels (12) or a percentage (5%), got {text!r}")
-    return text.strip()
+    """1, 2 or 4 values (CSS order), each pixels or a percentage."""
+    values = text.split()
+    if len(values) not in (1, 2, 4) or not all(re.fullmatch(r"\d+(px|%)?", v) for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected 1, 2 or 4 values, each pixels (12) or a percentage (5%), got {text!r}"
+        )
+    return " ".join(values)
 
 
 def readable_file(text: str) -> FilePart:
@@ -218,7 +222,8 @@ def _add_processing_arguments(group: argparse._ArgumentGroup) -> None:
         "--crop-margin",
         type=crop_margin,
         metavar="M",
-        help="margin kept when cropping: pixels (20) or percent (5%%)",
+        help="margin kept when cropping: 1, 2 or 4 values (CSS order), each pixels (20) or "
+        'percent (5%%), e.g. "10 5%%"',
     )
     group.add_argument(
         "--only-mask", action="store_true", help="return the alpha mask as a greyscale image"
