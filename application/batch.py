@@ -20,7 +20,7 @@ from application.replies import ZIP, Caller, Posted, Reply, Upload
 from application.results import IMAGE, content_disposition, download_name, server_timing
 from contract import headers
 from contract.errors import InvalidImage, InvalidParameter, ServiceError
-from optimizer import Options, parse_options
+from optimizer import Options
 from settings import Settings
 
 log = logging.getLogger("bg_remover.application")
@@ -43,8 +43,7 @@ class Batches:
         if len(uploads) > self.max_files:
             raise InvalidParameter(f"At most {self.max_files} files per batch")
         raw_options, backdrop = split_background(form.options(), form.upload(BG_IMAGE))
-        options = parse_options(raw_options, background_digest=backdrop.digest())
-        background, options = await backdrop.read(self.urls, options)
+        background, options = await backdrop.read(self.urls, backdrop.parse(raw_options))
         names = unique_names(download_name(upload.filename, options) for upload in uploads)
         in_work = asyncio.Semaphore(self.parallelism)
         entries = await asyncio.gather(

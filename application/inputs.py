@@ -9,6 +9,7 @@ import binascii
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from application.image_url import ImageUrls
@@ -42,17 +43,28 @@ class Backdrop:
             )
         return cls(data or None, url)
 
+    @cached_property
+    def sent_digest(self) -> str | None:
+        """The hash of the bytes sent, taken once however often the options are parsed."""
+        return None if self.data is None else input_digest(self.data)
+
     def digest(self) -> str | None:
         """What the options name the background by before it is read."""
-        if self.data is not None:
-            return input_digest(self.data)
-        return TO_BE_DOWNLOADED if self.url is not None else None
+        return TO_BE_DOWNLOADED if self.url is not None else self.sent_digest
+
+    def parse(self, raw_options: Mapping[str, Any]) -> Options:
+        """The options, naming this background (400 when they are wrong)."""
+        return parse_options(raw_options, background_digest=self.digest())
+
+    def named(self, options: Options) -> Options:
+        """`options` naming the background sent as bytes (unchanged without one)."""
+        return options if self.data is None else replace(options, bg_image=self.sent_digest)
 
     async def read(self, urls: ImageUrls, options: Options) -> tuple[bytes | None, Options]:
-        """The background's bytes (downloaded now when sent as a URL) and the options naming
+        """The background's bytes (downloaded now when sent as a URL) and `options` naming
         it by the hash of those bytes."""
         if self.url is None:
-            return self.data, options
+            return self.data, self.named(options)
         data = await urls.fetch(self.url, BG_IMAGE_URL)
         return data, replace(options, bg_image=input_digest(data))
 
@@ -80,7 +92,7 @@ def uploaded(route: str, form: Posted) -> Sent:
 
     raw_options, backdrop = split_background(form.options(), bg_upload)
     data = upload.data if upload and backdrop.url is None else None
-    return Sent(route, data, _options(raw_options, backdrop), image, backdrop)
+    return Sent(route, data, lambda: backdrop.parse(raw_options), image, backdrop)
 
 
 def in_base64(route: str, body: Mapping[str, Any]) -> Sent:
@@ -95,7 +107,7 @@ def in_base64(route: str, body: Mapping[str, Any]) -> Sent:
         return data if data is not None else decode_base64_image(body.get("image"))
 
     revalidated = data if backdrop.url is None else None
-    return Sent(route, revalidated, _options(raw_options, backdrop), image, backdrop)
+    return Sent(route, revalidated, lambda: backdrop.parse(raw_options), image, backdrop)
 
 
 def split_background(
@@ -105,10 +117,6 @@ def split_background(
     options = {key: value for key, value in raw_options.items() if key != BG_IMAGE_URL}
     bg_data = bg_upload.data if bg_upload else None
     return options, Backdrop.of(bg_data, raw_options.get(BG_IMAGE_URL))
-
-
-def _options(raw_options: Mapping[str, Any], backdrop: Backdrop) -> Callable[[], Options]:
-    return lambda: parse_options(raw_options, background_digest=backdrop.digest())
 
 
 def _background_base64(value: Any) -> Upload | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Awaitable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from application.caching import CachedProcessor
@@ -26,7 +25,6 @@ from application.removebg_archive import ZipResult, zip_result
 from application.removebg_params import RemoveBgRequest, parse_removebg, sent_image_bytes
 from application.replies import ZIP, Caller, Reply, Upload, json_reply
 from application.results import IMAGE, REMOVEBG_JSON, Answer, Results, Shape
-from cache import input_digest
 from contract import headers, routes
 from contract.errors import InvalidImage, InvalidParameter, NoSubject
 from optimizer import Options
@@ -65,8 +63,7 @@ class RemoveBg:
             data = await self.image(fields, upload)
             if request.archive:
                 return await self._archive(request, data, json_wanted)
-            background = await self._background(request)
-            options = _with_background(request.options, background)
+            background, options = await request.backdrop.read(self.urls, request.options)
             try:
                 produced = await self.producer.produce(caller, data, options, None, background)
             except InvalidParameter as error:
@@ -97,8 +94,7 @@ class RemoveBg:
 
     def _revalidated(self, request: RemoveBgRequest) -> Options:
         """The options a revalidation's ETag is made for (a background file's digest too)."""
-        background = request.bg_image_file.data if request.bg_image_file else None
-        return _with_background(request.options, background)
+        return request.backdrop.named(request.options)
 
     async def image(self, fields: Mapping[str, Any], upload: Upload | None) -> bytes:
         """The request's one image: an upload, base64, or (when allowed) a URL."""
@@ -109,13 +105,6 @@ class RemoveBg:
         if fields.get("image_url") in (None, ""):
             raise InvalidImage("image_file must be a file upload; send base64 as image_file_b64")
         return await self.urls.fetch(fields["image_url"], "image_url")
-
-    async def _background(self, request: RemoveBgRequest) -> bytes | None:
-        if request.bg_image_file is not None:
-            return request.bg_image_file.data
-        if request.bg_image_url is not None:
-            return await self.urls.fetch(request.bg_image_url, "bg_image_url")
-        return None
 
     async def _archive(self, request: RemoveBgRequest, data: bytes, json_wanted: bool) -> Reply:
         """format=zip: the colours and the matte as two files, neither cached nor tagged."""
@@ -133,10 +122,6 @@ class RemoveBg:
             return await processor.workers.run(
                 cancellation, zip_result, prepared, segmentation.mask, options
             )
-
-
-def _with_background(options: Options, background: bytes | None) -> Options:
-    return options if background is None else replace(options, bg_image=input_digest(background))
 
 
 def _nothing() -> Awaitable[bytes]:  # a revalidation reads no image

@@ -18,9 +18,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
-from application.inputs import decoded_or_none
+from application.inputs import Backdrop, decoded_or_none
 from application.replies import Upload
 from contract.errors import MISSING, MULTIPLE, InvalidParameter, ServiceError
 from optimizer import Options, OutputFormat, parse_options
@@ -70,6 +71,11 @@ class RemoveBgRequest:
     type_header: str | None  # X-Type; None for type_level=none
     bg_image_url: str | None = None
     bg_image_file: Upload | None = None
+
+    @cached_property
+    def backdrop(self) -> Backdrop:
+        """The background picture, as every processing route reads it."""
+        return Backdrop(self.bg_image_file.data if self.bg_image_file else None, self.bg_image_url)
 
 
 @contextmanager
