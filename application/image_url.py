@@ -87,37 +87,39 @@ async def fetch_image_url(
     ports: Collection[int] = (80, 443),
     resolver: Resolver = resolve,
     allowed: Callable[[IPAddress], bool] = is_public,
+    name: str = "image_url",
 ) -> bytes:
+    """The body of `url`, under the rules above; errors speak of the parameter `name`."""
     if UNSAFE_IN_URL.search(url):
-        raise InvalidParameter("image_url must not contain spaces or control characters")
+        raise InvalidParameter(f"{name} must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         explicit_port = parts.port
     except ValueError:
-        raise InvalidParameter("image_url is not a valid URL") from None
+        raise InvalidParameter(f"{name} is not a valid URL") from None
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise InvalidParameter("image_url must be an http or https URL")
+        raise InvalidParameter(f"{name} must be an http or https URL")
     if parts.username or parts.password:
-        raise InvalidParameter("image_url must not carry credentials")
+        raise InvalidParameter(f"{name} must not carry credentials")
     host = parts.hostname
     port = DEFAULT_PORTS[parts.scheme] if explicit_port is None else explicit_port
     if port not in ports:
-        raise InvalidParameter(f"image_url may only use port {', '.join(map(str, ports))}")
+        raise InvalidParameter(f"{name} may only use port {', '.join(map(str, ports))}")
     try:
         addresses = await asyncio.wait_for(resolver(host, port), timeout)
     except ValueError:  # the name cannot be encoded (an empty label: `a..b`)
-        raise InvalidParameter("image_url has an invalid host name") from None
+        raise InvalidParameter(f"{name} has an invalid host name") from None
     except (OSError, TimeoutError):
-        raise InvalidImage(f"image_url host '{host}' could not be resolved") from None
+        raise InvalidImage(f"{name} host '{host}' could not be resolved") from None
     if not addresses or not all(allowed(address) for address in addresses):
-        raise InvalidParameter("image_url must point to a public address")
+        raise InvalidParameter(f"{name} must point to a public address")
     pinned = _with_address(parts, addresses[0], port)
     try:  # one deadline for the whole body: httpx's timeouts are per read
         return await asyncio.wait_for(
-            _download(pinned, host, parts.netloc, max_bytes, timeout), timeout
+            _download(pinned, host, parts.netloc, max_bytes, timeout, name), timeout
         )
     except TimeoutError:
-        raise InvalidImage(f"image_url did not answer within {timeout:g} s") from None
+        raise InvalidImage(f"{name} did not answer within {timeout:g} s") from None
 
 
 def _with_address(parts: SplitResult, address: IPAddress, port: int) -> str:
@@ -125,7 +127,9 @@ def _with_address(parts: SplitResult, address: IPAddress, port: int) -> str:
     return urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
 
 
-async def _download(url: str, host: str, host_header: str, max_bytes: int, timeout: float) -> bytes:
+async def _download(
+    url: str, host: str, host_header: str, max_bytes: int, timeout: float, name: str
+) -> bytes:
     chunks, received = [], 0
     try:
         # The TLS name stays the host's: certificates are checked against it, not the IP.
@@ -139,22 +143,22 @@ async def _download(url: str, host: str, host_header: str, max_bytes: int, timeo
             ) as response,
         ):
             if response.status_code != 200:
-                raise InvalidImage(f"image_url answered HTTP {response.status_code}")
+                raise InvalidImage(f"{name} answered HTTP {response.status_code}")
             encoding = response.headers.get("content-encoding", "").strip().lower()
             if encoding not in IDENTITY_ENCODINGS:
                 raise InvalidImage(
-                    f"image_url answered with Content-Encoding '{encoding[:40]}';"
+                    f"{name} answered with Content-Encoding '{encoding[:40]}';"
                     " only uncompressed bodies are accepted"
                 )
             async for chunk in response.aiter_raw():
                 received += len(chunk)
                 if received > max_bytes:
-                    raise PayloadTooLarge(f"image_url is larger than {max_bytes} bytes")
+                    raise PayloadTooLarge(f"{name} is larger than {max_bytes} bytes")
                 chunks.append(chunk)
     except httpx.InvalidURL:
-        raise InvalidParameter("image_url is not a valid URL") from None
+        raise InvalidParameter(f"{name} is not a valid URL") from None
     except httpx.HTTPError as exc:
-        raise InvalidImage(f"image_url could not be fetched: {type(exc).__name__}") from None
+        raise InvalidImage(f"{name} could not be fetched: {type(exc).__name__}") from None
     return b"".join(chunks)
 
 
@@ -184,11 +188,13 @@ class ImageUrls:
             raise InvalidParameter(f"{parameter} must be a string", parameter=parameter)
         try:
             return await fetch_image_url(
-                url, max_bytes=self.max_bytes, timeout=self.timeout, ports=self.ports
+                url,
+                max_bytes=self.max_bytes,
+                timeout=self.timeout,
+                ports=self.ports,
+                name=parameter,
             )
         except ServiceError as error:
-            # The fetcher's messages speak of `image_url`: name the parameter the client sent.
-            error.details = error.details.replace("image_url", parameter, 1)
             error.parameter = parameter
             if not isinstance(error, InvalidParameter):
                 error.problem = DOWNLOAD
