@@ -46,6 +46,7 @@ from contract.errors import InvalidImage  # noqa: E402
 from optimizer.structure import check_structure  # noqa: E402
 from tests import hostile  # noqa: E402
 from tests.e2e.server import BentoServer  # noqa: E402
+from tests.serving import process_tree, tree_rss  # noqa: E402
 
 MIB = 1024 * 1024
 AT_ONCE = 3
@@ -76,7 +77,7 @@ class TreeSampler(threading.Thread):
     def __init__(self, server: BentoServer) -> None:
         super().__init__(daemon=True)
         assert server.process is not None
-        self.root = psutil.Process(server.process.pid)
+        self.pid = server.process.pid
         self.url = server.url
         self.peak_rss = 0
         self.slowest_health = 0.0
@@ -86,7 +87,7 @@ class TreeSampler(threading.Thread):
         with httpx.Client(base_url=self.url, timeout=120) as client:
             next_health = 0.0
             while not self.stop.is_set():
-                self.peak_rss = max(self.peak_rss, tree_rss(self.root))
+                self.peak_rss = max(self.peak_rss, tree_rss(self.pid))
                 if time.monotonic() >= next_health:
                     started = time.monotonic()
                     with suppress(httpx.HTTPError):
@@ -96,39 +97,25 @@ class TreeSampler(threading.Thread):
                 time.sleep(0.05)
 
 
-def tree(root: psutil.Process) -> list[psutil.Process]:
-    with suppress(psutil.Error):
-        return [root, *root.children(recursive=True)]
-    return []
-
-
-def tree_rss(root: psutil.Process) -> int:
-    total = 0
-    for process in tree(root):
-        with suppress(psutil.Error):
-            total += process.memory_info().rss
-    return total
-
-
-def tree_cpu(root: psutil.Process) -> float:
+def tree_cpu(pid: int) -> float:
     total = 0.0
-    for process in tree(root):
+    for process in process_tree(pid):
         with suppress(psutil.Error):
             times = process.cpu_times()
             total += times.user + times.system
     return total
 
 
-def wait_idle(root: psutil.Process, deadline: float) -> float:
+def wait_idle(pid: int, deadline: float) -> float:
     """Wait until the tree stops spending CPU; its CPU seconds at that moment."""
-    previous = tree_cpu(root)
+    previous = tree_cpu(pid)
     while time.monotonic() < deadline:
         time.sleep(IDLE_WINDOW_S)
-        now = tree_cpu(root)
+        now = tree_cpu(pid)
         if now - previous < IDLE_CPU_S:
             return now
         previous = now
-    return tree_cpu(root)
+    return tree_cpu(pid)
 
 
 def send(url: str, kind: str, data: bytes) -> tuple[int, float]:
@@ -155,17 +142,17 @@ def run_case(name: str, project: Path, scratch: Path) -> CaseResult:
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))
     with BentoServer(workdir, cwd=project) as server:
         assert server.process is not None
-        root = psutil.Process(server.process.pid)
-        wait_idle(root, time.monotonic() + 60)
-        idle_rss, cpu_before = tree_rss(root), tree_cpu(root)
+        pid = server.process.pid
+        wait_idle(pid, time.monotonic() + 60)
+        idle_rss, cpu_before = tree_rss(pid), tree_cpu(pid)
         sampler = TreeSampler(server)
         sampler.start()
         with ThreadPoolExecutor(AT_ONCE) as pool:
             answers = list(pool.map(lambda _: send(server.url, kind, data), range(AT_ONCE)))
-        cpu_after = wait_idle(root, time.monotonic() + MAX_WAIT_S)
+        cpu_after = wait_idle(pid, time.monotonic() + MAX_WAIT_S)
         sampler.stop.set()
         sampler.join()
-        kept = tree_rss(root) - idle_rss
+        kept = tree_rss(pid) - idle_rss
     return CaseResult(
         name,
         [status for status, _ in answers],

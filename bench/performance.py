@@ -45,7 +45,14 @@ from loadtests.run import locust  # noqa: E402
 from loadtests.slo import Series  # noqa: E402
 from loadtests.summarize import read_failures, read_stats, summarize  # noqa: E402
 from settings import Settings  # noqa: E402
-from tests.serving import ServerProcess, bentoml_serve, free_port, fresh  # noqa: E402
+from tests.serving import (  # noqa: E402
+    ServerProcess,
+    bentoml_serve,
+    free_port,
+    fresh,
+    process_tree,
+    tree_rss,
+)
 
 MODEL_NAME, REMOVE = "u2netp", "/remove-background"
 REMBG_VENV = ROOT / ".venv-rembg"
@@ -178,25 +185,15 @@ class Measured(ServerProcess):
         threading.Thread(target=self._sample, daemon=True).start()
         return self
 
-    def tree(self) -> list[psutil.Process]:
-        with suppress(psutil.Error):
-            root = psutil.Process(self.process.pid)
-            return [root, *root.children(recursive=True)]
-        return []
-
     def _sample(self) -> None:
         while not self.exited():
-            rss = 0
-            for proc in self.tree():
-                with suppress(psutil.Error):
-                    rss += proc.memory_info().rss
-            self.trace.append((time.monotonic(), self.phase, rss))
+            self.trace.append((time.monotonic(), self.phase, tree_rss(self.process.pid)))
             time.sleep(0.5)
 
     def cpu(self) -> dict[int, tuple[str, float]]:
         """pid -> (role, user + system CPU seconds) of each live process of the tree."""
         snapshot = {}
-        for proc in self.tree():
+        for proc in process_tree(self.process.pid):
             with suppress(psutil.Error):
                 if proc.pid not in self.roles:
                     role = report.process_role(proc.cmdline(), proc.pid == self.process.pid)

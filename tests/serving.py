@@ -1,6 +1,6 @@
 """What every server we start shares, for the tests, bench/ and loadtests/: free ports, fresh
-upload bytes, fresh client addresses, limits tests never meet, readiness, and a server process's
-start and stop."""
+upload bytes, fresh client addresses, limits tests never meet, readiness, a server process's
+start and stop, and the memory of its process tree."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 180
@@ -140,3 +141,20 @@ def meet_base64_limit(client: httpx.Client, image_b64: str, limit: int) -> httpx
     response = client.post("/remove-background-base64", json={"image": image_b64})
     assert response.status_code == 429, response.text
     return response
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants; none once it has gone."""
+    with suppress(psutil.Error):
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    return []
+
+
+def tree_rss(pid: int) -> int:
+    """The resident memory of a process and its descendants (one that exits meanwhile: 0)."""
+    total = 0
+    for process in process_tree(pid):
+        with suppress(psutil.Error):
+            total += process.memory_info().rss
+    return total

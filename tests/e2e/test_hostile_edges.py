@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import hostile, images
 from tests.answers import assert_ok
 from tests.e2e.server import BentoServer
+from tests.serving import tree_rss
 
 pytestmark = pytest.mark.slow
 
@@ -170,22 +170,12 @@ def test_a_path_cannot_forge_a_log_line(server: BentoServer) -> None:
 # --- a burst of bombs and floods next to a normal photo -------------------------------------------
 
 
-def tree_rss(root: psutil.Process) -> int:
-    total = 0
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
 def test_bombs_and_floods_are_answered_while_a_photo_is_served(server: BentoServer) -> None:
     """A scan bomb, a header flood and a JSON flood, three of each at once, next to a normal
     photo: each flood gets its 400 within seconds, the photo its 200, /health stays under a
     second throughout, and the service keeps no memory for them."""
     assert server.process is not None
-    root = psutil.Process(server.process.pid)
+    pid = server.process.pid
     hostile_requests = {
         "scan bomb": ("file", hostile.scan_bomb_jpeg()),
         "header flood": ("file", hostile.jpeg_segment_flood()),
@@ -193,7 +183,7 @@ def test_bombs_and_floods_are_answered_while_a_photo_is_served(server: BentoServ
     }
     with httpx.Client(base_url=server.url, timeout=60) as client:
         assert_ok(client.post("/remove-background", files={"file": ("a.jpg", PHOTO)}))
-        before = tree_rss(root)
+        before = tree_rss(pid)
 
         def send(kind: str, data: bytes) -> tuple[int, float]:
             started = time.monotonic()
@@ -229,7 +219,7 @@ def test_bombs_and_floods_are_answered_while_a_photo_is_served(server: BentoServ
             photo_status, _ = photo.result()
         stop.set()
         watcher.join()
-        after = tree_rss(root)
+        after = tree_rss(pid)
     assert photo_status == 200
     for name, results in answers.items():
         for status, seconds in results:

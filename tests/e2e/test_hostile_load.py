@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import psutil
 import pytest
 from PIL import Image
 
 from tests import images
 from tests.e2e.server import BentoServer
+from tests.serving import tree_rss
 
 pytestmark = pytest.mark.slow
 
@@ -35,28 +35,18 @@ def white_png(size: tuple[int, int], mode: str) -> bytes:
     return images.encode(image, "PNG", compress_level=9)
 
 
-def tree_rss(root: psutil.Process) -> int:
-    total = 0
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
 class PeakSampler:
     """The largest RSS of a process tree, sampled every 20 ms while running."""
 
-    def __init__(self, root: psutil.Process) -> None:
-        self.root = root
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
         self.peak = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            self.peak = max(self.peak, tree_rss(self.root))
+            self.peak = max(self.peak, tree_rss(self.pid))
             time.sleep(0.02)
 
     def __enter__(self) -> PeakSampler:
@@ -79,13 +69,13 @@ def test_heavy_burst_stays_in_budget_and_leaves_a_healthy_service(
     budgeted: BentoServer, tmp_path: Path
 ) -> None:
     assert budgeted.process is not None
-    root = psutil.Process(budgeted.process.pid)
+    pid = budgeted.process.pid
     grey16 = white_png((7000, 7000), "I;16")  # 49 MP, just under the 50 MP cap
     white = white_png((5000, 5000), "RGB")  # 25 MP
     with httpx.Client(base_url=budgeted.url, timeout=300) as client:
         warm = client.post("/remove-background", files={"file": ("a.jpg", images.photo())})
         assert warm.status_code == 200
-        idle = tree_rss(root)
+        idle = tree_rss(pid)
 
         def single(_: int) -> httpx.Response:
             return client.post("/remove-background", files={"file": ("grey16.png", grey16)})
@@ -94,7 +84,7 @@ def test_heavy_burst_stays_in_budget_and_leaves_a_healthy_service(
             files = [("files", (f"white{n}.png", white)) for n in range(4)]
             return client.post("/remove-background-batch", files=files)
 
-        with PeakSampler(root) as sampler, ThreadPoolExecutor(4) as pool:
+        with PeakSampler(pid) as sampler, ThreadPoolExecutor(4) as pool:
             batched = pool.submit(batch)
             answers = [*pool.map(single, range(3)), batched.result()]
         for answer in answers:
