@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 from pathlib import Path
+
+from PIL import Image
 
 CGROUP_MEMORY_LIMITS = (
     Path("/sys/fs/cgroup/memory.max"),  # cgroup v2
@@ -56,9 +59,16 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 MMAP_THRESHOLD_BYTES = 16 * 1024 * 1024
 ARENA_MAX = 2
+# Pillow holds a large image in blocks of whole lines up to this size. At its default, the
+# block size itself, a block falls just under the threshold and comes from a heap; at twice
+# it, every block of a large image is a mapping of its own, given back as soon as it is freed.
+PILLOW_BLOCK_BYTES = 2 * MMAP_THRESHOLD_BYTES
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once: `find_library` runs `ldconfig` in a child process, a
+    fork of this one, which must not happen again for every large image."""
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
@@ -85,14 +95,14 @@ def return_freed_memory_promptly() -> bool:
     32 MiB), after which the buffers of large images come from the heap and stay resident once
     freed, and every worker thread gets a heap of its own: a burst of large images left the API
     worker far above the memory it had admitted. A fixed 16 MiB threshold and two heaps keep
-    resident memory close to what is in use. (A 128 KiB threshold does too, but then every
-    buffer of an ordinary 1 MP request is a fresh mapping, which costs CPU.) The figures:
+    resident memory close to what is in use, and so do Pillow's blocks of a large image made
+    larger than the threshold. (A 128 KiB threshold does too, but then every buffer of an
+    ordinary 1 MP request is a fresh mapping, which costs CPU.) The figures:
     docs/operations.md, "Memory". Returns False where the C library is not glibc.
     """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    Image.core.set_block_size(PILLOW_BLOCK_BYTES)
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
         mallopt(M_ARENA_MAX, ARENA_MAX)

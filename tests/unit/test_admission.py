@@ -95,8 +95,11 @@ def test_container_limit_from_cgroup_files(tmp_path: Path) -> None:
 def test_glibc_is_told_to_return_freed_memory() -> None:
     """In a child process: the allocator settings of this one stay glibc's defaults."""
     code = (
+        "from PIL import Image\n"
+        "from operations.resources import PILLOW_BLOCK_BYTES\n"
         "from operations.resources import return_freed_memory_promptly as tune\n"
-        "raise SystemExit(0 if tune() else 1)"
+        "told = tune() and Image.core.get_block_size() == PILLOW_BLOCK_BYTES\n"
+        "raise SystemExit(0 if told else 1)"
     )
     told = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
     assert told.returncode == 0  # these machines run glibc
