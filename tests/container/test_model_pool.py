@@ -7,20 +7,12 @@ the API container refuse to start, with a message that says why."""
 
 from __future__ import annotations
 
-import io
 import re
-import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Any
 
 import httpx
-import numpy as np
-import psutil
 import pytest
-from PIL import Image
 
-from tests import images
 from tests.container.conftest import (
     Container,
     PodSpec,
@@ -31,13 +23,15 @@ from tests.container.conftest import (
 )
 from tests.e2e.test_operations import total
 from tests.k8s.test_manifests import api_container, one, render
+from tests.model_pool import (
+    RENEWED,
+    assert_the_model_ran_apart,
+    cutouts_while_connections_renew,
+)
 from tests.serving import free_port
 
 pytestmark = pytest.mark.slow
 
-PHOTO = images.photo("chelsea", "JPEG")
-CONCURRENCY = 6
-RENEWED = 3 * CONCURRENCY  # connections opened under load: more than CONCURRENCY means renewal
 MAX_AGE_S = "2"
 EXIT_TIMEOUT_S = 90
 
@@ -111,52 +105,22 @@ def scrape(container: Container) -> list[tuple[str, dict[str, str], float]]:
     ]
 
 
-def cutout(url: str) -> httpx.Response:
-    return httpx.post(
-        f"{url}/remove-background",
-        files={"file": ("cat.jpg", PHOTO)},
-        data={"max_width": "400"},
-        timeout=120,
-    )
-
-
 def test_the_api_container_calls_the_model_container(api: Container, model: Container) -> None:
-    before = total(scrape(model), "bg_remover_inference_duration_seconds_count")
-    response = cutout(api.url)
-    assert response.status_code == 200, response.text
-    alpha = np.asarray(Image.open(io.BytesIO(response.content)).getchannel("A"))
-    assert alpha.min() < 10 and alpha.max() > 245
-    assert total(scrape(model), "bg_remover_inference_duration_seconds_count") == before + 1
-    assert total(scrape(api), "bg_remover_inference_duration_seconds_count") == 0
+    def inferences(container: Container) -> float:
+        return total(scrape(container), "bg_remover_inference_duration_seconds_count")
+
+    assert_the_model_ran_apart(api.url, lambda: inferences(model), lambda: inferences(api))
     processes = podman("top", api.name, "args").stdout
     assert "--service-name bg_remover" in processes
     assert "--service-name segmenter" not in processes  # no model worker in the API container
 
 
-def connections_to(port: int) -> set[int]:
-    return {
-        c.laddr.port
-        for c in psutil.net_connections("tcp")
-        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
-    }
-
-
 def test_connections_to_the_pool_are_renewed_without_failing_a_call(
     api: Container, model: Container
 ) -> None:
-    port = int(model.url.rsplit(":", 1)[1])
-    seen = connections_to(port)
-    initial, answers = set(seen), []
-    deadline = time.monotonic() + 180
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        pending: set[Any] = {pool.submit(cutout, api.url) for _ in range(CONCURRENCY)}
-        while len(seen - initial) < RENEWED and time.monotonic() < deadline:
-            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-            answers += [future.result() for future in done]
-            pending |= {pool.submit(cutout, api.url) for _ in done}
-            seen |= connections_to(port)
-        answers += [future.result() for future in pending]
-    assert len(seen - initial) >= RENEWED, f"{len(seen - initial)} new connections"
+    model_port = int(model.url.rsplit(":", 1)[1])
+    renewed, answers = cutouts_while_connections_renew(api.url, model_port, 180)
+    assert renewed >= RENEWED, f"{renewed} new connections"
     assert [a.status_code for a in answers if a.status_code != 200] == []
 
 

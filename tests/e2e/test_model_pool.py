@@ -4,30 +4,23 @@ HTTP through `--depends segmenter=<url>`. The same with two containers: tests/co
 
 from __future__ import annotations
 
-import io
-import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-import httpx
-import numpy as np
-import psutil
 import pytest
-from PIL import Image
 
-from tests import images
 from tests.e2e.server import BentoServer
 from tests.e2e.test_operations import scrape, total
+from tests.model_pool import (
+    RENEWED,
+    assert_the_model_ran_apart,
+    cutouts_while_connections_renew,
+)
 from tests.serving import free_port
 
 pytestmark = pytest.mark.slow
 
-PHOTO = images.photo("chelsea", "JPEG")
 MAX_AGE_S = 1  # MODEL_CONNECTION_MAX_AGE_S of the API under test: renewed all the time
-CONCURRENCY = 6
-# Connections opened while calls run: without renewal CONCURRENCY would be the most.
-RENEWED = 3 * CONCURRENCY
 LOAD_DEADLINE_S = 90
 EXIT_TIMEOUT_S = 60
 # Without BENTOML_CONTAINERIZED BentoML restarts a failing worker for ever; inside the image it
@@ -53,35 +46,11 @@ def api(model: BentoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield server
 
 
-def cutout(url: str) -> httpx.Response:
-    return httpx.post(
-        f"{url}/remove-background",
-        files={"file": ("cat.jpg", PHOTO)},
-        data={"max_width": "400"},
-        timeout=120,
-    )
-
-
 def test_the_model_runs_in_the_model_service(api: BentoServer, model: BentoServer) -> None:
-    before = total(scrape(model), "bg_remover_inference_duration_seconds_count")
-    response = cutout(api.url)
-    assert response.status_code == 200, response.text
-    alpha = np.asarray(Image.open(io.BytesIO(response.content)).getchannel("A"))
-    assert alpha.min() < 10 and alpha.max() > 245
-    assert total(scrape(model), "bg_remover_inference_duration_seconds_count") == before + 1
-    # Nothing ran the model inside the API's process tree.
-    assert total(scrape(api), "bg_remover_inference_duration_seconds_count") == 0
+    def inferences(server: BentoServer) -> float:
+        return total(scrape(server), "bg_remover_inference_duration_seconds_count")
 
-
-def client_ports_of(server: BentoServer) -> set[int]:
-    """Local ports of the connections open to `server` right now (from this host)."""
-    return {
-        connection.laddr.port
-        for connection in psutil.net_connections("tcp")
-        if connection.raddr
-        and connection.raddr.port == server.port
-        and connection.status == psutil.CONN_ESTABLISHED
-    }
+    assert_the_model_ran_apart(api.url, lambda: inferences(model), lambda: inferences(api))
 
 
 def test_connections_are_renewed_without_failing_a_call(
@@ -89,19 +58,8 @@ def test_connections_are_renewed_without_failing_a_call(
 ) -> None:
     """With BentoML's own renewal, each renewal failed the calls still running on the old
     connection (docs: k8s/README.md, "Model pool apart")."""
-    seen = client_ports_of(model)
-    initial = set(seen)
-    deadline = time.monotonic() + LOAD_DEADLINE_S
-    answers: list[httpx.Response] = []
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        pending = {pool.submit(cutout, api.url) for _ in range(CONCURRENCY)}
-        while len(seen - initial) < RENEWED and time.monotonic() < deadline:
-            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-            answers += [future.result() for future in done]
-            pending |= {pool.submit(cutout, api.url) for _ in done}
-            seen |= client_ports_of(model)
-        answers += [future.result() for future in pending]
-    assert len(seen - initial) >= RENEWED, f"{len(seen - initial)} new connections"
+    renewed, answers = cutouts_while_connections_renew(api.url, model.port, LOAD_DEADLINE_S)
+    assert renewed >= RENEWED, f"{renewed} new connections"
     assert [a.status_code for a in answers if a.status_code != 200] == []
 
 
