@@ -15,12 +15,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 import application.image_url
 from application.image_url import IPAddress, fetch_image_url
+from tests.integration.api_server import InProcessServer
 
 HOST_NAME = "images.test"
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
@@ -80,7 +82,15 @@ async def _to_loopback(host: str, port: int) -> list[IPAddress]:
     return [LOOPBACK]
 
 
-def reach_image_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let the service in this process fetch from the test image host (and nowhere else)."""
+@contextmanager
+def server_fetching_from(
+    host: ImageHost, workdir: Path, env: dict[str, str] | None = None
+) -> Iterator[InProcessServer]:
+    """The API in this process with ALLOW_IMAGE_URL on, fetching from the test image host (and
+    nowhere else), with `env` besides."""
     opened = partial(fetch_image_url, resolver=_to_loopback, allowed=lambda address: True)
-    monkeypatch.setattr(application.image_url, "fetch_image_url", opened)
+    env = {"ALLOW_IMAGE_URL": "true", "IMAGE_URL_PORTS": str(host.port), **(env or {})}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(application.image_url, "fetch_image_url", opened)
+        with InProcessServer(workdir, env=env) as running:
+            yield running

@@ -17,8 +17,7 @@ from PIL import Image
 
 from tests import images
 from tests.answers import assert_error
-from tests.integration.api_server import InProcessServer
-from tests.integration.image_host import ImageHost, reach_image_host, serving_images
+from tests.integration.image_host import ImageHost, server_fetching_from, serving_images
 
 pytestmark = pytest.mark.slow
 CANVAS = "300x200"
@@ -161,14 +160,11 @@ def image_host() -> Iterator[ImageHost]:
 def url_client(
     tmp_path_factory: pytest.TempPathFactory, image_host: ImageHost
 ) -> Iterator[httpx.Client]:
-    env = {"ALLOW_IMAGE_URL": "true", "IMAGE_URL_PORTS": str(image_host.port)}
-    with pytest.MonkeyPatch.context() as patch:
-        reach_image_host(patch)
-        with (
-            InProcessServer(tmp_path_factory.mktemp("bg-url"), env=env) as server,
-            httpx.Client(base_url=server.url, timeout=120) as client,
-        ):
-            yield client
+    with (
+        server_fetching_from(image_host, tmp_path_factory.mktemp("bg-url")) as server,
+        httpx.Client(base_url=server.url, timeout=120) as client,
+    ):
+        yield client
 
 
 def test_a_background_url_where_urls_are_on(

@@ -24,7 +24,7 @@ from PIL import Image
 from tests import images
 from tests.clients.npm import call_node_client
 from tests.integration.api_server import InProcessServer
-from tests.integration.image_host import ImageHost, reach_image_host, serving_images
+from tests.integration.image_host import ImageHost, server_fetching_from, serving_images
 
 pytestmark = pytest.mark.slow
 KEY = "clients-test-key"
@@ -44,15 +44,9 @@ def image_host() -> Iterator[ImageHost]:
 def server(
     tmp_path_factory: pytest.TempPathFactory, image_host: ImageHost
 ) -> Iterator[InProcessServer]:
-    env = {
-        "API_KEYS": KEY,
-        "ALLOW_IMAGE_URL": "true",
-        "IMAGE_URL_PORTS": str(image_host.port),
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        reach_image_host(patch)
-        with InProcessServer(tmp_path_factory.mktemp("clients"), env=env) as running:
-            yield running
+    workdir = tmp_path_factory.mktemp("clients")
+    with server_fetching_from(image_host, workdir, {"API_KEYS": KEY}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

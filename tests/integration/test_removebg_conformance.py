@@ -17,7 +17,7 @@ from PIL import Image
 from tests import images
 from tests.clients.npm import removebg_openapi
 from tests.integration.api_server import InProcessServer
-from tests.integration.image_host import ImageHost, reach_image_host, serving_images
+from tests.integration.image_host import ImageHost, server_fetching_from, serving_images
 from tests.integration.removebg_spec import conforms
 
 pytestmark = pytest.mark.slow
@@ -42,16 +42,9 @@ def image_host() -> Iterator[ImageHost]:
 def server(
     tmp_path_factory: pytest.TempPathFactory, image_host: ImageHost
 ) -> Iterator[InProcessServer]:
-    env = {
-        "API_KEYS": KEY,
-        "ALLOW_IMAGE_URL": "true",
-        "IMAGE_URL_PORTS": str(image_host.port),
-        "MAX_CONTENT_LENGTH": str(MAX_BODY),
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        reach_image_host(patch)
-        with InProcessServer(tmp_path_factory.mktemp("conformance"), env=env) as running:
-            yield running
+    env = {"API_KEYS": KEY, "MAX_CONTENT_LENGTH": str(MAX_BODY)}
+    with server_fetching_from(image_host, tmp_path_factory.mktemp("conformance"), env) as running:
+        yield running
 
 
 @pytest.fixture
