@@ -122,15 +122,7 @@ def send(url: str, kind: str, data: bytes) -> tuple[int, float]:
     started = time.monotonic()
     with httpx.Client(base_url=url, timeout=MAX_WAIT_S) as client:
         try:
-            if kind == "json":
-                response = client.post(
-                    "/remove-background-base64",
-                    content=data,
-                    headers={"Content-Type": "application/json"},
-                )
-            else:
-                response = client.post("/remove-background", files={"file": ("x.jpg", data)})
-            status = response.status_code
+            status = hostile.post(client, kind, data).status_code
         except httpx.HTTPError:
             status = 0  # no answer: the connection ended
     return status, time.monotonic() - started

@@ -10,6 +10,7 @@ import struct
 import zlib
 from functools import cache
 
+import httpx
 from PIL import Image
 
 from tests.images import encode
@@ -126,3 +127,13 @@ def jpeg_with_unreadable_exif() -> bytes:
     segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
     jfif_end = 4 + struct.unpack(">H", base[4:6])[0]
     return base[:jfif_end] + segment + base[jfif_end:]
+
+
+def post(client: httpx.Client, kind: str, data: bytes) -> httpx.Response:
+    """Send a hostile input where it does its harm: a JSON body (`kind` "json") to the JSON
+    route, anything else as the image of /remove-background."""
+    if kind == "json":
+        return client.post(
+            "/remove-background-base64", content=data, headers={"Content-Type": "application/json"}
+        )
+    return client.post("/remove-background", files={"file": ("x.jpg", data)})
